@@ -7,7 +7,13 @@ import type { AppStore } from './apps/store.js';
 import { ChannelHub } from './channels/hub.js';
 import { LocalRegistry } from './channels/registry.js';
 import type { Adapter } from './cluster/adapter.js';
+import { HorizontalAdapter } from './cluster/horizontal-adapter.js';
 import { LocalAdapter } from './cluster/local-adapter.js';
+import type { Transport } from './cluster/transport.js';
+import { NatsTransport } from './transports/nats.js';
+import { RedisClusterTransport } from './transports/redis-cluster.js';
+import { clusterNodes, redisOptions } from './transports/redis-options.js';
+import { RedisTransport } from './transports/redis.js';
 import { ConfigError } from './config/errors.js';
 import type { Config } from './config/schema.js';
 import type { NodeContext } from './context.js';
@@ -59,9 +65,42 @@ function createApp(config: Config): TemplatedApp {
   });
 }
 
-function createAdapter(config: Config, registry: LocalRegistry): Adapter {
+function createTransport(config: Config, log: Logger): Transport {
+  switch (config.adapter.driver) {
+    case 'redis':
+      return new RedisTransport(redisOptions(config), log);
+    case 'redis-cluster': {
+      const nodes = clusterNodes(config);
+      if (nodes.length === 0) {
+        throw new ConfigError('adapter.driver "redis-cluster" needs REDIS_CLUSTER_NODES or database.redis.cluster_nodes');
+      }
+      return new RedisClusterTransport(nodes, redisOptions(config), log);
+    }
+    case 'nats': {
+      const n = config.adapter.nats;
+      return new NatsTransport(
+        { servers: n.servers, username: n.username, password: n.password, token: n.token, connectTimeoutMs: n.connection_timeout_ms, prefix: n.prefix },
+        log,
+      );
+    }
+    default:
+      throw new ConfigError(`adapter.driver "${config.adapter.driver}" has no transport`);
+  }
+}
+
+function createAdapter(config: Config, registry: LocalRegistry, log: Logger): Adapter {
   if (config.adapter.driver === 'local') return new LocalAdapter(registry, config.instance.process_id);
-  throw new ConfigError(`adapter.driver "${config.adapter.driver}" is not available in this build; use "local"`);
+  const health = config.adapter.cluster_health;
+  const isNats = config.adapter.driver === 'nats';
+  return new HorizontalAdapter(createTransport(config, log), registry, {
+    prefix: isNats ? config.adapter.nats.prefix : config.adapter.redis.prefix,
+    keyPrefix: config.database.redis.key_prefix,
+    processId: config.instance.process_id,
+    heartbeatIntervalMs: health.heartbeat_interval_ms,
+    nodeTimeoutMs: health.node_timeout_ms,
+    cleanupIntervalMs: health.cleanup_interval_ms,
+    requestTimeoutMs: isNats ? config.adapter.nats.requests_timeout : config.adapter.redis.requests_timeout,
+  }, log);
 }
 
 function createAppStore(config: Config): AppStore {
@@ -77,7 +116,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
 
   const uws = createApp(config);
   const registry = new LocalRegistry();
-  const adapter = createAdapter(config, registry);
+  const adapter = createAdapter(config, registry, log);
   const apps = createAppStore(config);
   const metrics = new Metrics(config.metrics.prometheus.prefix);
   const rateLimiter: RateLimiter = new LocalRateLimiter();
@@ -97,7 +136,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
 
   uws.ws('/*', websocketBehavior(ctx));
   registerHttpRoutes(ctx, uws, await apps.list());
-  await adapter.start(hub);
+  try {
+    await adapter.start(hub);
+  } catch (err) {
+    await adapter.stop().catch(() => undefined);
+    throw new StartupError(`cannot reach the ${config.adapter.driver} broker: ${(err as Error).message}`, 'BROKER_UNREACHABLE');
+  }
 
   const listenSocket = await listen(uws, config.host, config.port);
   const port = uWS.us_socket_local_port(listenSocket as unknown as uWS.us_socket);

@@ -205,6 +205,13 @@ export class ChannelHub implements ClusterNode {
     }
   }
 
+  membersFound(refs: Array<{ appId: string; channel: string; userId: string; info: unknown }>): void {
+    for (const { appId, channel, userId, info } of refs) {
+      const frame = encodeChannelEvent('pusher_internal:member_added', channel, JSON.stringify({ user_id: userId, user_info: info }));
+      this.deliver(appId, channel, frame, undefined);
+    }
+  }
+
   close(): void {
     for (const t of this.countTimers.values()) clearTimeout(t);
     this.countTimers.clear();

@@ -21,6 +21,8 @@ export interface ClusterNode {
   userPresenceChanged(appId: string, userId: string, online: boolean): void;
   /** Presence members removed because their node died; the node tells its local subscribers. */
   membersLost(refs: Array<{ appId: string; channel: string; userId: string }>): void;
+  /** Presence members learnt from a peer's snapshot (a peer that came back); local subscribers are told. */
+  membersFound(refs: Array<{ appId: string; channel: string; userId: string; info: unknown }>): void;
 }
 
 export interface Adapter {

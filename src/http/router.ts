@@ -136,6 +136,13 @@ function apiRoute(ctx: NodeContext, endpoint: Endpoint, argCount: number, maxBod
   };
 }
 
+/** CORS preflight: browsers send it before a cross-origin API call. */
+function preflight(res: HttpResponse): void {
+  res.writeStatus('204 No Content');
+  for (const [k, v] of Object.entries(CORS_HEADERS)) res.writeHeader(k, v);
+  res.end();
+}
+
 function methodNotAllowed(allowed: string) {
   return (res: HttpResponse) => {
     writeReply(res, { ...errorReply(405, `Method not allowed; use ${allowed}`), headers: { Allow: allowed } });
@@ -155,14 +162,12 @@ export function registerHttpRoutes(ctx: NodeContext, uws: TemplatedApp, apps: re
   ];
   for (const [pattern, method, endpoint, args] of routes) {
     uws[method](p + pattern, apiRoute(ctx, endpoint, args, maxBody));
+    // Per route: uWS prefers the exact pattern's `any` (405) over the wildcard OPTIONS below.
+    uws.options(p + pattern, preflight);
     uws.any(p + pattern, methodNotAllowed(method.toUpperCase()));
   }
 
-  uws.options(p + '/*', (res) => {
-    res.writeStatus('204 No Content');
-    for (const [k, v] of Object.entries(CORS_HEADERS)) res.writeHeader(k, v);
-    res.end();
-  });
+  uws.options(p + '/*', preflight);
 
   const health = (status: number, text: string): Reply => ({
     status,

@@ -35,6 +35,9 @@ export function websocketBehavior(ctx: NodeContext): WebSocketBehavior<SocketDat
         return;
       }
       const app = data.app!;
+      // uWS copies the upgrade's user data into a new object, so the registry (filled at
+      // upgrade) must point at this one: liveness, exclusion and terminate read `ws` from it.
+      ctx.registry.sockets.set(data.socketId, data);
       if (app.enable_user_authentication) {
         data.authDeadline = Date.now() + ctx.config.user_authentication_timeout * 1000;
       }

@@ -23,6 +23,19 @@ function withinRate(sock: SocketData, perSecond: number | null, now: number): bo
   return true;
 }
 
+/** `{"event":"","channel":"","data":}`: the envelope around a compact client frame. */
+const ENVELOPE_BYTES = 33;
+
+/**
+ * Whether the data as JSON is over `maxBytes`. Exact for string data; for JSON data the frame
+ * minus its envelope is an upper bound, so data is re-encoded only when that bound is over.
+ */
+function dataOverLimit(data: unknown, rawLength: number, event: string, channel: string, maxBytes: number): boolean {
+  if (typeof data === 'string') return Buffer.byteLength(data) > maxBytes;
+  if (rawLength - event.length - channel.length - ENVELOPE_BYTES <= maxBytes) return false;
+  return Buffer.byteLength(JSON.stringify(data ?? null)) > maxBytes;
+}
+
 export function handleClientEvent(ctx: NodeContext, sock: SocketData, frame: ClientFrame, rawLength: number): void {
   const app = sock.app!;
   const { event, channel, data } = frame;
@@ -37,9 +50,7 @@ export function handleClientEvent(ctx: NodeContext, sock: SocketData, frame: Cli
     return reject(sock, `Event name is longer than ${app.max_event_name_length} characters`, channel);
   }
   const maxBytes = kb(app.max_event_payload_in_kb);
-  // Exact for string data; for JSON data the frame minus its envelope, to avoid re-encoding.
-  const dataBytes = typeof data === 'string' ? Buffer.byteLength(data) : rawLength - event.length - channel.length - 32;
-  if (maxBytes !== null && dataBytes > maxBytes) {
+  if (maxBytes !== null && dataOverLimit(data, rawLength, event, channel, maxBytes)) {
     return reject(sock, `Event data is larger than ${app.max_event_payload_in_kb} KB`, channel);
   }
   if (!withinRate(sock, app.max_client_events_per_second, Date.now())) {

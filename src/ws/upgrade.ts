@@ -82,11 +82,9 @@ export function handleUpgrade(ctx: NodeContext, res: HttpResponse, req: HttpRequ
       closed: false,
       ws: null,
     };
-    if (!refusal && app) {
-      // Reserve the slot now so concurrent upgrades cannot overshoot the quota.
-      ctx.registry.app(app.id).connections++;
-      ctx.registry.sockets.set(data.socketId, data);
-    }
+    // Reserve the slot now so concurrent upgrades cannot overshoot the quota. The socket
+    // joins the registry in `open`: uWS copies this object, so only that copy is live.
+    if (!refusal && app) ctx.registry.app(app.id).connections++;
     res.cork(() => res.upgrade(data, secKey, secProtocol, secExtensions, context));
   };
 

@@ -1,0 +1,109 @@
+// The composition root: builds every part from the config and owns the
+// lifecycle (start, drain, stop). Nothing else reads the config's raw shape.
+import uWS from 'uWebSockets.js';
+import { StaticAppStore } from './apps/static-store.js';
+import { ChannelHub } from './channels/hub.js';
+import { LocalRegistry } from './channels/registry.js';
+import { LocalAdapter } from './cluster/local-adapter.js';
+import { ConfigError } from './config/errors.js';
+import { registerHttpRoutes } from './http/router.js';
+import { Metrics } from './metrics/metrics.js';
+import { startMetricsServer } from './metrics/server.js';
+import { nativeUwsProblem } from './native-check.js';
+import { CloseCode } from './protocol/codes.js';
+import { errorFrame } from './protocol/frames.js';
+import { LocalRateLimiter } from './rate-limit/limiter.js';
+import { HttpWebhookSink } from './webhooks/http-sink.js';
+import { websocketBehavior } from './ws/behavior.js';
+import { startLiveness } from './ws/liveness.js';
+import { closeWith } from './ws/socket.js';
+export class StartupError extends Error {
+    code;
+    constructor(message, code) {
+        super(message);
+        this.code = code;
+    }
+}
+function listen(app, host, port) {
+    return new Promise((resolve, reject) => {
+        app.listen(host, port, (socket) => {
+            if (socket)
+                resolve(socket);
+            else
+                reject(new StartupError(`cannot listen on ${host}:${port} (in use or not permitted)`, 'LISTEN_FAILED'));
+        });
+    });
+}
+function createApp(config) {
+    if (!config.ssl.enabled)
+        return uWS.App();
+    if (!config.ssl.cert_path || !config.ssl.key_path) {
+        throw new ConfigError('ssl.enabled needs ssl.cert_path and ssl.key_path');
+    }
+    return uWS.SSLApp({
+        cert_file_name: config.ssl.cert_path,
+        key_file_name: config.ssl.key_path,
+        ...(config.ssl.passphrase ? { passphrase: config.ssl.passphrase } : {}),
+    });
+}
+function createAdapter(config, registry) {
+    if (config.adapter.driver === 'local')
+        return new LocalAdapter(registry, config.instance.process_id);
+    throw new ConfigError(`adapter.driver "${config.adapter.driver}" is not available in this build; use "local"`);
+}
+function createAppStore(config) {
+    if (config.app_manager.driver === 'memory' || config.app_manager.driver === 'array') {
+        return new StaticAppStore(config.app_manager.array.apps ?? []);
+    }
+    throw new ConfigError(`app_manager.driver "${config.app_manager.driver}" is not available in this build; use "memory"`);
+}
+export async function startServer(config, log) {
+    const nativeProblem = nativeUwsProblem();
+    if (nativeProblem)
+        throw new StartupError(nativeProblem, 'UWS_NOT_NATIVE');
+    const uws = createApp(config);
+    const registry = new LocalRegistry();
+    const adapter = createAdapter(config, registry);
+    const apps = createAppStore(config);
+    const metrics = new Metrics(config.metrics.prometheus.prefix);
+    const rateLimiter = new LocalRateLimiter();
+    const webhooks = new HttpWebhookSink({
+        batching: config.webhooks.batching.enabled,
+        batchMs: config.webhooks.batching.duration,
+        vacatedDelayMs: config.webhooks.vacated_delay_ms,
+        maxAttempts: 10,
+        maxQueued: 10_000,
+        requestTimeoutMs: 5000,
+    }, log);
+    const hub = new ChannelHub(uws, registry, adapter, metrics, webhooks);
+    const ctx = { config, log, apps, registry, adapter, hub, metrics, webhooks, rateLimiter, draining: false };
+    uws.ws('/*', websocketBehavior(ctx));
+    registerHttpRoutes(ctx, uws, await apps.list());
+    await adapter.start(hub);
+    const listenSocket = await listen(uws, config.host, config.port);
+    const port = uWS.us_socket_local_port(listenSocket);
+    const stopLiveness = startLiveness(ctx);
+    const metricsServer = config.metrics.enabled ? await startMetricsServer(ctx, config.metrics.host, config.metrics.port) : null;
+    log.info({ host: config.host, port, metrics_port: metricsServer?.port ?? null, adapter: config.adapter.driver, node_id: adapter.nodeId }, 'chorus listening');
+    let shuttingDown = null;
+    const shutdown = () => (shuttingDown ??= (async () => {
+        ctx.draining = true;
+        const graceMs = config.shutdown_grace_period * 1000;
+        const deadline = Date.now() + graceMs;
+        log.info({ sockets: registry.totalConnections(), grace_ms: graceMs }, 'draining');
+        uWS.us_listen_socket_close(listenSocket);
+        stopLiveness();
+        const frame = errorFrame(CloseCode.RECONNECT, 'Server is shutting down, reconnect');
+        for (const sock of [...registry.sockets.values()])
+            closeWith(sock, CloseCode.RECONNECT, frame, 'shutting down');
+        await webhooks.flush(Math.max(0, deadline - Date.now()));
+        await adapter.stop();
+        hub.close();
+        await webhooks.close();
+        await rateLimiter.close();
+        await apps.close();
+        metricsServer?.close();
+        log.info('stopped');
+    })());
+    return { ctx, port, metricsPort: metricsServer?.port ?? null, shutdown };
+}

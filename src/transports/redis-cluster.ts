@@ -1,0 +1,89 @@
+// Redis Cluster with sharded pub/sub (SPUBLISH/SSUBSCRIBE): a channel's events
+// touch only the shard that owns its slot, so pub/sub load spreads with the
+// cluster instead of every message reaching every Redis node.
+import { Cluster, type ClusterNode, type RedisOptions } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Transport, TransportEvents } from '../cluster/transport.js';
+import { reconnectDelay } from './redis-options.js';
+
+export class RedisClusterTransport implements Transport {
+  private readonly pub: Cluster;
+  private readonly sub: Cluster;
+  private events: TransportEvents | null = null;
+  private down = false;
+
+  constructor(nodes: ClusterNode[], redisOptions: RedisOptions, private readonly log: Logger) {
+    const { host: _h, port: _p, db: _db, lazyConnect: _l, retryStrategy: _r, ...shared } = redisOptions;
+    const common = {
+      lazyConnect: true,
+      clusterRetryStrategy: reconnectDelay,
+      redisOptions: shared,
+      slotsRefreshTimeout: 2000,
+    };
+    this.pub = new Cluster(nodes, { ...common, enableOfflineQueue: false, maxRedirections: 16 });
+    this.sub = new Cluster(nodes, { ...common, shardedSubscribers: true });
+  }
+
+  topic(...parts: string[]): string {
+    return parts.join('#');
+  }
+
+  async connect(events: TransportEvents): Promise<void> {
+    this.events = events;
+    for (const client of [this.pub, this.sub]) {
+      client.on('error', (err: Error) => this.log.debug({ err: err.message }, 'redis cluster error'));
+      client.on('close', () => this.setDown(true));
+      client.on('ready', () => {
+        if (this.pub.status === 'ready' && this.sub.status === 'ready') this.setDown(false);
+      });
+    }
+    this.sub.on('smessage', (topic: string, payload: string) => this.events?.message(topic, payload));
+    await Promise.all([this.pub.connect(), this.sub.connect()]);
+  }
+
+  private setDown(down: boolean): void {
+    if (down === this.down) return;
+    this.down = down;
+    this.events?.status(!down);
+  }
+
+  publish(topic: string, payload: string): void {
+    if (this.pub.status !== 'ready') return;
+    this.pub.spublish(topic, payload).catch(() => undefined);
+  }
+
+  async subscribe(topic: string): Promise<void> {
+    await this.sub.ssubscribe(topic);
+  }
+
+  async unsubscribe(topic: string): Promise<void> {
+    await this.sub.sunsubscribe(topic);
+  }
+
+  async claim(key: string, ttlMs: number): Promise<boolean> {
+    return (await this.pub.set(key, '1', 'PX', ttlMs, 'NX')) === 'OK';
+  }
+
+  async put(key: string, value: string, ttlMs: number): Promise<void> {
+    await this.pub.set(key, value, 'PX', ttlMs);
+  }
+
+  async get(key: string): Promise<{ value: string; ttlMs: number } | null> {
+    // GET and PTTL of one key land on the same slot, so a transaction is allowed.
+    const result = await this.pub.multi().get(key).pttl(key).exec();
+    const value = result?.[0]?.[1] as string | null | undefined;
+    const ttl = result?.[1]?.[1] as number | undefined;
+    return value == null ? null : { value, ttlMs: ttl !== undefined && ttl > 0 ? ttl : 0 };
+  }
+
+  get client(): Cluster {
+    return this.pub;
+  }
+
+  async close(): Promise<void> {
+    this.events = null;
+    await Promise.allSettled([this.pub.quit(), this.sub.quit()]);
+    this.pub.disconnect();
+    this.sub.disconnect();
+  }
+}
