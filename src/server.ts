@@ -7,8 +7,9 @@ import type { AppStore } from './apps/store.js';
 import { ChannelHub } from './channels/hub.js';
 import { LocalRegistry } from './channels/registry.js';
 import type { Adapter } from './cluster/adapter.js';
-import { HorizontalAdapter } from './cluster/horizontal-adapter.js';
+import { busMetrics, HorizontalAdapter } from './cluster/horizontal-adapter.js';
 import { LocalAdapter } from './cluster/local-adapter.js';
+import { PeerWebhooks } from './cluster/peer-webhooks.js';
 import type { Transport } from './cluster/transport.js';
 import { NatsTransport } from './transports/nats.js';
 import { RedisClusterTransport } from './transports/redis-cluster.js';
@@ -88,7 +89,7 @@ function createTransport(config: Config, log: Logger): Transport {
   }
 }
 
-function createAdapter(config: Config, registry: LocalRegistry, log: Logger): Adapter {
+function createAdapter(config: Config, registry: LocalRegistry, log: Logger, metrics: Metrics): Adapter {
   if (config.adapter.driver === 'local') return new LocalAdapter(registry, config.instance.process_id);
   const health = config.adapter.cluster_health;
   const isNats = config.adapter.driver === 'nats';
@@ -100,6 +101,7 @@ function createAdapter(config: Config, registry: LocalRegistry, log: Logger): Ad
     nodeTimeoutMs: health.node_timeout_ms,
     cleanupIntervalMs: health.cleanup_interval_ms,
     requestTimeoutMs: isNats ? config.adapter.nats.requests_timeout : config.adapter.redis.requests_timeout,
+    onBusMessage: busMetrics(metrics.registry, metrics.prefix),
   }, log);
 }
 
@@ -116,9 +118,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
 
   const uws = createApp(config);
   const registry = new LocalRegistry();
-  const adapter = createAdapter(config, registry, log);
-  const apps = createAppStore(config);
   const metrics = new Metrics(config.metrics.prometheus.prefix);
+  const adapter = createAdapter(config, registry, log, metrics);
+  const apps = createAppStore(config);
   const rateLimiter: RateLimiter = new LocalRateLimiter();
   const webhooks = new HttpWebhookSink(
     {
@@ -132,6 +134,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     log,
   );
   const hub = new ChannelHub(uws, registry, adapter, metrics, webhooks);
+  metrics.watchCluster(() => adapter.members().length);
+  if (adapter instanceof HorizontalAdapter) adapter.peerEvents = new PeerWebhooks(adapter, apps, webhooks, log);
   const ctx: NodeContext = { config, log, apps, registry, adapter, hub, metrics, webhooks, rateLimiter, draining: false };
 
   uws.ws('/*', websocketBehavior(ctx));
@@ -164,6 +168,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       stopLiveness();
       const frame = errorFrame(CloseCode.RECONNECT, 'Server is shutting down, reconnect');
       for (const sock of [...registry.sockets.values()]) closeWith(sock, CloseCode.RECONNECT, frame, 'shutting down');
+      await hub.settle(Math.max(0, deadline - Date.now()));
       await webhooks.flush(Math.max(0, deadline - Date.now()));
       await adapter.stop();
       hub.close();

@@ -24,6 +24,8 @@ export const topicOf = (appId: string, channel: string): string => appId + '\n' 
 export class ChannelHub implements ClusterNode {
   private readonly countTimers = new Map<string, NodeJS.Timeout>();
   private readonly lastCountSent = new Map<string, number>();
+  /** occupancy checks in flight, so a drain can wait for their webhooks */
+  private readonly pendingEdges = new Set<Promise<unknown>>();
 
   constructor(
     private readonly uws: TemplatedApp,
@@ -135,12 +137,32 @@ export class ChannelHub implements ClusterNode {
     if (wantsWebhook(app, 'member_removed')) this.webhooks.emit(app, { name: 'member_removed', channel, user_id: userId });
   }
 
+  /** Local 0 -> 1: the adapter decides whether it is the cluster's edge too (exactly once). */
   private occupiedEdge(app: App, channel: string): void {
-    if (wantsWebhook(app, 'channel_occupied')) this.webhooks.emit(app, { name: 'channel_occupied', channel });
+    this.track(
+      this.adapter.channelOccupied(app.id, channel).then((edge) => {
+        if (edge && wantsWebhook(app, 'channel_occupied')) this.webhooks.emit(app, { name: 'channel_occupied', channel });
+      }),
+    );
   }
 
   private vacatedEdge(app: App, channel: string): void {
-    if (wantsWebhook(app, 'channel_vacated')) this.webhooks.emit(app, { name: 'channel_vacated', channel });
+    this.track(
+      this.adapter.channelVacated(app.id, channel).then((edge) => {
+        if (edge && wantsWebhook(app, 'channel_vacated')) this.webhooks.emit(app, { name: 'channel_vacated', channel });
+      }),
+    );
+  }
+
+  private track(p: Promise<unknown>): void {
+    const tracked = p.catch(() => undefined).finally(() => this.pendingEdges.delete(tracked));
+    this.pendingEdges.add(tracked);
+  }
+
+  /** Waits for occupancy checks in flight (drain), at most `deadlineMs`. */
+  async settle(deadlineMs: number): Promise<void> {
+    if (this.pendingEdges.size === 0) return;
+    await Promise.race([Promise.allSettled([...this.pendingEdges]), new Promise((r) => setTimeout(r, deadlineMs).unref())]);
   }
 
   /** Sends pusher_internal:subscription_count (opt-in per app; not on presence channels), throttled when busy. */
@@ -177,6 +199,7 @@ export class ChannelHub implements ClusterNode {
         JSON.stringify({ subscription_count: subscriptionCount }),
       );
       this.deliver(app.id, channel, frame, undefined);
+      this.adapter.broadcast(app.id, channel, frame);
     }
     if (hook) this.webhooks.emit(app, { name: 'subscription_count', channel, subscription_count: subscriptionCount });
   }

@@ -11,6 +11,14 @@ export interface ChannelCounts {
   userCount: number;
 }
 
+export interface ClusterMember {
+  nodeId: string;
+  processId: string;
+  self: boolean;
+  /** ms since the last heartbeat (0 for this node) */
+  lastSeenMs: number;
+}
+
 /** What a peer asks this node to do; implemented by the node, called by the adapter. */
 export interface ClusterNode {
   /** Deliver a frame to this node's local subscribers of a channel. */
@@ -49,6 +57,14 @@ export interface Adapter {
   userOnline(appId: string, userId: string): boolean;
   userOffline(appId: string, userId: string): boolean;
   isUserOnline(appId: string, userId: string): boolean;
+
+  /** This node got its first local subscriber; true when the channel was empty cluster-wide (exactly one node sees true). */
+  channelOccupied(appId: string, channel: string): Promise<boolean>;
+  /** This node lost its last local subscriber; true when the channel is now empty cluster-wide. */
+  channelVacated(appId: string, channel: string): Promise<boolean>;
+
+  /** The live members of the cluster, this node first. */
+  members(): ClusterMember[];
 
   channelCounts(appId: string, channel: string): Promise<ChannelCounts>;
   /** Occupied channels of an app with their subscription counts. */

@@ -8,9 +8,10 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
+import { Counter, type Registry } from 'prom-client';
 import { PresenceBook, type MemberRef } from '../channels/presence-book.js';
 import type { LocalRegistry } from '../channels/registry.js';
-import type { Adapter, ChannelCounts, ClusterNode } from './adapter.js';
+import type { Adapter, ChannelCounts, ClusterMember, ClusterNode } from './adapter.js';
 import { Membership, type LossReason, type Peer } from './membership.js';
 import {
   channelPayload,
@@ -33,11 +34,31 @@ export interface HorizontalOptions {
   nodeTimeoutMs: number;
   cleanupIntervalMs: number;
   requestTimeoutMs: number;
+  /** Called for every payload this node receives from the bus (metrics: proves interest routing). */
+  onBusMessage?: (kind: 'channel' | 'control', bytes: number) => void;
 }
 
-/** Hooks for what happens when a peer is lost (cluster health adds webhooks here). */
-export interface PeerLossListener {
-  (peer: Peer, reason: LossReason, removed: MemberRef[]): void;
+/** What the cluster-health side (webhooks for lost peers) hears about peers. */
+export interface PeerEvents {
+  /** A peer is gone: its presence users who left entirely, and the channels it held (app\nchannel). */
+  lost(peer: Peer, reason: LossReason, removed: MemberRef[], channels: string[]): void;
+  /** A peer we had declared dead is back (a false alarm): users and channels that returned with it. */
+  revived(peer: Peer, added: Array<MemberRef & { info: unknown }>, channels: string[]): void;
+}
+
+/** `onBusMessage` as Prometheus counters: a node without local interest in a channel sees none of its traffic. */
+export function busMetrics(registry: Registry, prefix: string): NonNullable<HorizontalOptions['onBusMessage']> {
+  const labelNames = ['kind'] as const;
+  const messages = new Counter({ name: prefix + 'bus_messages_received_total', help: 'Payloads received from the cluster bus', labelNames, registers: [registry] });
+  const bytes = new Counter({ name: prefix + 'bus_bytes_received_total', help: 'Bytes received from the cluster bus', labelNames, registers: [registry] });
+  const bound = {
+    channel: [messages.labels({ kind: 'channel' }), bytes.labels({ kind: 'channel' })],
+    control: [messages.labels({ kind: 'control' }), bytes.labels({ kind: 'control' })],
+  };
+  return (kind, n) => {
+    bound[kind][0].inc();
+    bound[kind][1].inc(n);
+  };
 }
 
 /** How long a subscription may wait for the broker before the node goes on without it. */
@@ -58,9 +79,15 @@ export class HorizontalAdapter implements Adapter {
   private readonly online = new Map<string, Set<string>>();
   /** app\nuser -> local sockets signed in as the user */
   private readonly localOnline = new Map<string, number>();
+  /** peer -> app\nchannel it has local subscribers for (to clean up after it dies) */
+  private readonly interest = new Map<string, Set<string>>();
+  private readonly startedAt = Date.now();
   private timers: NodeJS.Timeout[] = [];
   private brokerUp = true;
-  readonly lossListeners: PeerLossListener[] = [];
+  /** Set by the composition root; cluster-health webhooks hang off it. */
+  peerEvents: PeerEvents | null = null;
+  /** peers declared dead whose return would be a revival */
+  private readonly declaredDead = new Set<string>();
 
   constructor(
     private readonly transport: Transport,
@@ -103,9 +130,17 @@ export class HorizontalAdapter implements Adapter {
     await this.transport.close();
   }
 
-  /** Live peers (not counting this node). */
-  peers(): Peer[] {
-    return this.membership.list();
+  members(): ClusterMember[] {
+    const now = Date.now();
+    return [
+      { nodeId: this.nodeId, processId: this.processId, self: true, lastSeenMs: 0 },
+      ...this.membership.list().map((p) => ({ nodeId: p.nodeId, processId: p.processId, self: false, lastSeenMs: now - p.lastSeen })),
+    ];
+  }
+
+  /** Channels a peer held when last heard of, as app\nchannel. */
+  interestOf(nodeId: string): ReadonlySet<string> {
+    return this.interest.get(nodeId) ?? new Set();
   }
 
   // channel events
@@ -135,6 +170,44 @@ export class HorizontalAdapter implements Adapter {
 
   private channelTopic(appId: string, channel: string): string {
     return this.transport.topic(this.options.prefix, 'ch', appId, channel);
+  }
+
+  // cluster-wide occupancy: a set per channel in the broker holds the nodes with
+  // subscribers; only the node whose change empties or fills it sees an edge.
+
+  private occupancyKey(appId: string, channel: string): string {
+    return `${this.options.keyPrefix}occ:${appId}:${channel}`;
+  }
+
+  async channelOccupied(appId: string, channel: string): Promise<boolean> {
+    this.send({ t: 'ci', n: this.nodeId, a: appId, c: channel });
+    const { changed, members } = await this.transport.setChange('add', this.occupancyKey(appId, channel), this.nodeId);
+    // Members no live node accounts for are left over from nodes that died unseen (a whole-cluster restart).
+    const settled = Date.now() - this.startedAt > this.options.nodeTimeoutMs;
+    const others = members.filter((m) => m !== this.nodeId && (!settled || this.membership.isLive(m)));
+    if (settled) {
+      for (const stale of members.filter((m) => m !== this.nodeId && !this.membership.isLive(m))) {
+        this.transport.setChange('remove', this.occupancyKey(appId, channel), stale).catch(() => undefined);
+      }
+    }
+    return changed && others.length === 0;
+  }
+
+  async channelVacated(appId: string, channel: string): Promise<boolean> {
+    this.send({ t: 'cx', n: this.nodeId, a: appId, c: channel });
+    return this.removeOccupant(appId, channel, this.nodeId);
+  }
+
+  /** Puts a returned peer back in a channel's set; true when that refilled an empty channel. */
+  async restoreOccupant(appId: string, channel: string, nodeId: string): Promise<boolean> {
+    const { changed, members } = await this.transport.setChange('add', this.occupancyKey(appId, channel), nodeId);
+    return changed && members.length === 1;
+  }
+
+  /** Takes a node out of a channel's set; true when that emptied it. */
+  async removeOccupant(appId: string, channel: string, nodeId: string): Promise<boolean> {
+    const { changed, members } = await this.transport.setChange('remove', this.occupancyKey(appId, channel), nodeId);
+    return changed && members.length === 0;
   }
 
   // presence and users
@@ -282,14 +355,17 @@ export class HorizontalAdapter implements Adapter {
       const [a, u] = k.split('\n', 2);
       online.push([a, u]);
     }
+    const ch = [...this.channelTopics.values()];
     this.send(
-      { t: 'snap', n: this.nodeId, e: entriesToWire(this.presence.entriesOf(this.nodeId)), o: online },
+      { t: 'snap', n: this.nodeId, e: entriesToWire(this.presence.entriesOf(this.nodeId)), o: online, ch },
       this.transport.topic(this.options.prefix, 'node', to),
     );
   }
 
   private onMessage(topic: string, payload: string): void {
-    if (topic === this.controlTopic || topic === this.ownTopic) {
+    const control = topic === this.controlTopic || topic === this.ownTopic;
+    this.options.onBusMessage?.(control ? 'control' : 'channel', Buffer.byteLength(payload));
+    if (control) {
       let message: ControlMessage;
       try {
         message = JSON.parse(payload) as ControlMessage;
@@ -345,6 +421,14 @@ export class HorizontalAdapter implements Adapter {
       case 'term':
         this.node?.terminateUser(m.a, m.u);
         return;
+      case 'ci':
+      case 'cx': {
+        let set = this.interest.get(m.n);
+        if (!set) this.interest.set(m.n, (set = new Set()));
+        if (m.t === 'ci') set.add(`${m.a}\n${m.c}`);
+        else set.delete(`${m.a}\n${m.c}`);
+        return;
+      }
       case 'req':
         this.send({ t: 'res', n: this.nodeId, id: m.id, v: this.answer(m.k, m.a, m.c) }, this.transport.topic(this.options.prefix, 'node', m.n));
         return;
@@ -374,8 +458,12 @@ export class HorizontalAdapter implements Adapter {
   }
 
   private applySnapshot(m: Extract<ControlMessage, { t: 'snap' }>): void {
-    if (!this.membership.isLive(m.n)) return;
+    const peer = this.membership.get(m.n);
+    if (!peer) return;
+    const channels = Array.isArray(m.ch) ? m.ch.map(([a, c]) => `${a}\n${c}`) : [];
+    this.interest.set(m.n, new Set(channels));
     const { added, removed } = this.presence.replaceNode(m.n, entriesFromWire(m.e));
+    if (this.declaredDead.delete(m.n)) this.peerEvents?.revived(peer, added, channels);
     if (removed.length) this.node?.membersLost(removed);
     if (added.length) this.node?.membersFound(added);
     const nowOnline = new Set(m.o.map(([a, u]) => `${a}\n${u}`));
@@ -404,7 +492,14 @@ export class HorizontalAdapter implements Adapter {
         this.node?.userPresenceChanged(a, u, false);
       }
     }
-    for (const listener of this.lossListeners) listener(peer, reason, removed);
+    const channels = [...(this.interest.get(peer.nodeId) ?? [])];
+    this.interest.delete(peer.nodeId);
+    if (reason !== 'left') {
+      this.declaredDead.add(peer.nodeId);
+      // Remember a bounded number of the dead (oldest forgotten first).
+      if (this.declaredDead.size > 1000) this.declaredDead.delete(this.declaredDead.values().next().value!);
+    }
+    this.peerEvents?.lost(peer, reason, removed, channels);
   }
 
   private onBrokerStatus(up: boolean): void {

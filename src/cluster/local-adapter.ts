@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { PresenceBook } from '../channels/presence-book.js';
 import type { LocalRegistry } from '../channels/registry.js';
-import type { Adapter, ChannelCounts, ClusterNode } from './adapter.js';
+import type { Adapter, ChannelCounts, ClusterMember, ClusterNode } from './adapter.js';
 import { TtlCache } from './ttl-cache.js';
 
 export class LocalAdapter implements Adapter {
@@ -54,6 +54,18 @@ export class LocalAdapter implements Adapter {
 
   isUserOnline(appId: string, userId: string): boolean {
     return this.onlineUsers.has(`${appId}\n${userId}`);
+  }
+
+  async channelOccupied(): Promise<boolean> {
+    return true;
+  }
+
+  async channelVacated(): Promise<boolean> {
+    return true;
+  }
+
+  members(): ClusterMember[] {
+    return [{ nodeId: this.nodeId, processId: this.nodeId, self: true, lastSeenMs: 0 }];
   }
 
   async channelCounts(appId: string, channel: string): Promise<ChannelCounts> {

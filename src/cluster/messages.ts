@@ -17,10 +17,21 @@ export type ControlMessage =
   /** a signed-in user's first socket on the node / last socket gone */
   | { t: 'uon' | 'uoff'; n: string; a: string; u: string }
   | { t: 'term'; n: string; a: string; u: string }
+  /** the node gained its first / lost its last local subscriber of a channel */
+  | { t: 'ci' | 'cx'; n: string; a: string; c: string }
   | { t: 'req'; n: string; id: number; k: RequestKind; a: string; c?: string }
   | { t: 'res'; n: string; id: number; v: unknown }
   | { t: 'snapreq'; n: string }
-  | { t: 'snap'; n: string; e: Array<[string, string, string, unknown, number]>; o: Array<[string, string]> };
+  | {
+      t: 'snap';
+      n: string;
+      /** presence entries */
+      e: Array<[string, string, string, unknown, number]>;
+      /** signed-in users */
+      o: Array<[string, string]>;
+      /** channels with local subscribers */
+      ch: Array<[string, string]>;
+    };
 
 export type RequestKind = 'count' | 'channels' | 'conns';
 

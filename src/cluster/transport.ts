@@ -21,6 +21,10 @@ export interface Transport {
   unsubscribe(topic: string): Promise<void>;
   /** Atomically claims a key for ttlMs: true for exactly one caller cluster-wide. */
   claim(key: string, ttlMs: number): Promise<boolean>;
+  /** Deletes a key; true only for the one caller that found it there. */
+  take(key: string): Promise<boolean>;
+  /** Adds to or removes from a set atomically; `changed` tells whether the set changed, `members` what it holds after. */
+  setChange(op: 'add' | 'remove', key: string, member: string): Promise<{ changed: boolean; members: string[] }>;
   /** A value with a time to live (cache channels). */
   put(key: string, value: string, ttlMs: number): Promise<void>;
   /** The value and its remaining time to live, or null. */

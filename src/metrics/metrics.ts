@@ -48,6 +48,18 @@ export class Metrics {
     collectDefaultMetrics({ register: this.registry, prefix });
   }
 
+  /** Cluster membership as a gauge, read at scrape time. */
+  watchCluster(liveNodes: () => number): void {
+    new Gauge({
+      name: this.prefix + 'cluster_nodes',
+      help: 'Live nodes in the cluster, this one included',
+      registers: [this.registry],
+      collect() {
+        this.set(liveNodes());
+      },
+    });
+  }
+
   app(appId: string): PerApp {
     let m = this.perApp.get(appId);
     if (!m) {

@@ -4,6 +4,7 @@
 import { Cluster, type ClusterNode, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Transport, TransportEvents } from '../cluster/transport.js';
+import * as commands from './redis-commands.js';
 import { reconnectDelay } from './redis-options.js';
 
 export class RedisClusterTransport implements Transport {
@@ -60,20 +61,24 @@ export class RedisClusterTransport implements Transport {
     await this.sub.sunsubscribe(topic);
   }
 
-  async claim(key: string, ttlMs: number): Promise<boolean> {
-    return (await this.pub.set(key, '1', 'PX', ttlMs, 'NX')) === 'OK';
+  claim(key: string, ttlMs: number): Promise<boolean> {
+    return commands.claim(this.pub, key, ttlMs);
   }
 
-  async put(key: string, value: string, ttlMs: number): Promise<void> {
-    await this.pub.set(key, value, 'PX', ttlMs);
+  take(key: string): Promise<boolean> {
+    return commands.take(this.pub, key);
   }
 
-  async get(key: string): Promise<{ value: string; ttlMs: number } | null> {
-    // GET and PTTL of one key land on the same slot, so a transaction is allowed.
-    const result = await this.pub.multi().get(key).pttl(key).exec();
-    const value = result?.[0]?.[1] as string | null | undefined;
-    const ttl = result?.[1]?.[1] as number | undefined;
-    return value == null ? null : { value, ttlMs: ttl !== undefined && ttl > 0 ? ttl : 0 };
+  setChange(op: 'add' | 'remove', key: string, member: string): Promise<{ changed: boolean; members: string[] }> {
+    return commands.setChange(this.pub, op, key, member);
+  }
+
+  put(key: string, value: string, ttlMs: number): Promise<void> {
+    return commands.put(this.pub, key, value, ttlMs);
+  }
+
+  get(key: string): Promise<{ value: string; ttlMs: number } | null> {
+    return commands.get(this.pub, key);
   }
 
   get client(): Cluster {

@@ -116,6 +116,13 @@ function apiRoute(ctx, endpoint, argCount, maxBody) {
         });
     };
 }
+/** CORS preflight: browsers send it before a cross-origin API call. */
+function preflight(res) {
+    res.writeStatus('204 No Content');
+    for (const [k, v] of Object.entries(CORS_HEADERS))
+        res.writeHeader(k, v);
+    res.end();
+}
 function methodNotAllowed(allowed) {
     return (res) => {
         writeReply(res, { ...errorReply(405, `Method not allowed; use ${allowed}`), headers: { Allow: allowed } });
@@ -134,14 +141,11 @@ export function registerHttpRoutes(ctx, uws, apps) {
     ];
     for (const [pattern, method, endpoint, args] of routes) {
         uws[method](p + pattern, apiRoute(ctx, endpoint, args, maxBody));
+        // Per route: uWS prefers the exact pattern's `any` (405) over the wildcard OPTIONS below.
+        uws.options(p + pattern, preflight);
         uws.any(p + pattern, methodNotAllowed(method.toUpperCase()));
     }
-    uws.options(p + '/*', (res) => {
-        res.writeStatus('204 No Content');
-        for (const [k, v] of Object.entries(CORS_HEADERS))
-            res.writeHeader(k, v);
-        res.end();
-    });
+    uws.options(p + '/*', preflight);
     const health = (status, text) => ({
         status,
         body: text,

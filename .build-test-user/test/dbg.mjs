@@ -1,0 +1,18 @@
+import { startNode } from './helpers/node.js';
+import { pusherClient, serverSdk, connected, sleep } from './helpers/clients.js';
+const node = await startNode();
+const pj = pusherClient(node, { signinUser: { id: 'term-alice' } });
+await connected(pj);
+pj.signin();
+await sleep(300);
+pj.connection.bind('state_change', (s) => console.log(Date.now() % 100000, 'state', s));
+const res = await serverSdk(node).terminateUserConnections('term-alice');
+console.log('terminate', res.status);
+await sleep(500);
+pj.disconnect();
+let t = Date.now();
+await node.stop();
+console.log('stop took', Date.now() - t);
+console.log(node.logs.slice(-5).join('\n'));
+t = Date.now(); setTimeout(()=>{ console.log(process.getActiveResourcesInfo()); }, 100).unref();
+process.on('exit', () => console.log('exit after', Date.now() - t));
