@@ -2,7 +2,11 @@
 // lifecycle (start, drain, stop). Nothing else reads the config's raw shape.
 import uWS, { type TemplatedApp, type us_listen_socket } from 'uWebSockets.js';
 import type { Logger } from 'pino';
+import { Cluster, Redis } from 'ioredis';
+import { CachedAppStore } from './apps/cached-store.js';
+import { MysqlAppStore } from './apps/mysql-store.js';
 import { StaticAppStore } from './apps/static-store.js';
+import { RedisRateLimiter } from './rate-limit/redis-limiter.js';
 import type { AppStore } from './apps/store.js';
 import { ChannelHub } from './channels/hub.js';
 import { LocalRegistry } from './channels/registry.js';
@@ -105,11 +109,39 @@ function createAdapter(config: Config, registry: LocalRegistry, log: Logger, met
   }, log);
 }
 
-function createAppStore(config: Config): AppStore {
+export function createAppStore(config: Config, log: Logger): AppStore {
   if (config.app_manager.driver === 'memory' || config.app_manager.driver === 'array') {
     return new StaticAppStore(config.app_manager.array.apps ?? []);
   }
-  throw new ConfigError(`app_manager.driver "${config.app_manager.driver}" is not available in this build; use "memory"`);
+  const m = config.database.mysql;
+  const store = new MysqlAppStore({
+    host: m.host,
+    port: m.port,
+    username: m.username,
+    password: m.password,
+    database: m.database,
+    table: m.table_name,
+    poolSize: m.connection_pool_size,
+  });
+  if (!config.app_manager.cache.enabled) return store;
+  let warned = 0;
+  return new CachedAppStore(store, config.app_manager.cache.ttl * 1000, (err) => {
+    // Once a minute at most: the database is down and known apps are served from cache.
+    if (Date.now() - warned > 60_000) {
+      warned = Date.now();
+      log.warn({ err: err.message }, 'app database unavailable, serving cached apps');
+    }
+  });
+}
+
+function createRateLimiter(config: Config, log: Logger): RateLimiter {
+  const driver = config.rate_limiter.driver;
+  if (driver === 'memory' || driver === 'local') return new LocalRateLimiter();
+  const client =
+    driver === 'redis-cluster'
+      ? new Cluster(clusterNodes(config), { redisOptions: { ...redisOptions(config), lazyConnect: false }, enableOfflineQueue: false })
+      : new Redis({ ...redisOptions(config), lazyConnect: false, enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+  return new RedisRateLimiter(client, config.database.redis.key_prefix, config.rate_limiter.fail_open, log);
 }
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
@@ -120,8 +152,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const registry = new LocalRegistry();
   const metrics = new Metrics(config.metrics.prometheus.prefix);
   const adapter = createAdapter(config, registry, log, metrics);
-  const apps = createAppStore(config);
-  const rateLimiter: RateLimiter = new LocalRateLimiter();
+  const apps = createAppStore(config, log);
+  const rateLimiter = createRateLimiter(config, log);
   const webhooks = new HttpWebhookSink(
     {
       batching: config.webhooks.batching.enabled,
@@ -139,7 +171,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const ctx: NodeContext = { config, log, apps, registry, adapter, hub, metrics, webhooks, rateLimiter, draining: false };
 
   uws.ws('/*', websocketBehavior(ctx));
-  registerHttpRoutes(ctx, uws, await apps.list());
+  // Apps from a database are not known up front: their bodies get the generous default bound.
+  registerHttpRoutes(ctx, uws, config.app_manager.driver === 'mysql' ? [] : config.app_manager.array.apps ?? []);
   try {
     await adapter.start(hub);
   } catch (err) {

@@ -79,15 +79,8 @@ async function rawSubscribe(sock: RawSocket, channel: string, extra: Record<stri
 /** Signs in a pusher-js client and waits until its #server-to-user channel is subscribed. */
 async function signinClient(client: PusherClient): Promise<void> {
   await connected(client);
-  const success = waitFor(client.connection, 'message').then(async function loop(f: unknown): Promise<void> {
-    if ((f as Frame).event !== 'pusher:signin_success') return waitFor(client.connection, 'message').then(loop);
-  });
   client.signin();
-  await success;
-  await client.user.signinDonePromise;
-  const channel = client.user.serverToUserChannel;
-  assert.ok(channel, 'pusher-js created the server-to-user channel');
-  if (!channel.subscribed) await waitFor(channel, 'pusher:subscription_succeeded');
+  await until(() => client.user.serverToUserChannel?.subscribed === true, 5000, 'sign-in and #server-to-user subscription');
 }
 
 /** Signature of a user sign-in string, for user data the SDK refuses to sign (no id). */
@@ -150,10 +143,19 @@ describe('user sign-in, server-to-user, watchlists, terminate_connections', () =
     assert.deepEqual(dataOf(ok), { user_data: JSON.stringify({ id: 'carol' }) });
     const sub = await rawSubscribe(sock, '#server-to-user-carol');
     assert.equal(sub.event, 'pusher_internal:subscription_succeeded');
+    // A second connection of the same user gets the events too.
+    const second = track(await rawFor(node));
+    await rawSignin(node, second, { id: 'carol' });
+    assert.equal((await rawSubscribe(second, '#server-to-user-carol')).event, 'pusher_internal:subscription_succeeded');
     await serverSdk(node).sendToUser('carol', 'hello', { to: 'carol' });
-    const f = await sock.next((x) => x.event === 'hello');
-    assert.equal(f.channel, '#server-to-user-carol');
-    assert.deepEqual(dataOf(f), { to: 'carol' });
+    for (const s of [sock, second]) {
+      const f = await s.next((x) => x.event === 'hello');
+      assert.equal(f.channel, '#server-to-user-carol');
+      assert.equal(typeof f.data, 'string');
+      assert.deepEqual(dataOf(f), { to: 'carol' });
+    }
+    await sleep(QUIET_MS);
+    assert.equal(framesOf(sock, 'hello').length, 1, 'delivered once per connection');
   });
 
   it('a socket not signed in, or signed in as another user, cannot subscribe to #server-to-user-alice', async () => {
@@ -217,10 +219,24 @@ describe('user sign-in, server-to-user, watchlists, terminate_connections', () =
       const before = framesOf(sock, 'pusher:error').length;
       sock.send({ event: 'pusher:signin', data: { auth: sign(userData), user_data: userData } });
       await until(() => framesOf(sock, 'pusher:error').length > before, 3000, `error for ${userData}`);
-      assert.equal(framesOf(sock, 'pusher:error')[before].event, 'pusher:error');
+      assert.equal(errorCode(framesOf(sock, 'pusher:error')[before]), 4009, `code for ${userData}`);
     }
     await roundTrip(sock);
     assert.equal(framesOf(sock, 'pusher:signin_success').length, 0);
+  });
+
+  it('signing in again as another user on the same connection -> pusher:error 4009, first user kept', async () => {
+    const sock = track(await rawFor(node));
+    await rawSignin(node, sock, { id: 'dup-1' });
+    const socketId = await socketIdOf(sock);
+    const other = serverSdk(node).authenticateUser(socketId, { id: 'dup-2' } as never) as { auth: string; user_data: string };
+    sock.send({ event: 'pusher:signin', data: other });
+    await sock.next(isError(4009));
+    assert.equal(framesOf(sock, 'pusher:signin_success').length, 1);
+    assert.equal((await rawSubscribe(sock, '#server-to-user-dup-2')).event, 'pusher:subscription_error');
+    assert.equal((await rawSubscribe(sock, '#server-to-user-dup-1')).event, 'pusher_internal:subscription_succeeded');
+    await serverSdk(node).sendToUser('dup-1', 'still-me', {});
+    await sock.next((f) => f.event === 'still-me');
   });
 
   it('watchlist (pusher-js): initial report, then online when B signs in and offline when B leaves', async () => {
@@ -314,12 +330,14 @@ describe('user sign-in, server-to-user, watchlists, terminate_connections', () =
     const a2 = track(await rawFor(node));
     const b1 = track(await rawFor(node));
     const anon = track(await rawFor(node));
+    const watcher = track(await rawFor(node));
+    await rawSignin(node, watcher, { id: 'term-watcher', watchlist: ['term-alice'] });
+    await watcher.next((f) => f.event === 'pusher_internal:watchlist_events');
     await rawSignin(node, a1, { id: 'term-alice' });
     await rawSignin(node, a2, { id: 'term-alice' });
     await rawSignin(node, b1, { id: 'term-bob' });
-    // pusher-js as alice too: it sees the connection go away.
-    const pj = track(pusherClient(node, { signinUser: { id: 'term-alice' } }));
-    await signinClient(pj);
+    // (Raw sockets only: pusher-js on Node, after a server close with 4009, calls close() on the
+    // closed faye socket, whose 30 s close timer then keeps the test process alive.)
 
     const res = await serverSdk(node).terminateUserConnections('term-alice');
     assert.equal(res.status, 200);
@@ -327,7 +345,14 @@ describe('user sign-in, server-to-user, watchlists, terminate_connections', () =
     const closes = await Promise.race([Promise.all([a1.closed, a2.closed]), sleep(3000).then(() => null)]);
     assert.ok(closes, 'both alice sockets are closed');
     assert.deepEqual(closes!.map((c) => c.code), [4009, 4009]);
-    await until(() => pj.connection.state !== 'connected', 3000, 'pusher-js alice disconnected');
+    assert.ok(a1.frames.some(isError(4009)), 'a pusher:error 4009 precedes the close');
+    // Watchers see the user go online once and offline once.
+    const off = await watcher.next((f) => f.event === 'pusher_internal:watchlist_events' && f.data !== undefined && (f.data as string).includes('offline'));
+    assert.deepEqual(watchlistEvents(off), [{ name: 'offline', user_ids: ['term-alice'] }]);
+    assert.deepEqual(
+      framesOf(watcher, 'pusher_internal:watchlist_events').slice(1).map(watchlistEvents),
+      [[{ name: 'online', user_ids: ['term-alice'] }], [{ name: 'offline', user_ids: ['term-alice'] }]],
+    );
 
     await roundTrip(b1);
     await roundTrip(anon);
@@ -360,8 +385,9 @@ describe('authorized connections (enable_user_authentication, user_authenticatio
     const publicOnly = await rawFor(node, AUTH_APP);
     const signedIn = await rawFor(node, AUTH_APP);
     const privateSub = await rawFor(node, AUTH_APP);
+    const badAuth = await rawFor(node, AUTH_APP);
     const otherApp = await rawFor(node, PLAIN_APP);
-    open.push(idle, publicOnly, signedIn, privateSub, otherApp);
+    open.push(idle, publicOnly, signedIn, privateSub, badAuth, otherApp);
 
     await rawSignin(node, signedIn, { id: 'authorized-user' }, AUTH_APP);
     assert.equal((await rawSubscribe(publicOnly, 'public-news')).event, 'pusher_internal:subscription_succeeded');
@@ -369,10 +395,18 @@ describe('authorized connections (enable_user_authentication, user_authenticatio
     const { auth } = serverSdk(node, AUTH_APP).authorizeChannel(socketId, 'private-ok') as { auth: string };
     assert.equal((await rawSubscribe(privateSub, 'private-ok', { auth })).event, 'pusher_internal:subscription_succeeded');
 
+    const refused = await rawSubscribe(badAuth, 'private-ok', { auth: `${AUTH_APP.key}:${'0'.repeat(64)}` });
+    assert.equal(refused.event, 'pusher:subscription_error');
+
     const closedIn = (s: RawSocket, ms: number) => Promise.race([s.closed, sleep(ms).then(() => null)]);
-    const [idleClose, publicClose] = await Promise.all([closedIn(idle, 4000), closedIn(publicOnly, 4000)]);
+    const [idleClose, publicClose, badClose] = await Promise.all([
+      closedIn(idle, 4000),
+      closedIn(publicOnly, 4000),
+      closedIn(badAuth, 4000),
+    ]);
     assert.equal(idleClose?.code, 4009, 'an idle socket is closed with 4009');
     assert.equal(publicClose?.code, 4009, 'a public subscription does not authorize a connection');
+    assert.equal(badClose?.code, 4009, 'a refused private subscription does not authorize a connection');
     assert.ok(idle.frames.some(isError(4009)), 'a pusher:error 4009 precedes the close');
 
     // The others are still open well after the timeout.

@@ -4,7 +4,13 @@ import uWS from 'uWebSockets.js';
 import { StaticAppStore } from './apps/static-store.js';
 import { ChannelHub } from './channels/hub.js';
 import { LocalRegistry } from './channels/registry.js';
+import { busMetrics, HorizontalAdapter } from './cluster/horizontal-adapter.js';
 import { LocalAdapter } from './cluster/local-adapter.js';
+import { PeerWebhooks } from './cluster/peer-webhooks.js';
+import { NatsTransport } from './transports/nats.js';
+import { RedisClusterTransport } from './transports/redis-cluster.js';
+import { clusterNodes, redisOptions } from './transports/redis-options.js';
+import { RedisTransport } from './transports/redis.js';
 import { ConfigError } from './config/errors.js';
 import { registerHttpRoutes } from './http/router.js';
 import { Metrics } from './metrics/metrics.js';
@@ -46,10 +52,40 @@ function createApp(config) {
         ...(config.ssl.passphrase ? { passphrase: config.ssl.passphrase } : {}),
     });
 }
-function createAdapter(config, registry) {
+function createTransport(config, log) {
+    switch (config.adapter.driver) {
+        case 'redis':
+            return new RedisTransport(redisOptions(config), log);
+        case 'redis-cluster': {
+            const nodes = clusterNodes(config);
+            if (nodes.length === 0) {
+                throw new ConfigError('adapter.driver "redis-cluster" needs REDIS_CLUSTER_NODES or database.redis.cluster_nodes');
+            }
+            return new RedisClusterTransport(nodes, redisOptions(config), log);
+        }
+        case 'nats': {
+            const n = config.adapter.nats;
+            return new NatsTransport({ servers: n.servers, username: n.username, password: n.password, token: n.token, connectTimeoutMs: n.connection_timeout_ms, prefix: n.prefix }, log);
+        }
+        default:
+            throw new ConfigError(`adapter.driver "${config.adapter.driver}" has no transport`);
+    }
+}
+function createAdapter(config, registry, log, metrics) {
     if (config.adapter.driver === 'local')
         return new LocalAdapter(registry, config.instance.process_id);
-    throw new ConfigError(`adapter.driver "${config.adapter.driver}" is not available in this build; use "local"`);
+    const health = config.adapter.cluster_health;
+    const isNats = config.adapter.driver === 'nats';
+    return new HorizontalAdapter(createTransport(config, log), registry, {
+        prefix: isNats ? config.adapter.nats.prefix : config.adapter.redis.prefix,
+        keyPrefix: config.database.redis.key_prefix,
+        processId: config.instance.process_id,
+        heartbeatIntervalMs: health.heartbeat_interval_ms,
+        nodeTimeoutMs: health.node_timeout_ms,
+        cleanupIntervalMs: health.cleanup_interval_ms,
+        requestTimeoutMs: isNats ? config.adapter.nats.requests_timeout : config.adapter.redis.requests_timeout,
+        onBusMessage: busMetrics(metrics.registry, metrics.prefix),
+    }, log);
 }
 function createAppStore(config) {
     if (config.app_manager.driver === 'memory' || config.app_manager.driver === 'array') {
@@ -63,9 +99,9 @@ export async function startServer(config, log) {
         throw new StartupError(nativeProblem, 'UWS_NOT_NATIVE');
     const uws = createApp(config);
     const registry = new LocalRegistry();
-    const adapter = createAdapter(config, registry);
-    const apps = createAppStore(config);
     const metrics = new Metrics(config.metrics.prometheus.prefix);
+    const adapter = createAdapter(config, registry, log, metrics);
+    const apps = createAppStore(config);
     const rateLimiter = new LocalRateLimiter();
     const webhooks = new HttpWebhookSink({
         batching: config.webhooks.batching.enabled,
@@ -76,10 +112,19 @@ export async function startServer(config, log) {
         requestTimeoutMs: 5000,
     }, log);
     const hub = new ChannelHub(uws, registry, adapter, metrics, webhooks);
+    metrics.watchCluster(() => adapter.members().length);
+    if (adapter instanceof HorizontalAdapter)
+        adapter.peerEvents = new PeerWebhooks(adapter, apps, webhooks, log);
     const ctx = { config, log, apps, registry, adapter, hub, metrics, webhooks, rateLimiter, draining: false };
     uws.ws('/*', websocketBehavior(ctx));
     registerHttpRoutes(ctx, uws, await apps.list());
-    await adapter.start(hub);
+    try {
+        await adapter.start(hub);
+    }
+    catch (err) {
+        await adapter.stop().catch(() => undefined);
+        throw new StartupError(`cannot reach the ${config.adapter.driver} broker: ${err.message}`, 'BROKER_UNREACHABLE');
+    }
     const listenSocket = await listen(uws, config.host, config.port);
     const port = uWS.us_socket_local_port(listenSocket);
     const stopLiveness = startLiveness(ctx);
@@ -96,6 +141,7 @@ export async function startServer(config, log) {
         const frame = errorFrame(CloseCode.RECONNECT, 'Server is shutting down, reconnect');
         for (const sock of [...registry.sockets.values()])
             closeWith(sock, CloseCode.RECONNECT, frame, 'shutting down');
+        await hub.settle(Math.max(0, deadline - Date.now()));
         await webhooks.flush(Math.max(0, deadline - Date.now()));
         await adapter.stop();
         hub.close();

@@ -1,6 +1,7 @@
 // The Pusher HTTP API and health routes on the node's main port.
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { App } from '../apps/app.js';
+import { AppStoreError } from '../apps/store.js';
 import type { NodeContext } from '../context.js';
 import { readBody } from './body.js';
 import { clientIp } from './client-ip.js';
@@ -51,6 +52,8 @@ const handlers: Record<Endpoint, Handler> = {
 
 /** The largest body any app may legitimately send: a full batch of full events. */
 export function bodyLimit(apps: readonly App[]): number {
+  // Unknown apps (a database): 10 MB, Sockudo's request_limit_in_mb.
+  if (apps.length === 0) return 10 * 1024 * 1024;
   let limit = 1024 * 1024;
   for (const app of apps) {
     const perEvent = (app.max_event_payload_in_kb ?? 1024) * 1024 + 64 * 1024;
@@ -130,6 +133,10 @@ function apiRoute(ctx: NodeContext, endpoint: Endpoint, argCount: number, maxBod
     })()
       .then(respond)
       .catch((err) => {
+        if (err instanceof AppStoreError) {
+          respond(errorReply(503, 'App store unavailable, try again later'));
+          return;
+        }
         ctx.log.error({ err, endpoint }, 'HTTP API handler failed');
         respond(errorReply(500, 'Internal server error'));
       });

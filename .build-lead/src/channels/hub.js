@@ -17,6 +17,8 @@ export class ChannelHub {
     webhooks;
     countTimers = new Map();
     lastCountSent = new Map();
+    /** occupancy checks in flight, so a drain can wait for their webhooks */
+    pendingEdges = new Set();
     constructor(uws, registry, adapter, metrics, webhooks) {
         this.uws = uws;
         this.registry = registry;
@@ -125,13 +127,28 @@ export class ChannelHub {
         if (wantsWebhook(app, 'member_removed'))
             this.webhooks.emit(app, { name: 'member_removed', channel, user_id: userId });
     }
+    /** Local 0 -> 1: the adapter decides whether it is the cluster's edge too (exactly once). */
     occupiedEdge(app, channel) {
-        if (wantsWebhook(app, 'channel_occupied'))
-            this.webhooks.emit(app, { name: 'channel_occupied', channel });
+        this.track(this.adapter.channelOccupied(app.id, channel).then((edge) => {
+            if (edge && wantsWebhook(app, 'channel_occupied'))
+                this.webhooks.emit(app, { name: 'channel_occupied', channel });
+        }));
     }
     vacatedEdge(app, channel) {
-        if (wantsWebhook(app, 'channel_vacated'))
-            this.webhooks.emit(app, { name: 'channel_vacated', channel });
+        this.track(this.adapter.channelVacated(app.id, channel).then((edge) => {
+            if (edge && wantsWebhook(app, 'channel_vacated'))
+                this.webhooks.emit(app, { name: 'channel_vacated', channel });
+        }));
+    }
+    track(p) {
+        const tracked = p.catch(() => undefined).finally(() => this.pendingEdges.delete(tracked));
+        this.pendingEdges.add(tracked);
+    }
+    /** Waits for occupancy checks in flight (drain), at most `deadlineMs`. */
+    async settle(deadlineMs) {
+        if (this.pendingEdges.size === 0)
+            return;
+        await Promise.race([Promise.allSettled([...this.pendingEdges]), new Promise((r) => setTimeout(r, deadlineMs).unref())]);
     }
     /** Sends pusher_internal:subscription_count (opt-in per app; not on presence channels), throttled when busy. */
     subscriptionCountChanged(app, channel) {
@@ -166,6 +183,7 @@ export class ChannelHub {
         if (event && subscriptionCount > 0) {
             const frame = encodeChannelEvent('pusher_internal:subscription_count', channel, JSON.stringify({ subscription_count: subscriptionCount }));
             this.deliver(app.id, channel, frame, undefined);
+            this.adapter.broadcast(app.id, channel, frame);
         }
         if (hook)
             this.webhooks.emit(app, { name: 'subscription_count', channel, subscription_count: subscriptionCount });

@@ -43,6 +43,15 @@ export class LocalAdapter {
     isUserOnline(appId, userId) {
         return this.onlineUsers.has(`${appId}\n${userId}`);
     }
+    async channelOccupied() {
+        return true;
+    }
+    async channelVacated() {
+        return true;
+    }
+    members() {
+        return [{ nodeId: this.nodeId, processId: this.nodeId, self: true, lastSeenMs: 0 }];
+    }
     async channelCounts(appId, channel) {
         return {
             subscriptionCount: this.registry.subscriberCount(appId, channel),

@@ -44,6 +44,17 @@ export class Metrics {
         this.unsubscriptions = counter('channel_unsubscriptions_total', 'Channel unsubscriptions', ['app_id']);
         collectDefaultMetrics({ register: this.registry, prefix });
     }
+    /** Cluster membership as a gauge, read at scrape time. */
+    watchCluster(liveNodes) {
+        new Gauge({
+            name: this.prefix + 'cluster_nodes',
+            help: 'Live nodes in the cluster, this one included',
+            registers: [this.registry],
+            collect() {
+                this.set(liveNodes());
+            },
+        });
+    }
     app(appId) {
         let m = this.perApp.get(appId);
         if (!m) {

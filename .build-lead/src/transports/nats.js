@@ -7,6 +7,9 @@ const CACHE_TTL_MS = 30 * 60 * 1000;
 /** Claims live long enough to outlast any cleanup race. */
 const CLAIM_TTL_MS = 10 * 60 * 1000;
 const escapeToken = (s) => s.replace(/%/g, '%25').replace(/\./g, '%2E').replace(/\*/g, '%2A').replace(/>/g, '%3E').replace(/\s/g, (c) => encodeURIComponent(c));
+const BUCKET_TTL_MS = { claims: CLAIM_TTL_MS, cache: CACHE_TTL_MS, sets: 0 };
+/** Compare-and-set retries before a set change gives up (contention is a handful of nodes). */
+const CAS_ATTEMPTS = 25;
 /** KV keys allow [-/_=.a-zA-Z0-9]; base64url stays inside that set. */
 const kvKey = (key) => Buffer.from(key).toString('base64url');
 export class NatsTransport {
@@ -14,8 +17,7 @@ export class NatsTransport {
     log;
     nc = null;
     subs = new Map();
-    claims = null;
-    cache = null;
+    buckets = new Map();
     events = null;
     /** nats.js buffers publishes while reconnecting without a bound; we drop them instead. */
     up = false;
@@ -89,12 +91,14 @@ export class NatsTransport {
         const nc = this.nc;
         if (!nc)
             return Promise.reject(new Error('not connected'));
-        const name = `${this.settings.prefix.replace(/[^-_a-zA-Z0-9]/g, '_')}_${kind}`;
-        const ttl = kind === 'claims' ? CLAIM_TTL_MS : CACHE_TTL_MS;
-        const open = () => nc.jetstream().views.kv(name, { ttl, history: 1 });
-        if (kind === 'claims')
-            return (this.claims ??= open().catch((e) => ((this.claims = null), Promise.reject(e))));
-        return (this.cache ??= open().catch((e) => ((this.cache = null), Promise.reject(e))));
+        let kv = this.buckets.get(kind);
+        if (!kv) {
+            const name = `${this.settings.prefix.replace(/[^-_a-zA-Z0-9]/g, '_')}_${kind}`;
+            kv = nc.jetstream().views.kv(name, { ttl: BUCKET_TTL_MS[kind], history: 1 });
+            kv.catch(() => this.buckets.delete(kind));
+            this.buckets.set(kind, kv);
+        }
+        return kv;
     }
     async claim(key, _ttlMs) {
         const kv = await this.bucket('claims');
@@ -107,6 +111,43 @@ export class NatsTransport {
                 return false;
             throw err;
         }
+    }
+    /** Markers from `claim` live as long as the claims bucket; the value-less delete is the atomic part. */
+    async take(key) {
+        const kv = await this.bucket('claims');
+        const entry = await kv.get(kvKey(key));
+        if (!entry || entry.operation !== 'PUT')
+            return false;
+        try {
+            await kv.delete(kvKey(key), { previousSeq: entry.revision });
+            return true;
+        }
+        catch {
+            return false;
+        }
+    }
+    async setChange(op, key, member) {
+        const kv = await this.bucket('sets');
+        const k = kvKey(key);
+        for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+            const entry = await kv.get(k);
+            const current = entry && entry.operation === 'PUT' ? (entry.json() ?? []) : [];
+            const has = current.includes(member);
+            if ((op === 'add') === has)
+                return { changed: false, members: current };
+            const next = op === 'add' ? [...current, member] : current.filter((m) => m !== member);
+            try {
+                if (entry)
+                    await kv.update(k, JSON.stringify(next), entry.revision);
+                else
+                    await kv.create(k, JSON.stringify(next));
+                return { changed: true, members: next };
+            }
+            catch {
+                // Another node changed the set first: read again.
+            }
+        }
+        throw new Error(`set ${key} too contended`);
     }
     async put(key, value, _ttlMs) {
         const kv = await this.bucket('cache');

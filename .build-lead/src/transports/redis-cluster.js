@@ -2,6 +2,7 @@
 // touch only the shard that owns its slot, so pub/sub load spreads with the
 // cluster instead of every message reaching every Redis node.
 import { Cluster } from 'ioredis';
+import * as commands from './redis-commands.js';
 import { reconnectDelay } from './redis-options.js';
 export class RedisClusterTransport {
     log;
@@ -54,18 +55,20 @@ export class RedisClusterTransport {
     async unsubscribe(topic) {
         await this.sub.sunsubscribe(topic);
     }
-    async claim(key, ttlMs) {
-        return (await this.pub.set(key, '1', 'PX', ttlMs, 'NX')) === 'OK';
+    claim(key, ttlMs) {
+        return commands.claim(this.pub, key, ttlMs);
     }
-    async put(key, value, ttlMs) {
-        await this.pub.set(key, value, 'PX', ttlMs);
+    take(key) {
+        return commands.take(this.pub, key);
     }
-    async get(key) {
-        // GET and PTTL of one key land on the same slot, so a transaction is allowed.
-        const result = await this.pub.multi().get(key).pttl(key).exec();
-        const value = result?.[0]?.[1];
-        const ttl = result?.[1]?.[1];
-        return value == null ? null : { value, ttlMs: ttl !== undefined && ttl > 0 ? ttl : 0 };
+    setChange(op, key, member) {
+        return commands.setChange(this.pub, op, key, member);
+    }
+    put(key, value, ttlMs) {
+        return commands.put(this.pub, key, value, ttlMs);
+    }
+    get(key) {
+        return commands.get(this.pub, key);
     }
     get client() {
         return this.pub;

@@ -7,10 +7,25 @@
 //   live peers with a deadline.
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import { Counter } from 'prom-client';
 import { PresenceBook } from '../channels/presence-book.js';
 import { Membership } from './membership.js';
 import { channelPayload, entriesFromWire, entriesToWire, parseChannelPayload, } from './messages.js';
 import { RequestTracker } from './requests.js';
+/** `onBusMessage` as Prometheus counters: a node without local interest in a channel sees none of its traffic. */
+export function busMetrics(registry, prefix) {
+    const labelNames = ['kind'];
+    const messages = new Counter({ name: prefix + 'bus_messages_received_total', help: 'Payloads received from the cluster bus', labelNames, registers: [registry] });
+    const bytes = new Counter({ name: prefix + 'bus_bytes_received_total', help: 'Bytes received from the cluster bus', labelNames, registers: [registry] });
+    const bound = {
+        channel: [messages.labels({ kind: 'channel' }), bytes.labels({ kind: 'channel' })],
+        control: [messages.labels({ kind: 'control' }), bytes.labels({ kind: 'control' })],
+    };
+    return (kind, n) => {
+        bound[kind][0].inc();
+        bound[kind][1].inc(n);
+    };
+}
 /** How long a subscription may wait for the broker before the node goes on without it. */
 const SUBSCRIBE_WAIT_MS = 3000;
 export class HorizontalAdapter {
@@ -32,9 +47,15 @@ export class HorizontalAdapter {
     online = new Map();
     /** app\nuser -> local sockets signed in as the user */
     localOnline = new Map();
+    /** peer -> app\nchannel it has local subscribers for (to clean up after it dies) */
+    interest = new Map();
+    startedAt = Date.now();
     timers = [];
     brokerUp = true;
-    lossListeners = [];
+    /** Set by the composition root; cluster-health webhooks hang off it. */
+    peerEvents = null;
+    /** peers declared dead whose return would be a revival */
+    declaredDead = new Set();
     constructor(transport, registry, options, log) {
         this.transport = transport;
         this.registry = registry;
@@ -73,9 +94,16 @@ export class HorizontalAdapter {
         this.requests.close();
         await this.transport.close();
     }
-    /** Live peers (not counting this node). */
-    peers() {
-        return this.membership.list();
+    members() {
+        const now = Date.now();
+        return [
+            { nodeId: this.nodeId, processId: this.processId, self: true, lastSeenMs: 0 },
+            ...this.membership.list().map((p) => ({ nodeId: p.nodeId, processId: p.processId, self: false, lastSeenMs: now - p.lastSeen })),
+        ];
+    }
+    /** Channels a peer held when last heard of, as app\nchannel. */
+    interestOf(nodeId) {
+        return this.interest.get(nodeId) ?? new Set();
     }
     // channel events
     broadcast(appId, channel, frame, exceptSocketId) {
@@ -98,6 +126,38 @@ export class HorizontalAdapter {
     }
     channelTopic(appId, channel) {
         return this.transport.topic(this.options.prefix, 'ch', appId, channel);
+    }
+    // cluster-wide occupancy: a set per channel in the broker holds the nodes with
+    // subscribers; only the node whose change empties or fills it sees an edge.
+    occupancyKey(appId, channel) {
+        return `${this.options.keyPrefix}occ:${appId}:${channel}`;
+    }
+    async channelOccupied(appId, channel) {
+        this.send({ t: 'ci', n: this.nodeId, a: appId, c: channel });
+        const { changed, members } = await this.transport.setChange('add', this.occupancyKey(appId, channel), this.nodeId);
+        // Members no live node accounts for are left over from nodes that died unseen (a whole-cluster restart).
+        const settled = Date.now() - this.startedAt > this.options.nodeTimeoutMs;
+        const others = members.filter((m) => m !== this.nodeId && (!settled || this.membership.isLive(m)));
+        if (settled) {
+            for (const stale of members.filter((m) => m !== this.nodeId && !this.membership.isLive(m))) {
+                this.transport.setChange('remove', this.occupancyKey(appId, channel), stale).catch(() => undefined);
+            }
+        }
+        return changed && others.length === 0;
+    }
+    async channelVacated(appId, channel) {
+        this.send({ t: 'cx', n: this.nodeId, a: appId, c: channel });
+        return this.removeOccupant(appId, channel, this.nodeId);
+    }
+    /** Puts a returned peer back in a channel's set; true when that refilled an empty channel. */
+    async restoreOccupant(appId, channel, nodeId) {
+        const { changed, members } = await this.transport.setChange('add', this.occupancyKey(appId, channel), nodeId);
+        return changed && members.length === 1;
+    }
+    /** Takes a node out of a channel's set; true when that emptied it. */
+    async removeOccupant(appId, channel, nodeId) {
+        const { changed, members } = await this.transport.setChange('remove', this.occupancyKey(appId, channel), nodeId);
+        return changed && members.length === 0;
     }
     // presence and users
     presenceJoin(appId, channel, userId, info) {
@@ -229,10 +289,13 @@ export class HorizontalAdapter {
             const [a, u] = k.split('\n', 2);
             online.push([a, u]);
         }
-        this.send({ t: 'snap', n: this.nodeId, e: entriesToWire(this.presence.entriesOf(this.nodeId)), o: online }, this.transport.topic(this.options.prefix, 'node', to));
+        const ch = [...this.channelTopics.values()];
+        this.send({ t: 'snap', n: this.nodeId, e: entriesToWire(this.presence.entriesOf(this.nodeId)), o: online, ch }, this.transport.topic(this.options.prefix, 'node', to));
     }
     onMessage(topic, payload) {
-        if (topic === this.controlTopic || topic === this.ownTopic) {
+        const control = topic === this.controlTopic || topic === this.ownTopic;
+        this.options.onBusMessage?.(control ? 'control' : 'channel', Buffer.byteLength(payload));
+        if (control) {
             let message;
             try {
                 message = JSON.parse(payload);
@@ -297,6 +360,17 @@ export class HorizontalAdapter {
             case 'term':
                 this.node?.terminateUser(m.a, m.u);
                 return;
+            case 'ci':
+            case 'cx': {
+                let set = this.interest.get(m.n);
+                if (!set)
+                    this.interest.set(m.n, (set = new Set()));
+                if (m.t === 'ci')
+                    set.add(`${m.a}\n${m.c}`);
+                else
+                    set.delete(`${m.a}\n${m.c}`);
+                return;
+            }
             case 'req':
                 this.send({ t: 'res', n: this.nodeId, id: m.id, v: this.answer(m.k, m.a, m.c) }, this.transport.topic(this.options.prefix, 'node', m.n));
                 return;
@@ -324,9 +398,14 @@ export class HorizontalAdapter {
         }
     }
     applySnapshot(m) {
-        if (!this.membership.isLive(m.n))
+        const peer = this.membership.get(m.n);
+        if (!peer)
             return;
+        const channels = Array.isArray(m.ch) ? m.ch.map(([a, c]) => `${a}\n${c}`) : [];
+        this.interest.set(m.n, new Set(channels));
         const { added, removed } = this.presence.replaceNode(m.n, entriesFromWire(m.e));
+        if (this.declaredDead.delete(m.n))
+            this.peerEvents?.revived(peer, added, channels);
         if (removed.length)
             this.node?.membersLost(removed);
         if (added.length)
@@ -357,8 +436,15 @@ export class HorizontalAdapter {
                 this.node?.userPresenceChanged(a, u, false);
             }
         }
-        for (const listener of this.lossListeners)
-            listener(peer, reason, removed);
+        const channels = [...(this.interest.get(peer.nodeId) ?? [])];
+        this.interest.delete(peer.nodeId);
+        if (reason !== 'left') {
+            this.declaredDead.add(peer.nodeId);
+            // Remember a bounded number of the dead (oldest forgotten first).
+            if (this.declaredDead.size > 1000)
+                this.declaredDead.delete(this.declaredDead.values().next().value);
+        }
+        this.peerEvents?.lost(peer, reason, removed, channels);
     }
     onBrokerStatus(up) {
         if (up === this.brokerUp)

@@ -22,6 +22,14 @@ export function startMetricsServer(ctx, host, port) {
                 res.cork(() => res.writeStatus('500 Internal Server Error').end());
         });
     });
+    // Read-only view of the cluster's live members.
+    app.get('/cluster', (res) => {
+        const members = ctx.adapter.members();
+        res
+            .writeStatus('200 OK')
+            .writeHeader('Content-Type', 'application/json')
+            .end(JSON.stringify({ node_id: ctx.adapter.nodeId, driver: ctx.config.adapter.driver, members }));
+    });
     app.any('/*', (res) => {
         res.writeStatus('404 Not Found').end('Not found');
     });

@@ -2,6 +2,7 @@
 // Publishes are dropped, not queued, while Redis is down (no unbounded buffers);
 // ioredis reconnects with backoff and restores subscriptions itself.
 import { Redis } from 'ioredis';
+import * as commands from './redis-commands.js';
 export class RedisTransport {
     log;
     pub;
@@ -47,17 +48,20 @@ export class RedisTransport {
     async unsubscribe(topic) {
         await this.sub.unsubscribe(topic);
     }
-    async claim(key, ttlMs) {
-        return (await this.pub.set(key, '1', 'PX', ttlMs, 'NX')) === 'OK';
+    claim(key, ttlMs) {
+        return commands.claim(this.pub, key, ttlMs);
     }
-    async put(key, value, ttlMs) {
-        await this.pub.set(key, value, 'PX', ttlMs);
+    take(key) {
+        return commands.take(this.pub, key);
     }
-    async get(key) {
-        const result = await this.pub.multi().get(key).pttl(key).exec();
-        const value = result?.[0]?.[1];
-        const ttl = result?.[1]?.[1];
-        return value == null ? null : { value, ttlMs: ttl !== undefined && ttl > 0 ? ttl : 0 };
+    setChange(op, key, member) {
+        return commands.setChange(this.pub, op, key, member);
+    }
+    put(key, value, ttlMs) {
+        return commands.put(this.pub, key, value, ttlMs);
+    }
+    get(key) {
+        return commands.get(this.pub, key);
     }
     /** The publisher connection, for other parts that share Redis (rate limits, queues). */
     get client() {

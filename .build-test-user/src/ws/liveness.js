@@ -6,7 +6,9 @@ export function startLiveness(ctx) {
     const activityMs = ctx.config.activity_timeout * 1000;
     // Pusher waits 30 s for a pong; shorter activity timeouts (tests) wait as long as the timeout.
     const pongWaitMs = Math.min(30_000, activityMs);
-    const everyMs = Math.max(250, Math.min(5000, Math.floor(activityMs / 4)));
+    // Checks often enough for the shorter of the two deadlines (a 1 s sign-in timeout must not wait 5 s).
+    const authMs = ctx.config.user_authentication_timeout * 1000;
+    const everyMs = Math.max(250, Math.min(5000, Math.floor(activityMs / 4), Math.floor(authMs / 4)));
     const timer = setInterval(() => {
         const now = Date.now();
         for (const sock of ctx.registry.sockets.values()) {

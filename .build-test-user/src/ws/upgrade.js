@@ -78,11 +78,10 @@ export function handleUpgrade(ctx, res, req, context) {
             closed: false,
             ws: null,
         };
-        if (!refusal && app) {
-            // Reserve the slot now so concurrent upgrades cannot overshoot the quota.
+        // Reserve the slot now so concurrent upgrades cannot overshoot the quota. The socket
+        // joins the registry in `open`: uWS copies this object, so only that copy is live.
+        if (!refusal && app)
             ctx.registry.app(app.id).connections++;
-            ctx.registry.sockets.set(data.socketId, data);
-        }
         res.cork(() => res.upgrade(data, secKey, secProtocol, secExtensions, context));
     };
     if (key === null || key.length === 0 || key.includes('/')) {

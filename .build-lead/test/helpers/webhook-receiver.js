@@ -1,0 +1,81 @@
+// A real HTTP endpoint for webhooks: a node:http server on a free loopback port
+// that records every POST (raw body, headers, parsed events) and checks each one
+// with the `pusher` SDK's webhook validation. It can be told to fail the next N
+// requests with 500 to exercise retries.
+import { createServer } from 'node:http';
+import PusherServer from 'pusher';
+import { DEMO_APP } from './node.js';
+/** `apps` are the apps whose key/secret may sign deliveries (matched by X-Pusher-Key). */
+export async function startWebhookReceiver(apps = [DEMO_APP]) {
+    const sdks = new Map(apps.map((a) => [a.key, new PusherServer({ appId: a.id, key: a.key, secret: a.secret, host: '127.0.0.1' })]));
+    const deliveries = [];
+    let failures = 0;
+    const waiters = new Set();
+    const server = createServer((req, res) => {
+        const chunks = [];
+        req.on('data', (c) => chunks.push(c));
+        req.on('end', () => {
+            const rawBody = Buffer.concat(chunks).toString('utf8');
+            let body = null;
+            try {
+                body = JSON.parse(rawBody);
+            }
+            catch {
+                body = null;
+            }
+            const sdk = sdks.get(String(req.headers['x-pusher-key'] ?? ''));
+            const valid = req.method === 'POST' && !!sdk && sdk.webhook({ headers: req.headers, rawBody }).isValid();
+            const status = failures > 0 ? 500 : 200;
+            if (failures > 0)
+                failures--;
+            deliveries.push({ path: req.url ?? '/', headers: req.headers, rawBody, body, status, valid, receivedAt: Date.now() });
+            res.writeHead(status, { 'Content-Type': 'text/plain' }).end(status === 200 ? 'ok' : 'fail');
+            for (const w of [...waiters])
+                w();
+        });
+    });
+    await new Promise((r) => server.listen(0, '127.0.0.1', r));
+    const port = server.address().port;
+    const receiver = {
+        url: `http://127.0.0.1:${port}`,
+        port,
+        deliveries,
+        failNext(n) {
+            failures = n;
+        },
+        events(name) {
+            const all = deliveries.filter((d) => d.status === 200 && d.body).flatMap((d) => d.body.events);
+            return name ? all.filter((e) => e.name === name) : all;
+        },
+        waitFor(pred, timeoutMs = 5000) {
+            return new Promise((resolve, reject) => {
+                const done = (err) => {
+                    clearTimeout(timer);
+                    clearInterval(poll);
+                    waiters.delete(check);
+                    if (err)
+                        reject(err);
+                    else
+                        resolve();
+                };
+                const check = () => {
+                    if (pred(receiver))
+                        done();
+                };
+                const timer = setTimeout(() => done(new Error(`webhook condition not met in ${timeoutMs} ms; got ${JSON.stringify(receiver.events())}`)), timeoutMs);
+                const poll = setInterval(check, 25);
+                waiters.add(check);
+                check();
+            });
+        },
+        reset() {
+            deliveries.length = 0;
+            failures = 0;
+        },
+        stop: () => new Promise((r) => {
+            server.closeAllConnections();
+            server.close(() => r());
+        }),
+    };
+    return receiver;
+}

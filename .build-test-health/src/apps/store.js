@@ -1,0 +1,3 @@
+export class AppStoreError extends Error {
+    code = 'APP_STORE_UNAVAILABLE';
+}

@@ -1,0 +1,107 @@
+#!/usr/bin/env node
+// chorus start [--config FILE] | --help | --version
+import { loadConfig } from './config/load.js';
+import { ConfigError } from './config/errors.js';
+import { createLogger } from './log.js';
+import { startServer } from './server.js';
+import { VERSION } from './version.js';
+const HELP = `Chorus ${VERSION}: a Pusher-compatible WebSocket server
+
+Usage:
+  chorus start [--config FILE]   start a node (FILE, or $CONFIG_FILE, or ./config/config.json, or defaults)
+  chorus --help                  show this help
+  chorus --version               print the version
+
+Environment variables override the file (Sockudo's names: PORT, HOST, ADAPTER_DRIVER, ...).
+LOG_LEVEL sets the log level (default info).
+`;
+function parseArgs(argv) {
+    const args = { command: null, help: false, version: false };
+    for (let i = 0; i < argv.length; i++) {
+        const a = argv[i];
+        if (a === '--help' || a === '-h')
+            args.help = true;
+        else if (a === '--version' || a === '-v')
+            args.version = true;
+        else if (a === '--config' || a === '-c') {
+            const next = argv[++i];
+            if (!next)
+                throw new ConfigError('--config needs a file path');
+            args.config = next;
+        }
+        else if (a.startsWith('--config='))
+            args.config = a.slice('--config='.length);
+        else if (!a.startsWith('-') && args.command === null)
+            args.command = a;
+        else
+            throw new ConfigError(`unknown argument: ${a}`);
+    }
+    return args;
+}
+async function main() {
+    let args;
+    try {
+        args = parseArgs(process.argv.slice(2));
+    }
+    catch (err) {
+        process.stderr.write(`chorus: ${err.message}\n\n${HELP}`);
+        process.exit(2);
+    }
+    if (args.help) {
+        process.stdout.write(HELP);
+        return;
+    }
+    if (args.version) {
+        process.stdout.write(`${VERSION}\n`);
+        return;
+    }
+    if (args.command !== 'start') {
+        process.stderr.write(`chorus: ${args.command ? `unknown command "${args.command}"` : 'missing command'}\n\n${HELP}`);
+        process.exit(2);
+    }
+    const log = createLogger();
+    let loaded;
+    try {
+        loaded = loadConfig({ file: args.config });
+    }
+    catch (err) {
+        if (err instanceof ConfigError) {
+            log.fatal({ code: err.code }, err.message);
+            process.stderr.write(`chorus: ${err.message}\n`);
+            process.exit(2);
+        }
+        throw err;
+    }
+    for (const key of loaded.unknownKeys)
+        log.warn({ key }, `unknown config key "${key}" ignored`);
+    log.info({ config_file: loaded.source ?? '(embedded defaults)' }, 'configuration loaded');
+    let server;
+    try {
+        server = await startServer(loaded.config, log);
+    }
+    catch (err) {
+        const code = err instanceof ConfigError ? 2 : 1;
+        log.fatal({ code: err.code ?? 'STARTUP_FAILED' }, err.message);
+        process.stderr.write(`chorus: ${err.message}\n`);
+        process.exit(code);
+    }
+    const stop = (signal) => {
+        log.info({ signal }, 'shutdown requested');
+        const graceMs = loaded.config.shutdown_grace_period * 1000;
+        const force = setTimeout(() => {
+            log.warn('grace period over, exiting');
+            process.exit(0);
+        }, graceMs + 1000);
+        force.unref();
+        server.shutdown().then(() => process.exit(0), (err) => {
+            log.error({ err }, 'shutdown failed');
+            process.exit(1);
+        });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+}
+main().catch((err) => {
+    process.stderr.write(`chorus: ${err.stack ?? String(err)}\n`);
+    process.exit(1);
+});

@@ -1,0 +1,462 @@
+// N nodes as one server over a broker (redis, redis-cluster, nats).
+// - Channel events travel on one topic per (app, channel); a node subscribes
+//   only while it has local subscribers, so traffic follows interest.
+// - Presence is a replicated book fed by deltas; heartbeats carry a digest of
+//   each node's own entries and a mismatch fetches a snapshot (anti-entropy).
+// - Membership comes from heartbeats; cluster-wide questions ask exactly the
+//   live peers with a deadline.
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { Counter } from 'prom-client';
+import { PresenceBook } from '../channels/presence-book.js';
+import { Membership } from './membership.js';
+import { channelPayload, entriesFromWire, entriesToWire, parseChannelPayload, } from './messages.js';
+import { RequestTracker } from './requests.js';
+/** `onBusMessage` as Prometheus counters: a node without local interest in a channel sees none of its traffic. */
+export function busMetrics(registry, prefix) {
+    const labelNames = ['kind'];
+    const messages = new Counter({ name: prefix + 'bus_messages_received_total', help: 'Payloads received from the cluster bus', labelNames, registers: [registry] });
+    const bytes = new Counter({ name: prefix + 'bus_bytes_received_total', help: 'Bytes received from the cluster bus', labelNames, registers: [registry] });
+    const bound = {
+        channel: [messages.labels({ kind: 'channel' }), bytes.labels({ kind: 'channel' })],
+        control: [messages.labels({ kind: 'control' }), bytes.labels({ kind: 'control' })],
+    };
+    return (kind, n) => {
+        bound[kind][0].inc();
+        bound[kind][1].inc(n);
+    };
+}
+/** How long a subscription may wait for the broker before the node goes on without it. */
+const SUBSCRIBE_WAIT_MS = 3000;
+export class HorizontalAdapter {
+    transport;
+    registry;
+    options;
+    log;
+    nodeId;
+    processId;
+    presence = new PresenceBook();
+    node = null;
+    membership;
+    requests;
+    controlTopic;
+    ownTopic;
+    /** topic -> [appId, channel] for the channel topics this node holds */
+    channelTopics = new Map();
+    /** app\nuser -> nodes where the user is signed in */
+    online = new Map();
+    /** app\nuser -> local sockets signed in as the user */
+    localOnline = new Map();
+    /** peer -> app\nchannel it has local subscribers for (to clean up after it dies) */
+    interest = new Map();
+    startedAt = Date.now();
+    timers = [];
+    brokerUp = true;
+    /** Set by the composition root; cluster-health webhooks hang off it. */
+    peerEvents = null;
+    /** peers declared dead whose return would be a revival */
+    declaredDead = new Set();
+    constructor(transport, registry, options, log) {
+        this.transport = transport;
+        this.registry = registry;
+        this.options = options;
+        this.log = log;
+        this.processId = options.processId ?? `${hostname()}-${process.pid}`;
+        this.nodeId = `${this.processId}~${randomUUID().slice(0, 8)}`;
+        this.controlTopic = transport.topic(options.prefix, 'cluster');
+        this.ownTopic = transport.topic(options.prefix, 'node', this.nodeId);
+        this.requests = new RequestTracker(Math.min(options.requestTimeoutMs, options.nodeTimeoutMs));
+        this.membership = new Membership(options.nodeTimeoutMs, {
+            joined: (peer) => this.log.info({ peer: peer.nodeId }, 'cluster peer joined'),
+            lost: (peer, reason) => this.peerLost(peer, reason),
+        });
+    }
+    // lifecycle
+    async start(node) {
+        this.node = node;
+        await this.transport.connect({
+            message: (topic, payload) => this.onMessage(topic, payload),
+            status: (up) => this.onBrokerStatus(up),
+        });
+        await Promise.all([this.transport.subscribe(this.controlTopic), this.transport.subscribe(this.ownTopic)]);
+        this.send({ t: 'hello', n: this.nodeId, p: this.processId });
+        this.heartbeat();
+        this.timers.push(setInterval(() => this.heartbeat(), this.options.heartbeatIntervalMs));
+        this.timers.push(setInterval(() => this.membership.sweep(), this.options.cleanupIntervalMs));
+        for (const t of this.timers)
+            t.unref();
+    }
+    async stop() {
+        for (const t of this.timers)
+            clearInterval(t);
+        this.timers = [];
+        this.send({ t: 'bye', n: this.nodeId });
+        this.requests.close();
+        await this.transport.close();
+    }
+    members() {
+        const now = Date.now();
+        return [
+            { nodeId: this.nodeId, processId: this.processId, self: true, lastSeenMs: 0 },
+            ...this.membership.list().map((p) => ({ nodeId: p.nodeId, processId: p.processId, self: false, lastSeenMs: now - p.lastSeen })),
+        ];
+    }
+    /** Channels a peer held when last heard of, as app\nchannel. */
+    interestOf(nodeId) {
+        return this.interest.get(nodeId) ?? new Set();
+    }
+    // channel events
+    broadcast(appId, channel, frame, exceptSocketId) {
+        this.transport.publish(this.channelTopic(appId, channel), channelPayload(this.nodeId, exceptSocketId, frame));
+    }
+    async watchChannel(appId, channel) {
+        const topic = this.channelTopic(appId, channel);
+        this.channelTopics.set(topic, [appId, channel]);
+        const timeout = new Promise((r) => setTimeout(() => r('timeout'), SUBSCRIBE_WAIT_MS).unref());
+        const result = await Promise.race([this.transport.subscribe(topic).then(() => 'ok'), timeout]).catch((err) => err);
+        if (result !== 'ok') {
+            // Local delivery still works; the broker subscription is restored when it comes back.
+            this.log.warn({ app_id: appId, channel, reason: result instanceof Error ? result.message : result }, 'channel subscription not confirmed by the broker');
+        }
+    }
+    unwatchChannel(appId, channel) {
+        const topic = this.channelTopic(appId, channel);
+        this.channelTopics.delete(topic);
+        this.transport.unsubscribe(topic).catch(() => undefined);
+    }
+    channelTopic(appId, channel) {
+        return this.transport.topic(this.options.prefix, 'ch', appId, channel);
+    }
+    // cluster-wide occupancy: a set per channel in the broker holds the nodes with
+    // subscribers; only the node whose change empties or fills it sees an edge.
+    occupancyKey(appId, channel) {
+        return `${this.options.keyPrefix}occ:${appId}:${channel}`;
+    }
+    async channelOccupied(appId, channel) {
+        this.send({ t: 'ci', n: this.nodeId, a: appId, c: channel });
+        const { changed, members } = await this.transport.setChange('add', this.occupancyKey(appId, channel), this.nodeId);
+        // Members no live node accounts for are left over from nodes that died unseen (a whole-cluster restart).
+        const settled = Date.now() - this.startedAt > this.options.nodeTimeoutMs;
+        const others = members.filter((m) => m !== this.nodeId && (!settled || this.membership.isLive(m)));
+        if (settled) {
+            for (const stale of members.filter((m) => m !== this.nodeId && !this.membership.isLive(m))) {
+                this.transport.setChange('remove', this.occupancyKey(appId, channel), stale).catch(() => undefined);
+            }
+        }
+        return changed && others.length === 0;
+    }
+    async channelVacated(appId, channel) {
+        this.send({ t: 'cx', n: this.nodeId, a: appId, c: channel });
+        return this.removeOccupant(appId, channel, this.nodeId);
+    }
+    /** Puts a returned peer back in a channel's set; true when that refilled an empty channel. */
+    async restoreOccupant(appId, channel, nodeId) {
+        const { changed, members } = await this.transport.setChange('add', this.occupancyKey(appId, channel), nodeId);
+        return changed && members.length === 1;
+    }
+    /** Takes a node out of a channel's set; true when that emptied it. */
+    async removeOccupant(appId, channel, nodeId) {
+        const { changed, members } = await this.transport.setChange('remove', this.occupancyKey(appId, channel), nodeId);
+        return changed && members.length === 0;
+    }
+    // presence and users
+    presenceJoin(appId, channel, userId, info) {
+        const isNew = this.presence.join(appId, channel, this.nodeId, userId, info);
+        this.send({ t: 'pj', n: this.nodeId, a: appId, c: channel, u: userId, i: info });
+        return isNew;
+    }
+    presenceLeave(appId, channel, userId) {
+        const gone = this.presence.leave(appId, channel, this.nodeId, userId);
+        this.send({ t: 'pl', n: this.nodeId, a: appId, c: channel, u: userId });
+        return gone;
+    }
+    userOnline(appId, userId) {
+        const k = `${appId}\n${userId}`;
+        const n = (this.localOnline.get(k) ?? 0) + 1;
+        this.localOnline.set(k, n);
+        if (n > 1)
+            return false;
+        this.send({ t: 'uon', n: this.nodeId, a: appId, u: userId });
+        return this.markOnline(k, this.nodeId);
+    }
+    userOffline(appId, userId) {
+        const k = `${appId}\n${userId}`;
+        const n = (this.localOnline.get(k) ?? 0) - 1;
+        if (n > 0) {
+            this.localOnline.set(k, n);
+            return false;
+        }
+        this.localOnline.delete(k);
+        this.send({ t: 'uoff', n: this.nodeId, a: appId, u: userId });
+        return this.markOffline(k, this.nodeId);
+    }
+    isUserOnline(appId, userId) {
+        return this.online.has(`${appId}\n${userId}`);
+    }
+    /** true when the user was offline everywhere before */
+    markOnline(k, nodeId) {
+        let nodes = this.online.get(k);
+        if (!nodes)
+            this.online.set(k, (nodes = new Set()));
+        const before = nodes.size;
+        nodes.add(nodeId);
+        return before === 0;
+    }
+    /** true when the user is now offline everywhere */
+    markOffline(k, nodeId) {
+        const nodes = this.online.get(k);
+        if (!nodes || !nodes.delete(nodeId))
+            return false;
+        if (nodes.size > 0)
+            return false;
+        this.online.delete(k);
+        return true;
+    }
+    terminateUser(appId, userId) {
+        this.send({ t: 'term', n: this.nodeId, a: appId, u: userId });
+    }
+    // cluster-wide questions
+    ask(k, a, c) {
+        return this.requests.ask(this.membership.liveIds(), (id) => this.send(c === undefined ? { t: 'req', n: this.nodeId, id, k, a } : { t: 'req', n: this.nodeId, id, k, a, c }));
+    }
+    async channelCounts(appId, channel) {
+        let subscriptionCount = this.registry.subscriberCount(appId, channel);
+        for (const v of (await this.ask('count', appId, channel)).values())
+            subscriptionCount += Number(v) || 0;
+        return { subscriptionCount, userCount: this.presence.memberCount(appId, channel) };
+    }
+    async occupiedChannels(appId) {
+        const out = new Map();
+        for (const [name, ch] of this.registry.localChannels(appId))
+            out.set(name, ch.sockets.size);
+        for (const v of (await this.ask('channels', appId)).values()) {
+            if (!Array.isArray(v))
+                continue;
+            for (const [name, count] of v)
+                out.set(name, (out.get(name) ?? 0) + count);
+        }
+        return out;
+    }
+    async connectionCount(appId) {
+        let total = this.registry.connectionCount(appId);
+        for (const v of (await this.ask('conns', appId)).values())
+            total += Number(v) || 0;
+        return total;
+    }
+    answer(k, a, c) {
+        switch (k) {
+            case 'count':
+                return this.registry.subscriberCount(a, c ?? '');
+            case 'channels':
+                return [...this.registry.localChannels(a)].map(([name, ch]) => [name, ch.sockets.size]);
+            case 'conns':
+                return this.registry.connectionCount(a);
+        }
+    }
+    // cache channels
+    cacheSet(appId, channel, frame, ttlSeconds) {
+        this.transport.put(this.cacheKey(appId, channel), frame, ttlSeconds * 1000).catch((err) => {
+            this.log.warn({ app_id: appId, channel, err: err.message }, 'cache write failed');
+        });
+    }
+    async cacheGet(appId, channel) {
+        try {
+            const hit = await this.transport.get(this.cacheKey(appId, channel));
+            return hit ? { frame: hit.value, ttl: Math.ceil(hit.ttlMs / 1000) } : null;
+        }
+        catch (err) {
+            this.log.warn({ app_id: appId, channel, err: err.message }, 'cache read failed');
+            return null;
+        }
+    }
+    cacheKey(appId, channel) {
+        return `${this.options.keyPrefix}cache:${appId}:${channel}`;
+    }
+    /** Claims a one-off duty (e.g. webhooks for a dead peer) for exactly one node. */
+    claim(duty, ttlMs) {
+        return this.transport.claim(`${this.options.keyPrefix}claim:${duty}`, ttlMs);
+    }
+    // the bus
+    send(message, topic = this.controlTopic) {
+        this.transport.publish(topic, JSON.stringify(message));
+    }
+    heartbeat() {
+        this.send({ t: 'hb', n: this.nodeId, p: this.processId, d: this.presence.digestOf(this.nodeId) });
+    }
+    sendSnapshot(to) {
+        const online = [];
+        for (const k of this.localOnline.keys()) {
+            const [a, u] = k.split('\n', 2);
+            online.push([a, u]);
+        }
+        const ch = [...this.channelTopics.values()];
+        this.send({ t: 'snap', n: this.nodeId, e: entriesToWire(this.presence.entriesOf(this.nodeId)), o: online, ch }, this.transport.topic(this.options.prefix, 'node', to));
+    }
+    onMessage(topic, payload) {
+        const control = topic === this.controlTopic || topic === this.ownTopic;
+        this.options.onBusMessage?.(control ? 'control' : 'channel', Buffer.byteLength(payload));
+        if (control) {
+            let message;
+            try {
+                message = JSON.parse(payload);
+            }
+            catch {
+                return;
+            }
+            if (message.n === this.nodeId || typeof message.n !== 'string')
+                return;
+            this.onControl(message);
+            return;
+        }
+        const target = this.channelTopics.get(topic);
+        if (!target)
+            return;
+        const parsed = parseChannelPayload(payload);
+        if (!parsed || parsed.origin === this.nodeId)
+            return;
+        this.node?.deliver(target[0], target[1], parsed.frame, parsed.except);
+    }
+    onControl(m) {
+        if (m.t === 'bye') {
+            this.membership.left(m.n);
+            return;
+        }
+        const known = this.membership.isLive(m.n);
+        if (m.t === 'hb' || m.t === 'hello') {
+            const peer = this.membership.seen(m.n, m.p);
+            if (m.t === 'hello') {
+                this.sendSnapshot(m.n);
+            }
+            else if (!known) {
+                // A peer we had not seen (or had declared dead): learn its state.
+                this.send({ t: 'snapreq', n: this.nodeId }, this.transport.topic(this.options.prefix, 'node', m.n));
+            }
+            else {
+                this.checkDigest(peer, m.d);
+            }
+            return;
+        }
+        // Any other message is also a sign of life, but only from a peer we know.
+        if (!known && m.t !== 'snap' && m.t !== 'res')
+            return;
+        const peer = known ? this.membership.get(m.n) : undefined;
+        if (peer)
+            peer.lastSeen = Date.now();
+        switch (m.t) {
+            case 'pj':
+                this.presence.join(m.a, m.c, m.n, m.u, m.i);
+                return;
+            case 'pl':
+                this.presence.leave(m.a, m.c, m.n, m.u);
+                return;
+            case 'uon':
+                if (this.markOnline(`${m.a}\n${m.u}`, m.n))
+                    this.node?.userPresenceChanged(m.a, m.u, true);
+                return;
+            case 'uoff':
+                if (this.markOffline(`${m.a}\n${m.u}`, m.n))
+                    this.node?.userPresenceChanged(m.a, m.u, false);
+                return;
+            case 'term':
+                this.node?.terminateUser(m.a, m.u);
+                return;
+            case 'ci':
+            case 'cx': {
+                let set = this.interest.get(m.n);
+                if (!set)
+                    this.interest.set(m.n, (set = new Set()));
+                if (m.t === 'ci')
+                    set.add(`${m.a}\n${m.c}`);
+                else
+                    set.delete(`${m.a}\n${m.c}`);
+                return;
+            }
+            case 'req':
+                this.send({ t: 'res', n: this.nodeId, id: m.id, v: this.answer(m.k, m.a, m.c) }, this.transport.topic(this.options.prefix, 'node', m.n));
+                return;
+            case 'res':
+                this.requests.answer(m.id, m.n, m.v);
+                return;
+            case 'snapreq':
+                this.sendSnapshot(m.n);
+                return;
+            case 'snap':
+                this.applySnapshot(m);
+                return;
+        }
+    }
+    /** Two heartbeats in a row that disagree with our view of the peer fetch its snapshot. */
+    checkDigest(peer, digest) {
+        peer.digest = digest;
+        if (this.presence.digestOf(peer.nodeId) === digest) {
+            peer.mismatches = 0;
+            return;
+        }
+        if (++peer.mismatches >= 2) {
+            peer.mismatches = 0;
+            this.send({ t: 'snapreq', n: this.nodeId }, this.transport.topic(this.options.prefix, 'node', peer.nodeId));
+        }
+    }
+    applySnapshot(m) {
+        const peer = this.membership.get(m.n);
+        if (!peer)
+            return;
+        const channels = Array.isArray(m.ch) ? m.ch.map(([a, c]) => `${a}\n${c}`) : [];
+        this.interest.set(m.n, new Set(channels));
+        const { added, removed } = this.presence.replaceNode(m.n, entriesFromWire(m.e));
+        if (this.declaredDead.delete(m.n))
+            this.peerEvents?.revived(peer, added, channels);
+        if (removed.length)
+            this.node?.membersLost(removed);
+        if (added.length)
+            this.node?.membersFound(added);
+        const nowOnline = new Set(m.o.map(([a, u]) => `${a}\n${u}`));
+        for (const [k, nodes] of [...this.online]) {
+            if (nodes.has(m.n) && !nowOnline.has(k) && this.markOffline(k, m.n)) {
+                const [a, u] = k.split('\n', 2);
+                this.node?.userPresenceChanged(a, u, false);
+            }
+        }
+        for (const k of nowOnline) {
+            if (this.markOnline(k, m.n)) {
+                const [a, u] = k.split('\n', 2);
+                this.node?.userPresenceChanged(a, u, true);
+            }
+        }
+    }
+    peerLost(peer, reason) {
+        this.log.warn({ peer: peer.nodeId, reason }, 'cluster peer lost');
+        this.requests.forget(peer.nodeId);
+        const removed = this.presence.dropNode(peer.nodeId);
+        if (removed.length)
+            this.node?.membersLost(removed);
+        for (const [k, nodes] of [...this.online]) {
+            if (nodes.has(peer.nodeId) && this.markOffline(k, peer.nodeId)) {
+                const [a, u] = k.split('\n', 2);
+                this.node?.userPresenceChanged(a, u, false);
+            }
+        }
+        const channels = [...(this.interest.get(peer.nodeId) ?? [])];
+        this.interest.delete(peer.nodeId);
+        if (reason !== 'left') {
+            this.declaredDead.add(peer.nodeId);
+            // Remember a bounded number of the dead (oldest forgotten first).
+            if (this.declaredDead.size > 1000)
+                this.declaredDead.delete(this.declaredDead.values().next().value);
+        }
+        this.peerEvents?.lost(peer, reason, removed, channels);
+    }
+    onBrokerStatus(up) {
+        if (up === this.brokerUp)
+            return;
+        this.brokerUp = up;
+        if (!up) {
+            this.log.error('broker connection lost; serving local clients only until it returns');
+            return;
+        }
+        this.log.info('broker connection restored; resynchronising');
+        // Peers answer hello with snapshots; they notice our own drift from our heartbeat digest.
+        this.send({ t: 'hello', n: this.nodeId, p: this.processId });
+        this.heartbeat();
+    }
+}

@@ -1,0 +1,39 @@
+/**
+ * Must be called in the handler's synchronous part (uWS drops data otherwise).
+ * Resolves once the body is complete, too large, or `timeoutMs` passed (slowloris).
+ */
+export function readBody(res, limit, declaredLength, timeoutMs) {
+    return new Promise((resolve) => {
+        if (declaredLength > limit) {
+            resolve({ ok: false, reason: 'too_large' });
+            return;
+        }
+        const chunks = [];
+        let size = 0;
+        let done = false;
+        const timer = setTimeout(() => {
+            if (done)
+                return;
+            done = true;
+            resolve({ ok: false, reason: 'timeout' });
+        }, timeoutMs);
+        res.onData((chunk, isLast) => {
+            if (done)
+                return;
+            size += chunk.byteLength;
+            if (size > limit) {
+                done = true;
+                clearTimeout(timer);
+                resolve({ ok: false, reason: 'too_large' });
+                return;
+            }
+            // uWS reuses the chunk's memory after this callback: copy it.
+            chunks.push(Buffer.from(chunk.slice(0)));
+            if (isLast) {
+                done = true;
+                clearTimeout(timer);
+                resolve({ ok: true, body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size) });
+            }
+        });
+    });
+}

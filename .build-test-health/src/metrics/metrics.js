@@ -1,0 +1,96 @@
+// Prometheus metrics with the names soketi's and Sockudo's dashboards know,
+// under a configurable prefix. Labels are bounded: app ids, endpoints, statuses.
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+export class Metrics {
+    prefix;
+    registry = new Registry();
+    connected;
+    newConnections;
+    disconnections;
+    bytesIn;
+    bytesOut;
+    messagesIn;
+    messagesOut;
+    httpBytesIn;
+    httpBytesOut;
+    httpCalls;
+    publishes;
+    clientEvents;
+    rateLimited;
+    connectionErrors;
+    subscriptions;
+    unsubscriptions;
+    /** Bound children per app, so the hot path skips label hashing. */
+    perApp = new Map();
+    constructor(prefix) {
+        this.prefix = prefix;
+        const r = [this.registry];
+        const counter = (name, help, labelNames) => new Counter({ name: prefix + name, help, labelNames, registers: r });
+        this.connected = new Gauge({ name: prefix + 'connected', help: 'Current WebSocket connections', labelNames: ['app_id'], registers: r });
+        this.newConnections = counter('new_connections_total', 'WebSocket connections opened', ['app_id']);
+        this.disconnections = counter('new_disconnections_total', 'WebSocket connections closed', ['app_id']);
+        this.bytesIn = counter('socket_received_bytes', 'Bytes received over WebSockets', ['app_id']);
+        this.bytesOut = counter('socket_transmitted_bytes', 'Bytes sent over WebSockets', ['app_id']);
+        this.messagesIn = counter('ws_messages_received_total', 'WebSocket frames received', ['app_id']);
+        this.messagesOut = counter('ws_messages_sent_total', 'WebSocket frames sent (fan-out deliveries included)', ['app_id']);
+        this.httpBytesIn = counter('http_received_bytes', 'HTTP API request bytes', ['app_id']);
+        this.httpBytesOut = counter('http_transmitted_bytes', 'HTTP API response bytes', ['app_id']);
+        this.httpCalls = counter('http_calls_received_total', 'HTTP API calls', ['app_id', 'endpoint', 'status']);
+        this.publishes = counter('publishes_total', 'Events published through the HTTP API (per channel)', ['app_id']);
+        this.clientEvents = counter('client_events_total', 'Client events relayed', ['app_id']);
+        this.rateLimited = counter('rate_limit_triggered_total', 'Requests or frames refused by a rate limit', ['app_id', 'kind']);
+        this.connectionErrors = counter('connection_errors_total', 'Connections refused or closed with a protocol error', ['app_id', 'code']);
+        this.subscriptions = counter('channel_subscriptions_total', 'Channel subscriptions', ['app_id']);
+        this.unsubscriptions = counter('channel_unsubscriptions_total', 'Channel unsubscriptions', ['app_id']);
+        collectDefaultMetrics({ register: this.registry, prefix });
+    }
+    /** Cluster membership as a gauge, read at scrape time. */
+    watchCluster(liveNodes) {
+        new Gauge({
+            name: this.prefix + 'cluster_nodes',
+            help: 'Live nodes in the cluster, this one included',
+            registers: [this.registry],
+            collect() {
+                this.set(liveNodes());
+            },
+        });
+    }
+    app(appId) {
+        let m = this.perApp.get(appId);
+        if (!m) {
+            const l = { app_id: appId };
+            m = {
+                connected: this.connected.labels(l),
+                newConnections: this.newConnections.labels(l),
+                disconnections: this.disconnections.labels(l),
+                bytesIn: this.bytesIn.labels(l),
+                bytesOut: this.bytesOut.labels(l),
+                messagesIn: this.messagesIn.labels(l),
+                messagesOut: this.messagesOut.labels(l),
+                httpBytesIn: this.httpBytesIn.labels(l),
+                httpBytesOut: this.httpBytesOut.labels(l),
+                publishes: this.publishes.labels(l),
+                clientEvents: this.clientEvents.labels(l),
+                subscriptions: this.subscriptions.labels(l),
+                unsubscriptions: this.unsubscriptions.labels(l),
+            };
+            this.perApp.set(appId, m);
+        }
+        return m;
+    }
+    httpCall(appId, endpoint, status) {
+        this.httpCalls.inc({ app_id: appId, endpoint, status: String(status) });
+    }
+    rateLimit(appId, kind) {
+        this.rateLimited.inc({ app_id: appId, kind });
+    }
+    connectionError(appId, code) {
+        this.connectionErrors.inc({ app_id: appId, code: String(code) });
+    }
+    async render() {
+        return this.registry.metrics();
+    }
+    get contentType() {
+        return this.registry.contentType;
+    }
+}

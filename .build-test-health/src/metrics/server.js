@@ -1,0 +1,48 @@
+// The metrics port: Prometheus text at /metrics, kept off the public port.
+import uWS from 'uWebSockets.js';
+export function startMetricsServer(ctx, host, port) {
+    const app = uWS.App();
+    app.get('/metrics', (res) => {
+        let aborted = false;
+        res.onAborted(() => {
+            aborted = true;
+        });
+        ctx.metrics
+            .render()
+            .then((text) => {
+            if (aborted)
+                return;
+            res.cork(() => {
+                res.writeStatus('200 OK').writeHeader('Content-Type', ctx.metrics.contentType).end(text);
+            });
+        })
+            .catch((err) => {
+            ctx.log.error({ err }, 'metrics render failed');
+            if (!aborted)
+                res.cork(() => res.writeStatus('500 Internal Server Error').end());
+        });
+    });
+    // Read-only view of the cluster's live members.
+    app.get('/cluster', (res) => {
+        const members = ctx.adapter.members();
+        res
+            .writeStatus('200 OK')
+            .writeHeader('Content-Type', 'application/json')
+            .end(JSON.stringify({ node_id: ctx.adapter.nodeId, driver: ctx.config.adapter.driver, members }));
+    });
+    app.any('/*', (res) => {
+        res.writeStatus('404 Not Found').end('Not found');
+    });
+    return new Promise((resolve, reject) => {
+        app.listen(host, port, (socket) => {
+            if (!socket) {
+                reject(new Error(`cannot listen for metrics on ${host}:${port}`));
+                return;
+            }
+            resolve({
+                port: uWS.us_socket_local_port(socket),
+                close: () => uWS.us_listen_socket_close(socket),
+            });
+        });
+    });
+}

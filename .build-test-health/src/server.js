@@ -1,0 +1,155 @@
+// The composition root: builds every part from the config and owns the
+// lifecycle (start, drain, stop). Nothing else reads the config's raw shape.
+import uWS from 'uWebSockets.js';
+import { StaticAppStore } from './apps/static-store.js';
+import { ChannelHub } from './channels/hub.js';
+import { LocalRegistry } from './channels/registry.js';
+import { busMetrics, HorizontalAdapter } from './cluster/horizontal-adapter.js';
+import { LocalAdapter } from './cluster/local-adapter.js';
+import { PeerWebhooks } from './cluster/peer-webhooks.js';
+import { NatsTransport } from './transports/nats.js';
+import { RedisClusterTransport } from './transports/redis-cluster.js';
+import { clusterNodes, redisOptions } from './transports/redis-options.js';
+import { RedisTransport } from './transports/redis.js';
+import { ConfigError } from './config/errors.js';
+import { registerHttpRoutes } from './http/router.js';
+import { Metrics } from './metrics/metrics.js';
+import { startMetricsServer } from './metrics/server.js';
+import { nativeUwsProblem } from './native-check.js';
+import { CloseCode } from './protocol/codes.js';
+import { errorFrame } from './protocol/frames.js';
+import { LocalRateLimiter } from './rate-limit/limiter.js';
+import { HttpWebhookSink } from './webhooks/http-sink.js';
+import { websocketBehavior } from './ws/behavior.js';
+import { startLiveness } from './ws/liveness.js';
+import { closeWith } from './ws/socket.js';
+export class StartupError extends Error {
+    code;
+    constructor(message, code) {
+        super(message);
+        this.code = code;
+    }
+}
+function listen(app, host, port) {
+    return new Promise((resolve, reject) => {
+        app.listen(host, port, (socket) => {
+            if (socket)
+                resolve(socket);
+            else
+                reject(new StartupError(`cannot listen on ${host}:${port} (in use or not permitted)`, 'LISTEN_FAILED'));
+        });
+    });
+}
+function createApp(config) {
+    if (!config.ssl.enabled)
+        return uWS.App();
+    if (!config.ssl.cert_path || !config.ssl.key_path) {
+        throw new ConfigError('ssl.enabled needs ssl.cert_path and ssl.key_path');
+    }
+    return uWS.SSLApp({
+        cert_file_name: config.ssl.cert_path,
+        key_file_name: config.ssl.key_path,
+        ...(config.ssl.passphrase ? { passphrase: config.ssl.passphrase } : {}),
+    });
+}
+function createTransport(config, log) {
+    switch (config.adapter.driver) {
+        case 'redis':
+            return new RedisTransport(redisOptions(config), log);
+        case 'redis-cluster': {
+            const nodes = clusterNodes(config);
+            if (nodes.length === 0) {
+                throw new ConfigError('adapter.driver "redis-cluster" needs REDIS_CLUSTER_NODES or database.redis.cluster_nodes');
+            }
+            return new RedisClusterTransport(nodes, redisOptions(config), log);
+        }
+        case 'nats': {
+            const n = config.adapter.nats;
+            return new NatsTransport({ servers: n.servers, username: n.username, password: n.password, token: n.token, connectTimeoutMs: n.connection_timeout_ms, prefix: n.prefix }, log);
+        }
+        default:
+            throw new ConfigError(`adapter.driver "${config.adapter.driver}" has no transport`);
+    }
+}
+function createAdapter(config, registry, log, metrics) {
+    if (config.adapter.driver === 'local')
+        return new LocalAdapter(registry, config.instance.process_id);
+    const health = config.adapter.cluster_health;
+    const isNats = config.adapter.driver === 'nats';
+    return new HorizontalAdapter(createTransport(config, log), registry, {
+        prefix: isNats ? config.adapter.nats.prefix : config.adapter.redis.prefix,
+        keyPrefix: config.database.redis.key_prefix,
+        processId: config.instance.process_id,
+        heartbeatIntervalMs: health.heartbeat_interval_ms,
+        nodeTimeoutMs: health.node_timeout_ms,
+        cleanupIntervalMs: health.cleanup_interval_ms,
+        requestTimeoutMs: isNats ? config.adapter.nats.requests_timeout : config.adapter.redis.requests_timeout,
+        onBusMessage: busMetrics(metrics.registry, metrics.prefix),
+    }, log);
+}
+function createAppStore(config) {
+    if (config.app_manager.driver === 'memory' || config.app_manager.driver === 'array') {
+        return new StaticAppStore(config.app_manager.array.apps ?? []);
+    }
+    throw new ConfigError(`app_manager.driver "${config.app_manager.driver}" is not available in this build; use "memory"`);
+}
+export async function startServer(config, log) {
+    const nativeProblem = nativeUwsProblem();
+    if (nativeProblem)
+        throw new StartupError(nativeProblem, 'UWS_NOT_NATIVE');
+    const uws = createApp(config);
+    const registry = new LocalRegistry();
+    const metrics = new Metrics(config.metrics.prometheus.prefix);
+    const adapter = createAdapter(config, registry, log, metrics);
+    const apps = createAppStore(config);
+    const rateLimiter = new LocalRateLimiter();
+    const webhooks = new HttpWebhookSink({
+        batching: config.webhooks.batching.enabled,
+        batchMs: config.webhooks.batching.duration,
+        vacatedDelayMs: config.webhooks.vacated_delay_ms,
+        maxAttempts: 10,
+        maxQueued: 10_000,
+        requestTimeoutMs: 5000,
+    }, log);
+    const hub = new ChannelHub(uws, registry, adapter, metrics, webhooks);
+    metrics.watchCluster(() => adapter.members().length);
+    if (adapter instanceof HorizontalAdapter)
+        adapter.peerEvents = new PeerWebhooks(adapter, apps, webhooks, log);
+    const ctx = { config, log, apps, registry, adapter, hub, metrics, webhooks, rateLimiter, draining: false };
+    uws.ws('/*', websocketBehavior(ctx));
+    registerHttpRoutes(ctx, uws, await apps.list());
+    try {
+        await adapter.start(hub);
+    }
+    catch (err) {
+        await adapter.stop().catch(() => undefined);
+        throw new StartupError(`cannot reach the ${config.adapter.driver} broker: ${err.message}`, 'BROKER_UNREACHABLE');
+    }
+    const listenSocket = await listen(uws, config.host, config.port);
+    const port = uWS.us_socket_local_port(listenSocket);
+    const stopLiveness = startLiveness(ctx);
+    const metricsServer = config.metrics.enabled ? await startMetricsServer(ctx, config.metrics.host, config.metrics.port) : null;
+    log.info({ host: config.host, port, metrics_port: metricsServer?.port ?? null, adapter: config.adapter.driver, node_id: adapter.nodeId }, 'chorus listening');
+    let shuttingDown = null;
+    const shutdown = () => (shuttingDown ??= (async () => {
+        ctx.draining = true;
+        const graceMs = config.shutdown_grace_period * 1000;
+        const deadline = Date.now() + graceMs;
+        log.info({ sockets: registry.totalConnections(), grace_ms: graceMs }, 'draining');
+        uWS.us_listen_socket_close(listenSocket);
+        stopLiveness();
+        const frame = errorFrame(CloseCode.RECONNECT, 'Server is shutting down, reconnect');
+        for (const sock of [...registry.sockets.values()])
+            closeWith(sock, CloseCode.RECONNECT, frame, 'shutting down');
+        await hub.settle(Math.max(0, deadline - Date.now()));
+        await webhooks.flush(Math.max(0, deadline - Date.now()));
+        await adapter.stop();
+        hub.close();
+        await webhooks.close();
+        await rateLimiter.close();
+        await apps.close();
+        metricsServer?.close();
+        log.info('stopped');
+    })());
+    return { ctx, port, metricsPort: metricsServer?.port ?? null, shutdown };
+}

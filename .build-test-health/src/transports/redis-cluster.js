@@ -1,0 +1,82 @@
+// Redis Cluster with sharded pub/sub (SPUBLISH/SSUBSCRIBE): a channel's events
+// touch only the shard that owns its slot, so pub/sub load spreads with the
+// cluster instead of every message reaching every Redis node.
+import { Cluster } from 'ioredis';
+import * as commands from './redis-commands.js';
+import { reconnectDelay } from './redis-options.js';
+export class RedisClusterTransport {
+    log;
+    pub;
+    sub;
+    events = null;
+    down = false;
+    constructor(nodes, redisOptions, log) {
+        this.log = log;
+        const { host: _h, port: _p, db: _db, lazyConnect: _l, retryStrategy: _r, ...shared } = redisOptions;
+        const common = {
+            lazyConnect: true,
+            clusterRetryStrategy: reconnectDelay,
+            redisOptions: shared,
+            slotsRefreshTimeout: 2000,
+        };
+        this.pub = new Cluster(nodes, { ...common, enableOfflineQueue: false, maxRedirections: 16 });
+        this.sub = new Cluster(nodes, { ...common, shardedSubscribers: true });
+    }
+    topic(...parts) {
+        return parts.join('#');
+    }
+    async connect(events) {
+        this.events = events;
+        for (const client of [this.pub, this.sub]) {
+            client.on('error', (err) => this.log.debug({ err: err.message }, 'redis cluster error'));
+            client.on('close', () => this.setDown(true));
+            client.on('ready', () => {
+                if (this.pub.status === 'ready' && this.sub.status === 'ready')
+                    this.setDown(false);
+            });
+        }
+        this.sub.on('smessage', (topic, payload) => this.events?.message(topic, payload));
+        await Promise.all([this.pub.connect(), this.sub.connect()]);
+    }
+    setDown(down) {
+        if (down === this.down)
+            return;
+        this.down = down;
+        this.events?.status(!down);
+    }
+    publish(topic, payload) {
+        if (this.pub.status !== 'ready')
+            return;
+        this.pub.spublish(topic, payload).catch(() => undefined);
+    }
+    async subscribe(topic) {
+        await this.sub.ssubscribe(topic);
+    }
+    async unsubscribe(topic) {
+        await this.sub.sunsubscribe(topic);
+    }
+    claim(key, ttlMs) {
+        return commands.claim(this.pub, key, ttlMs);
+    }
+    take(key) {
+        return commands.take(this.pub, key);
+    }
+    setChange(op, key, member) {
+        return commands.setChange(this.pub, op, key, member);
+    }
+    put(key, value, ttlMs) {
+        return commands.put(this.pub, key, value, ttlMs);
+    }
+    get(key) {
+        return commands.get(this.pub, key);
+    }
+    get client() {
+        return this.pub;
+    }
+    async close() {
+        this.events = null;
+        await Promise.allSettled([this.pub.quit(), this.sub.quit()]);
+        this.pub.disconnect();
+        this.sub.disconnect();
+    }
+}

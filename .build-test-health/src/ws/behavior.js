@@ -1,0 +1,118 @@
+import { CloseCode } from '../protocol/codes.js';
+import { connectionEstablished, decodeClientFrame, errorFrame, PONG } from '../protocol/frames.js';
+import { handleClientEvent } from './client-events.js';
+import { handleSignin, signOut } from './signin.js';
+import { closeWith, sendFrame } from './socket.js';
+import { handleSubscribe, handleUnsubscribe } from './subscribe.js';
+import { handleUpgrade } from './upgrade.js';
+/** Buffered bytes past which a client that does not read is disconnected (4100: reconnect later). */
+export const MAX_BACKPRESSURE = 1024 * 1024;
+export function websocketBehavior(ctx) {
+    const activityTimeout = ctx.config.activity_timeout;
+    return {
+        compression: 0,
+        maxPayloadLength: ctx.config.websocket_max_payload_kb * 1024,
+        // Liveness is ours (pusher:ping / 4201), so uWS's own idle timer is off.
+        idleTimeout: 0,
+        maxBackpressure: MAX_BACKPRESSURE,
+        closeOnBackpressureLimit: 0,
+        sendPingsAutomatically: false,
+        upgrade: (res, req, context) => handleUpgrade(ctx, res, req, context),
+        open: (ws) => {
+            const data = ws.getUserData();
+            data.ws = ws;
+            if (data.refusal) {
+                const { code, message } = data.refusal;
+                if (code !== null)
+                    ctx.metrics.connectionError(data.app?.id ?? 'unknown', code);
+                closeWith(data, code ?? CloseCode.RECONNECT, errorFrame(code, message), message.slice(0, 100));
+                return;
+            }
+            const app = data.app;
+            // uWS copies the upgrade's user data into a new object, so the registry (filled at
+            // upgrade) must point at this one: liveness, exclusion and terminate read `ws` from it.
+            ctx.registry.sockets.set(data.socketId, data);
+            if (app.enable_user_authentication) {
+                data.authDeadline = Date.now() + ctx.config.user_authentication_timeout * 1000;
+            }
+            const m = ctx.metrics.app(app.id);
+            m.newConnections.inc();
+            m.connected.inc();
+            ws.send(connectionEstablished(data.socketId, activityTimeout), false, false);
+        },
+        message: (ws, message, isBinary) => {
+            const sock = ws.getUserData();
+            if (!sock.app)
+                return;
+            sock.lastSeen = Date.now();
+            sock.pingSentAt = 0;
+            const m = ctx.metrics.app(sock.app.id);
+            m.messagesIn.inc();
+            m.bytesIn.inc(message.byteLength);
+            if (isBinary) {
+                sendFrame(sock, errorFrame(null, 'Binary frames are not supported'));
+                return;
+            }
+            const decoded = decodeClientFrame(message);
+            if (!decoded.ok) {
+                sendFrame(sock, errorFrame(null, `Invalid message: ${decoded.reason}`));
+                return;
+            }
+            dispatch(ctx, sock, decoded.frame, message.byteLength);
+        },
+        drain: (ws) => {
+            // A slow reader that caught up; nothing to resume (fan-out skips sockets over the limit).
+            void ws;
+        },
+        pong: (ws) => {
+            const sock = ws.getUserData();
+            sock.lastSeen = Date.now();
+            sock.pingSentAt = 0;
+        },
+        close: (ws) => {
+            const sock = ws.getUserData();
+            sock.closed = true;
+            if (!sock.app)
+                return;
+            disconnect(ctx, sock);
+        },
+    };
+}
+function dispatch(ctx, sock, frame, size) {
+    const event = frame.event;
+    if (event.startsWith('client-'))
+        return handleClientEvent(ctx, sock, frame, size);
+    switch (event) {
+        case 'pusher:ping':
+            sendFrame(sock, PONG);
+            return;
+        case 'pusher:pong':
+            return;
+        case 'pusher:subscribe':
+            handleSubscribe(ctx, sock, frame.data).catch((err) => {
+                ctx.log.error({ err, socket_id: sock.socketId }, 'subscribe failed');
+                sendFrame(sock, errorFrame(null, 'Subscription failed, try again'));
+            });
+            return;
+        case 'pusher:unsubscribe':
+            return handleUnsubscribe(ctx, sock, frame.data);
+        case 'pusher:signin':
+            return handleSignin(ctx, sock, frame.data);
+        default:
+            sendFrame(sock, errorFrame(null, `Unknown event: ${event.slice(0, 100)}`));
+    }
+}
+/** Releases everything a closed socket held. */
+function disconnect(ctx, sock) {
+    const app = sock.app;
+    for (const channel of [...sock.channels.keys()])
+        ctx.hub.leave(sock, channel);
+    signOut(ctx, sock);
+    ctx.registry.sockets.delete(sock.socketId);
+    const state = ctx.registry.peek(app.id);
+    if (state)
+        state.connections--;
+    const m = ctx.metrics.app(app.id);
+    m.disconnections.inc();
+    m.connected.dec();
+}

@@ -1,0 +1,518 @@
+// Three real Chorus nodes over each horizontal adapter (redis, redis-cluster,
+// nats), checked from outside with pusher-js, the pusher SDK and raw sockets:
+// fan-out, presence, the HTTP API's cluster view, interest routing, the
+// subscription handshake, a new node, a frozen peer and a broker outage.
+// One shared suite body runs for every adapter.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { startNats, startRedis, startRedisCluster } from './helpers/brokers.js';
+import { DEMO_APP, startNode } from './helpers/node.js';
+import { connected, dataOf, pusherClient, rawSocket, serverSdk, sleep, waitFor, } from './helpers/clients.js';
+/** Short wait for something that must NOT arrive, used only after a positive control. */
+const QUIET_MS = 400;
+/** Presence limited to two members cluster-wide. */
+const LIMITED_APP = { id: 'app-lim', key: 'lim-key', secret: 'lim-secret', max_presence_members_per_channel: 2 };
+/** subscription_count events on. */
+const COUNT_APP = { id: 'app-count', key: 'count-key', secret: 'count-secret', enable_subscription_count: true };
+/** Faster than the defaults so a frozen or lost peer is noticed within a test's time. */
+const HEALTH_ENV = {
+    ADAPTER_CLUSTER_HEALTH_HEARTBEAT_INTERVAL_MS: '500',
+    ADAPTER_CLUSTER_HEALTH_NODE_TIMEOUT_MS: '2500',
+    ADAPTER_CLUSTER_HEALTH_CLEANUP_INTERVAL_MS: '500',
+};
+function redisCli(port, ...args) {
+    const r = spawnSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8', timeout: 5000 });
+    return r.stdout ?? '';
+}
+/** `PUBSUB NUMSUB t` / `SHARDNUMSUB t` answer "t\nN". */
+const numsub = (out) => Number(out.trim().split('\n').pop());
+const redisSetup = {
+    name: 'redis',
+    async start() {
+        const broker = await startRedis();
+        return {
+            env: { ADAPTER_DRIVER: 'redis', DATABASE_REDIS_HOST: '127.0.0.1', DATABASE_REDIS_PORT: String(broker.port) },
+            subscribers: (topic) => numsub(redisCli(broker.port, 'PUBSUB', 'NUMSUB', topic)),
+            outageBegin: () => broker.stop('SIGKILL'),
+            outageEnd: () => broker.restart(),
+            stop: () => broker.stop(),
+        };
+    },
+};
+/** The master serving a topic's hash slot, from CLUSTER NODES. */
+function masterFor(cluster, topic) {
+    const live = cluster.nodes.find((n) => n.proc.exitCode === null && n.proc.signalCode === null);
+    const slot = Number(redisCli(live.port, 'CLUSTER', 'KEYSLOT', topic).trim());
+    for (const line of redisCli(live.port, 'CLUSTER', 'NODES').trim().split('\n')) {
+        const [, addr, flags, , , , , , ...slots] = line.split(' ');
+        if (!flags.split(',').includes('master') || flags.includes('fail'))
+            continue;
+        const port = Number(addr.split('@')[0].split(':')[1]);
+        for (const range of slots) {
+            const [lo, hi] = range.split('-').map(Number);
+            if (slot >= lo && slot <= (hi ?? lo))
+                return cluster.nodes.find((n) => n.port === port);
+        }
+    }
+    throw new Error(`no master for slot ${slot}`);
+}
+const redisClusterSetup = {
+    name: 'redis-cluster',
+    async start() {
+        const cluster = await startRedisCluster();
+        return {
+            env: { ADAPTER_DRIVER: 'redis-cluster', REDIS_CLUSTER_NODES: cluster.seeds },
+            // Sharded subscriptions are held by the shard's nodes only: sum over every node.
+            subscribers: (topic) => cluster.nodes
+                .filter((n) => n.proc.exitCode === null && n.proc.signalCode === null)
+                .reduce((sum, n) => sum + numsub(redisCli(n.port, 'PUBSUB', 'SHARDNUMSUB', topic)), 0),
+            // SIGKILL the master of the channel's slot; its replica is promoted after cluster-node-timeout (2 s).
+            outageBegin: async (topic) => {
+                const master = masterFor(cluster, topic);
+                await master.stop('SIGKILL');
+            },
+            outageEnd: async () => undefined,
+            stop: () => cluster.stop(),
+        };
+    },
+};
+const natsSetup = {
+    name: 'nats',
+    async start() {
+        const broker = await startNats();
+        return {
+            env: { ADAPTER_DRIVER: 'nats', NATS_SERVERS: `nats://127.0.0.1:${broker.port}` },
+            subscribers: () => null,
+            outageBegin: () => broker.stop('SIGKILL'),
+            outageEnd: () => broker.restart(),
+            stop: () => broker.stop(),
+        };
+    },
+};
+// helpers
+async function until(check, timeoutMs = 5000, what = 'condition') {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await check())) {
+        if (Date.now() > deadline)
+            throw new Error(`timed out waiting for ${what}`);
+        await sleep(25);
+    }
+}
+async function socketIdOf(sock) {
+    const f = sock.frames.find((x) => x.event === 'pusher:connection_established') ??
+        (await sock.next((x) => x.event === 'pusher:connection_established'));
+    return dataOf(f).socket_id;
+}
+/** Subscribes a raw socket (public channels, or private/presence signed with the SDK) and returns the answer. */
+async function rawSubscribe(node, sock, channel, app = DEMO_APP, presence) {
+    const data = { channel };
+    if (channel.startsWith('private-') || channel.startsWith('presence-')) {
+        Object.assign(data, serverSdk(node, app).authorizeChannel(await socketIdOf(sock), channel, presence));
+    }
+    sock.send({ event: 'pusher:subscribe', data });
+    return sock.next((f) => f.channel === channel && (f.event === 'pusher_internal:subscription_succeeded' || f.event === 'pusher:subscription_error'));
+}
+/** Signs a raw socket in and waits for signin_success. */
+async function rawSignin(node, sock, user) {
+    const signed = serverSdk(node).authenticateUser(await socketIdOf(sock), user);
+    sock.send({ event: 'pusher:signin', data: signed });
+    const answer = await sock.next((f) => f.event === 'pusher:signin_success' || f.event === 'pusher:error');
+    assert.equal(answer.event, 'pusher:signin_success', JSON.stringify(answer));
+}
+const eventsOf = (sock, channel, event) => sock.frames.filter((f) => f.channel === channel && f.event === event);
+/** A channel name unique to this run of a test. */
+let seq = 0;
+const fresh = (base) => `${base}-${++seq}-${Date.now().toString(36)}`;
+async function metric(node, name, labels) {
+    const text = await (await fetch(`http://127.0.0.1:${node.metricsPort}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith(`chorus_${name}{${labels}}`));
+    return line ? Number(line.split(' ').pop()) : 0;
+}
+/** GET on the HTTP API through the SDK, JSON body. */
+async function apiGet(node, path, params = {}, app = DEMO_APP) {
+    const res = await serverSdk(node, app).get({ path, params });
+    assert.equal(res.status, 200);
+    return (await res.json());
+}
+/** Each node logged the others as peers (hello and heartbeats crossed the bus both ways). */
+async function clusterFormed(nodes, timeoutMs = 10_000) {
+    await until(() => nodes.every((n) => nodes.every((m) => m === n || n.logs.some((l) => l.includes('cluster peer joined') && l.includes(m.nodeId)))), timeoutMs, 'cluster formation');
+}
+/** Publishes every 200 ms until the socket gets one of them; returns how long that took. */
+async function publishUntilReceived(from, sock, channel, timeoutMs = 20_000) {
+    const t0 = Date.now();
+    const mark = sock.frames.length;
+    const arrived = () => sock.frames.slice(mark).some((f) => f.channel === channel && f.event === 'probe');
+    const sdk = serverSdk(from);
+    for (let i = 0; Date.now() - t0 < timeoutMs; i++) {
+        await sdk.trigger(channel, 'probe', { i }).catch(() => undefined);
+        const next = Date.now() + 200;
+        while (Date.now() < next) {
+            if (arrived())
+                return Date.now() - t0;
+            await sleep(20);
+        }
+    }
+    throw new Error(`no cross-node delivery on ${channel} within ${timeoutMs} ms`);
+}
+// the shared suite
+function clusterSuite(setup) {
+    describe(`cluster over ${setup.name}`, () => {
+        let broker;
+        let nodes = [];
+        let n1;
+        let n2;
+        let n3;
+        const extraNodes = [];
+        const open = [];
+        const track = (x) => (open.push(x), x);
+        const raw = async (node, app = DEMO_APP) => {
+            const sock = track(await rawSocket(node, `/app/${app.key}?protocol=7&client=js&version=8.4.0`));
+            await socketIdOf(sock);
+            return sock;
+        };
+        const closeAll = async () => {
+            for (const x of open.splice(0)) {
+                if ('disconnect' in x)
+                    x.disconnect();
+                else
+                    x.close();
+            }
+            await sleep(100);
+        };
+        const startOne = (id) => startNode({
+            config: { app_manager: { array: { apps: [DEMO_APP, LIMITED_APP, COUNT_APP] } } },
+            env: { ...broker.env, ...HEALTH_ENV, INSTANCE_PROCESS_ID: `${setup.name}-${id}` },
+            timeoutMs: 15_000,
+        });
+        const topicOf = (channel, app = DEMO_APP) => `chorus#ch#${app.id}#${channel}`;
+        before(async () => {
+            broker = await setup.start();
+            nodes = await Promise.all(['n1', 'n2', 'n3'].map(startOne));
+            [n1, n2, n3] = nodes;
+            await clusterFormed(nodes);
+        });
+        after(async () => {
+            await closeAll();
+            for (const n of [...nodes, ...extraNodes])
+                n.proc.kill('SIGCONT');
+            await Promise.all([...nodes, ...extraNodes].map((n) => n.stop()));
+            await broker?.stop();
+        });
+        it('delivers 50 events published on one node to every node exactly once, in order', async () => {
+            const channel = fresh('order');
+            const clients = nodes.map((n) => track(pusherClient(n)));
+            const got = clients.map(() => []);
+            await Promise.all(clients.map(async (c, i) => {
+                const ch = c.subscribe(channel);
+                ch.bind('tick', (d) => got[i].push(d.n));
+                await waitFor(ch, 'pusher:subscription_succeeded');
+            }));
+            const sdk = serverSdk(n2);
+            for (let i = 0; i < 50; i++)
+                assert.equal((await sdk.trigger(channel, 'tick', { n: i })).status, 200);
+            await until(() => got.every((g) => g.length >= 50), 10_000, '50 events on every node');
+            await sleep(QUIET_MS);
+            const expected = Array.from({ length: 50 }, (_, i) => i);
+            got.forEach((g, i) => assert.deepEqual(g, expected, `node ${i + 1} received ${JSON.stringify(g)}`));
+            await closeAll();
+        });
+        it('excludes a socket_id that lives on another node', async () => {
+            const channel = fresh('except');
+            const socks = await Promise.all(nodes.map((n) => raw(n)));
+            for (const [i, s] of socks.entries()) {
+                assert.equal((await rawSubscribe(nodes[i], s, channel)).event, 'pusher_internal:subscription_succeeded');
+            }
+            const excluded = await socketIdOf(socks[0]);
+            // published on n3, excluding a socket on n1
+            await serverSdk(n3).trigger(channel, 'skip', { n: 1 }, { socket_id: excluded });
+            await socks[1].next((f) => f.event === 'skip');
+            await socks[2].next((f) => f.event === 'skip');
+            // positive control: the next event reaches n1, and it is the first one it sees on the channel (per-channel order)
+            await serverSdk(n3).trigger(channel, 'after', { n: 2 });
+            const first = await socks[0].next((f) => f.channel === channel && f.event !== 'pusher_internal:subscription_succeeded');
+            assert.equal(first.event, 'after');
+            await sleep(QUIET_MS);
+            assert.equal(eventsOf(socks[0], channel, 'skip').length, 0);
+            assert.equal(eventsOf(socks[1], channel, 'skip').length, 1);
+            assert.equal(eventsOf(socks[2], channel, 'skip').length, 1);
+            await closeAll();
+        });
+        it('relays client events to subscribers on other nodes, not back to the sender', async () => {
+            const channel = fresh('private-ce');
+            const clients = nodes.map((n) => track(pusherClient(n)));
+            const got = clients.map(() => []);
+            const chans = await Promise.all(clients.map(async (c, i) => {
+                const ch = c.subscribe(channel);
+                ch.bind_global((event) => {
+                    if (event.startsWith('client-'))
+                        got[i].push(event);
+                });
+                await waitFor(ch, 'pusher:subscription_succeeded');
+                return ch;
+            }));
+            assert.equal(chans[0].trigger('client-from-1', { x: 1 }), true);
+            await until(() => got[1].length === 1 && got[2].length === 1, 5000, 'client event on n2 and n3');
+            // positive control for the sender: an event from n2 reaches n1
+            assert.equal(chans[1].trigger('client-from-2', { x: 2 }), true);
+            await until(() => got[0].length >= 1, 5000, 'client event from n2 on n1');
+            await sleep(QUIET_MS);
+            assert.deepEqual(got, [['client-from-2'], ['client-from-1'], ['client-from-1', 'client-from-2']]);
+            await closeAll();
+        });
+        it('presence is cluster-wide: members listed everywhere, added and removed once per user', async () => {
+            const channel = fresh('presence-room');
+            const join = async (node, userId) => {
+                const client = track(pusherClient(node, { user: { user_id: userId, user_info: { name: userId } } }));
+                const ch = client.subscribe(channel);
+                const added = [];
+                const removed = [];
+                ch.bind('pusher:member_added', (m) => added.push(m.id));
+                ch.bind('pusher:member_removed', (m) => removed.push(m.id));
+                await waitFor(ch, 'pusher:subscription_succeeded');
+                return { client, ch, added, removed, ids: () => Object.keys(ch.members.members).sort() };
+            };
+            const a = await join(n1, 'u1');
+            assert.deepEqual(a.ids(), ['u1']);
+            // u2 on n2 sees u1 (held by n1) in subscription_succeeded; u1 is told about u2
+            const b = await join(n2, 'u2');
+            assert.deepEqual(b.ids(), ['u1', 'u2']);
+            await until(() => a.added.length === 1, 5000, 'member_added u2 on n1');
+            assert.deepEqual(a.added, ['u2']);
+            // u2's second socket, on n3: not a new member anywhere
+            const b2 = await join(n3, 'u2');
+            assert.deepEqual(b2.ids(), ['u1', 'u2']);
+            assert.deepEqual(b2.ch.members.members.u1, { name: 'u1' });
+            // positive control: u3 joins on n3, everyone already there hears exactly that
+            const c = await join(n3, 'u3');
+            assert.deepEqual(c.ids(), ['u1', 'u2', 'u3']);
+            await until(() => a.added.length >= 2 && b.added.length >= 1 && b2.added.length >= 1, 5000, 'member_added u3');
+            await sleep(QUIET_MS);
+            assert.deepEqual(a.added, ['u2', 'u3']);
+            assert.deepEqual(b.added, ['u3']);
+            assert.deepEqual(b2.added, ['u3']);
+            // GET /users from any node
+            for (const n of nodes) {
+                const body = await apiGet(n, `/channels/${channel}/users`);
+                assert.deepEqual(body.users.map((u) => u.id).sort(), ['u1', 'u2', 'u3'], `users on ${n.nodeId}`);
+            }
+            // u2 leaves n2 but is still on n3: nobody hears member_removed
+            b.client.disconnect();
+            await sleep(QUIET_MS);
+            // u2's last socket leaves: member_removed once on every node
+            b2.client.disconnect();
+            await until(() => a.removed.length >= 1 && c.removed.length >= 1, 5000, 'member_removed u2');
+            // positive control for "once": u3 leaves too
+            c.client.disconnect();
+            await until(() => a.removed.length >= 2, 5000, 'member_removed u3');
+            await sleep(QUIET_MS);
+            assert.deepEqual(a.removed, ['u2', 'u3']);
+            assert.deepEqual(c.removed, ['u2']);
+            assert.deepEqual(a.ids(), ['u1']);
+            await closeAll();
+        });
+        it('max_presence_members_per_channel counts members on every node', async () => {
+            const channel = fresh('presence-lim');
+            const s1 = await raw(n1, LIMITED_APP);
+            const s2 = await raw(n2, LIMITED_APP);
+            assert.equal((await rawSubscribe(n1, s1, channel, LIMITED_APP, { user_id: 'a' })).event, 'pusher_internal:subscription_succeeded');
+            assert.equal((await rawSubscribe(n2, s2, channel, LIMITED_APP, { user_id: 'b' })).event, 'pusher_internal:subscription_succeeded');
+            // n3 has heard of both members
+            await until(async () => (await apiGet(n3, `/channels/${channel}/users`, {}, LIMITED_APP)).users.length === 2, 5000, 'n3 knows 2 members');
+            const s3 = await raw(n3, LIMITED_APP);
+            const refused = await rawSubscribe(n3, s3, channel, LIMITED_APP, { user_id: 'c' });
+            assert.equal(refused.event, 'pusher:subscription_error');
+            assert.deepEqual({ type: dataOf(refused).type, status: dataOf(refused).status }, { type: 'LimitReached', status: 403 });
+            // a member already in the channel may add a socket on n3
+            const s4 = await raw(n3, LIMITED_APP);
+            assert.equal((await rawSubscribe(n3, s4, channel, LIMITED_APP, { user_id: 'a' })).event, 'pusher_internal:subscription_succeeded');
+            await closeAll();
+        });
+        it('GET /channels, /channels/{name} and /users answer for the whole cluster from any node', async () => {
+            const pub = fresh('api-pub');
+            const pres = fresh('presence-api');
+            const a = await raw(n1);
+            const b = await raw(n2);
+            const b2 = await raw(n2);
+            for (const [node, s] of [[n1, a], [n2, b], [n2, b2]]) {
+                assert.equal((await rawSubscribe(node, s, pub)).event, 'pusher_internal:subscription_succeeded');
+            }
+            assert.equal((await rawSubscribe(n1, a, pres, DEMO_APP, { user_id: 'p1' })).event, 'pusher_internal:subscription_succeeded');
+            assert.equal((await rawSubscribe(n2, b, pres, DEMO_APP, { user_id: 'p2' })).event, 'pusher_internal:subscription_succeeded');
+            assert.equal((await rawSubscribe(n2, b2, pres, DEMO_APP, { user_id: 'p1' })).event, 'pusher_internal:subscription_succeeded');
+            await until(async () => (await apiGet(n3, `/channels/${pres}/users`)).users.length === 2, 5000, 'n3 knows p1 and p2');
+            for (const n of nodes) {
+                const list = await apiGet(n, '/channels', { filter_by_prefix: 'api-pub', info: 'subscription_count' });
+                assert.deepEqual(list, { channels: { [pub]: { subscription_count: 3 } } }, `GET /channels on ${n.nodeId}`);
+                const presList = await apiGet(n, '/channels', { filter_by_prefix: 'presence-api', info: 'user_count' });
+                assert.deepEqual(presList, { channels: { [pres]: { user_count: 2 } } }, `GET /channels presence on ${n.nodeId}`);
+                assert.deepEqual(await apiGet(n, `/channels/${pub}`, { info: 'subscription_count' }), { occupied: true, subscription_count: 3 });
+                assert.deepEqual(await apiGet(n, `/channels/${pres}`, { info: 'user_count' }), { occupied: true, user_count: 2 });
+                const users = await apiGet(n, `/channels/${pres}/users`);
+                assert.deepEqual(users.users.map((u) => u.id).sort(), ['p1', 'p2']);
+            }
+            await closeAll();
+            for (const n of nodes) {
+                await until(async () => (await apiGet(n, `/channels/${pub}`)).occupied === false, 5000, 'channel vacated');
+                assert.deepEqual(await apiGet(n, '/channels', { filter_by_prefix: 'api-' }), { channels: {} });
+            }
+        });
+        it('terminate_connections closes the user\'s sockets on every node', async () => {
+            const user = fresh('term-user');
+            const a = await raw(n1);
+            const b = await raw(n2);
+            const other = await raw(n2);
+            await rawSignin(n1, a, { id: user });
+            await rawSignin(n2, b, { id: user });
+            await rawSignin(n2, other, { id: 'someone-else' });
+            const res = await serverSdk(n3).terminateUserConnections(user);
+            assert.equal(res.status, 200);
+            const closedWithin = (s) => Promise.race([s.closed, sleep(5000).then(() => ({ code: -1, reason: 'still open' }))]);
+            assert.equal((await closedWithin(a)).code, 4009);
+            assert.equal((await closedWithin(b)).code, 4009);
+            // positive control: the other user's socket on n2 still answers
+            other.send({ event: 'pusher:ping', data: {} });
+            await other.next((f) => f.event === 'pusher:pong');
+            await closeAll();
+        });
+        it('sendToUser reaches a user signed in on another node', async () => {
+            const user = fresh('dm-user');
+            const client = track(pusherClient(n2, { signinUser: { id: user } }));
+            await connected(client);
+            client.signin();
+            await until(() => client.user.serverToUserChannel?.subscribed === true, 5000, 'server-to-user channel subscribed');
+            const got = waitFor(client.user, 'dm');
+            assert.equal((await serverSdk(n1).sendToUser(user, 'dm', { text: 'hi' })).status, 200);
+            assert.deepEqual(await got, { text: 'hi' });
+            await closeAll();
+        });
+        it('a cache channel replays the last event published on another node', async () => {
+            const channel = fresh('cache-x');
+            await serverSdk(n1).trigger(channel, 'first', { v: 1 });
+            await serverSdk(n1).trigger(channel, 'last', { v: 2 });
+            const s = await raw(n3);
+            assert.equal((await rawSubscribe(n3, s, channel)).event, 'pusher_internal:subscription_succeeded');
+            const replay = await s.next((f) => f.channel === channel);
+            assert.equal(replay.event, 'last');
+            assert.deepEqual(dataOf(replay), { v: 2 });
+            const detail = await apiGet(n2, `/channels/${channel}`, { info: 'cache' });
+            assert.equal(detail.cache?.event, 'last');
+            await closeAll();
+        });
+        it('subscription_count events carry the cluster count to every node', async () => {
+            const channel = fresh('counted');
+            const counts = (s) => eventsOf(s, channel, 'pusher_internal:subscription_count').map((f) => dataOf(f).subscription_count);
+            const last = (s) => counts(s).at(-1);
+            const socks = [];
+            for (const [i, n] of nodes.entries()) {
+                const s = await raw(n, COUNT_APP);
+                socks.push(s);
+                assert.equal((await rawSubscribe(n, s, channel, COUNT_APP)).event, 'pusher_internal:subscription_succeeded');
+                await until(() => socks.every((x) => last(x) === i + 1), 5000, `count ${i + 1} on every node: ${JSON.stringify(socks.map(counts))}`);
+            }
+            socks[2].close();
+            await until(() => last(socks[0]) === 2 && last(socks[1]) === 2, 5000, `count back to 2: ${JSON.stringify(socks.map(counts))}`);
+            await closeAll();
+        });
+        it('routes by interest: nodes without subscribers receive none of a channel\'s traffic', async () => {
+            const channel = fresh('interest');
+            const s = await raw(n1);
+            assert.equal((await rawSubscribe(n1, s, channel)).event, 'pusher_internal:subscription_succeeded');
+            const observed = broker.subscribers(topicOf(channel));
+            if (observed !== null)
+                assert.equal(observed, 1, 'one subscriber connection (node 1) in the broker');
+            const before = await Promise.all(nodes.map((n) => metric(n, 'bus_messages_received_total', 'kind="channel"')));
+            for (let i = 0; i < 10; i++) {
+                await serverSdk(n2).trigger(channel, 'e', { i });
+                await serverSdk(n3).trigger(channel, 'e', { i });
+            }
+            await until(() => eventsOf(s, channel, 'e').length === 20, 5000, '20 events on n1');
+            await sleep(QUIET_MS);
+            const afterCounts = await Promise.all(nodes.map((n) => metric(n, 'bus_messages_received_total', 'kind="channel"')));
+            assert.ok(afterCounts[0] - before[0] >= 20, `n1 received ${afterCounts[0] - before[0]} channel payloads`);
+            assert.equal(afterCounts[1] - before[1], 0, 'n2 received channel traffic without interest');
+            assert.equal(afterCounts[2] - before[2], 0, 'n3 received channel traffic without interest');
+            assert.equal(eventsOf(s, channel, 'e').length, 20);
+            await closeAll();
+            if (observed !== null)
+                await until(() => broker.subscribers(topicOf(channel)) === 0, 5000, 'broker subscription dropped');
+        });
+        it('subscription_succeeded comes after the broker subscription: an immediate remote publish arrives (20 channels)', async () => {
+            const s = await raw(n1);
+            const sdk = serverSdk(n2);
+            for (let i = 0; i < 20; i++) {
+                const channel = fresh('handshake');
+                assert.equal((await rawSubscribe(n1, s, channel)).event, 'pusher_internal:subscription_succeeded');
+                await sdk.trigger(channel, 'now', { i });
+                const f = await s.next((x) => x.channel === channel && x.event === 'now', 3000);
+                assert.deepEqual(dataOf(f), { i });
+            }
+            await closeAll();
+        });
+        it('a new node delivers cross-node from the start', async () => {
+            const channel = fresh('newcomer');
+            const s = await raw(n1);
+            assert.equal((await rawSubscribe(n1, s, channel)).event, 'pusher_internal:subscription_succeeded');
+            const n4 = await startOne('n4');
+            extraNodes.push(n4);
+            assert.equal((await serverSdk(n4).trigger(channel, 'hello', { from: 4 })).status, 200);
+            const f = await s.next((x) => x.channel === channel && x.event === 'hello', 3000);
+            assert.deepEqual(dataOf(f), { from: 4 });
+            await closeAll();
+            await n4.stop();
+        });
+        it('a frozen peer never hangs an HTTP call', async () => {
+            n3.proc.kill('SIGSTOP');
+            try {
+                const t0 = Date.now();
+                const res = await Promise.race([
+                    serverSdk(n1).get({ path: '/channels', params: {} }),
+                    sleep(6500).then(() => null),
+                ]);
+                assert.ok(res, 'GET /channels answered');
+                assert.equal(res.status, 200);
+                console.log(`[${setup.name}] GET /channels with a frozen peer answered in ${Date.now() - t0} ms`);
+            }
+            finally {
+                n3.proc.kill('SIGCONT');
+            }
+            // n3 comes back: cross-node delivery to it works again
+            const channel = fresh('thawed');
+            const s = await raw(n3);
+            assert.equal((await rawSubscribe(n3, s, channel)).event, 'pusher_internal:subscription_succeeded');
+            await publishUntilReceived(n1, s, channel, 10_000);
+            await closeAll();
+        });
+        it('survives a broker outage: local delivery goes on, cross-node delivery resumes', async () => {
+            const channel = fresh('outage');
+            const local = await raw(n1);
+            const remote = await raw(n2);
+            assert.equal((await rawSubscribe(n1, local, channel)).event, 'pusher_internal:subscription_succeeded');
+            assert.equal((await rawSubscribe(n2, remote, channel)).event, 'pusher_internal:subscription_succeeded');
+            // traffic before: both get it
+            await serverSdk(n1).trigger(channel, 'before', {});
+            await remote.next((f) => f.event === 'before');
+            await local.next((f) => f.event === 'before');
+            await broker.outageBegin(topicOf(channel));
+            const t0 = Date.now();
+            await sleep(1000); // long enough for every node to notice the broker is gone
+            // during the outage: the publishing node's own subscriber is served
+            const res = await serverSdk(n1).trigger(channel, 'during', { n: 1 });
+            assert.equal(res.status, 200);
+            await local.next((f) => f.event === 'during', 3000);
+            await broker.outageEnd();
+            const resumedAfter = await publishUntilReceived(n1, remote, channel, 20_000);
+            console.log(`[${setup.name}] cross-node delivery resumed ${Date.now() - t0} ms after the outage began (${resumedAfter} ms of polling after the broker was back)`);
+            // and the other direction
+            await publishUntilReceived(n2, local, channel, 20_000);
+            await closeAll();
+        });
+    });
+}
+/** CLUSTER_ADAPTERS=redis,nats runs a subset. */
+const only = process.env.CLUSTER_ADAPTERS?.split(',');
+for (const setup of [redisSetup, redisClusterSetup, natsSetup]) {
+    if (!only || only.includes(setup.name))
+        clusterSuite(setup);
+}

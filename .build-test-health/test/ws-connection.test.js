@@ -1,0 +1,328 @@
+// The WebSocket connection lifecycle: handshake, refusals with their close codes,
+// ping/pong and server-side liveness, and robustness against malformed frames.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import WebSocket from 'ws';
+import { DEMO_APP, startNode } from './helpers/node.js';
+import { cleanup, connected, dataOf, pusherClient, rawSocket, serverSdk, sleep, waitFor, } from './helpers/clients.js';
+const PATH = (key, query = 'protocol=7&client=js&version=8.6.0') => `/app/${key}?${query}`;
+const DISABLED_APP = { id: 'disabled-id', key: 'disabled-key', secret: 'disabled-secret', enabled: false };
+const QUOTA_APP = { id: 'quota-id', key: 'quota-key', secret: 'quota-secret', max_connections: 2 };
+const ORIGIN_APP = {
+    id: 'origin-id',
+    key: 'origin-key',
+    secret: 'origin-secret',
+    allowed_origins: ['https://good.example'],
+};
+/** Opens a raw socket and waits for connection_established; returns the socket and its parsed handshake. */
+async function rawConnected(node, path = PATH('app-key'), headers = {}) {
+    const sock = await rawSocket(node, path, headers);
+    const frame = await sock.next((f) => f.event === 'pusher:connection_established');
+    return { sock, frame, handshake: dataOf(frame) };
+}
+/** A refused connection gets exactly one pusher:error frame with the code, then a close with that same code. */
+async function expectRefusal(node, path, code, headers = {}) {
+    const sock = await rawSocket(node, path, headers);
+    const closed = await Promise.race([sock.closed, sleep(5000).then(() => null)]);
+    assert.ok(closed, `socket on ${path} was not closed by the server`);
+    assert.equal(closed.code, code, `close code for ${path}`);
+    assert.equal(sock.frames.length, 1, `frames on ${path}: ${JSON.stringify(sock.frames)}`);
+    const [frame] = sock.frames;
+    assert.equal(frame.event, 'pusher:error');
+    const data = dataOf(frame);
+    assert.equal(data.code, code);
+    assert.equal(typeof data.message, 'string');
+    assert.ok(data.message.length > 0);
+}
+const isPusherError = (f) => f.event === 'pusher:error';
+describe('ws connection: handshake', () => {
+    let node;
+    let tuned;
+    const open = [];
+    before(async () => {
+        [node, tuned] = await Promise.all([startNode(), startNode({ config: { activity_timeout: 7 } })]);
+    });
+    after(async () => {
+        await cleanup(...open);
+        await cleanup(node, tuned);
+    });
+    it('sends connection_established first, with data as a JSON string, a socket id and activity_timeout 120', async () => {
+        const { sock, frame, handshake } = await rawConnected(node);
+        open.push(sock);
+        assert.equal(sock.frames[0], frame, 'connection_established is the first frame');
+        assert.equal(typeof frame.data, 'string', 'data is double-encoded');
+        assert.match(handshake.socket_id, /^\d+\.\d+$/);
+        assert.equal(handshake.activity_timeout, 120);
+    });
+    it('advertises the configured activity_timeout', async () => {
+        const { sock, handshake } = await rawConnected(tuned);
+        open.push(sock);
+        assert.equal(handshake.activity_timeout, 7);
+        assert.match(handshake.socket_id, /^\d+\.\d+$/);
+    });
+    it('gives every connection its own socket id, and pusher-js accepts the handshake', async () => {
+        const a = pusherClient(node);
+        const b = pusherClient(node);
+        open.push(a, b);
+        const [idA, idB] = await Promise.all([connected(a), connected(b)]);
+        assert.match(idA, /^\d+\.\d+$/);
+        assert.match(idB, /^\d+\.\d+$/);
+        assert.notEqual(idA, idB);
+    });
+});
+describe('ws connection: refusals', () => {
+    let node;
+    const open = [];
+    before(async () => {
+        node = await startNode({
+            config: { app_manager: { array: { apps: [DEMO_APP, DISABLED_APP, QUOTA_APP, ORIGIN_APP] } } },
+        });
+    });
+    after(async () => {
+        await cleanup(...open);
+        await cleanup(node);
+    });
+    it('refuses an unknown app key with 4001', () => expectRefusal(node, PATH('no-such-key'), 4001));
+    it('refuses a disabled app with 4003', () => expectRefusal(node, PATH('disabled-key'), 4003));
+    it('refuses a path that is not /app/{key} with 4005', async () => {
+        await expectRefusal(node, '/foo?protocol=7', 4005);
+        await expectRefusal(node, '/app/?protocol=7', 4005);
+        await expectRefusal(node, '/app/app-key/extra?protocol=7', 4005);
+    });
+    it('refuses a missing protocol with 4008', async () => {
+        await expectRefusal(node, '/app/app-key', 4008);
+        await expectRefusal(node, '/app/app-key?client=js&version=8.6.0', 4008);
+    });
+    it('refuses a non-numeric protocol with 4006', async () => {
+        await expectRefusal(node, PATH('app-key', 'protocol=abc'), 4006);
+        await expectRefusal(node, PATH('app-key', 'protocol=7.1'), 4006);
+    });
+    it('refuses an unsupported protocol with 4007', async () => {
+        await expectRefusal(node, PATH('app-key', 'protocol=3'), 4007);
+        await expectRefusal(node, PATH('app-key', 'protocol=99'), 4007);
+    });
+    it('accepts protocol 7 with the query params pusher-js sends', async () => {
+        const { sock } = await rawConnected(node, PATH('app-key', 'protocol=7&client=js&version=8.6.0&flash=false'));
+        open.push(sock);
+    });
+    it('refuses an Origin outside allowed_origins with 4009 and accepts an allowed one', async () => {
+        await expectRefusal(node, PATH('origin-key'), 4009, { Origin: 'https://evil.example' });
+        const { sock } = await rawConnected(node, PATH('origin-key'), { Origin: 'https://good.example' });
+        open.push(sock);
+        // Same host under another scheme is not the listed origin.
+        await expectRefusal(node, PATH('origin-key'), 4009, { Origin: 'http://good.example' });
+    });
+    it('refuses a connection over the app max_connections with 4004 and admits one after a disconnect', async () => {
+        const first = await rawConnected(node, PATH('quota-key'));
+        const second = await rawConnected(node, PATH('quota-key'));
+        try {
+            await expectRefusal(node, PATH('quota-key'), 4004);
+            // The quota is per app: the demo app is unaffected.
+            const other = await rawConnected(node);
+            other.sock.close();
+            first.sock.close();
+            await first.sock.closed;
+            // The server may see the close a moment after the client does; retry a few times.
+            let admitted = null;
+            for (let i = 0; i < 20 && !admitted; i++) {
+                const sock = await rawSocket(node, PATH('quota-key'));
+                const f = await sock.next(() => true, 2000);
+                if (f.event === 'pusher:connection_established') {
+                    admitted = { sock, frame: f, handshake: dataOf(f) };
+                }
+                else {
+                    assert.equal(dataOf(f).code, 4004);
+                    await sock.closed;
+                    await sleep(50);
+                }
+            }
+            assert.ok(admitted, 'a new connection was admitted after one disconnected');
+            // ...and the quota holds again at two.
+            await expectRefusal(node, PATH('quota-key'), 4004);
+            admitted.sock.close();
+        }
+        finally {
+            first.sock.close();
+            second.sock.close();
+        }
+    });
+    it('pusher-js sees the refusal code and stops without reconnecting', async () => {
+        const client = pusherClient(node, { app: { id: 'x', key: 'no-such-key', secret: 'x' } });
+        open.push(client);
+        const errors = [];
+        const states = [];
+        client.connection.bind('error', (e) => errors.push(e));
+        client.connection.bind('state_change', (s) => states.push(s.current));
+        const err = await waitFor(client.connection, 'error');
+        assert.equal(err.error?.data.code, 4001);
+        // Give pusher-js time to (wrongly) retry; it must stay down after one attempt.
+        await sleep(1500);
+        assert.equal(errors.length, 1, `errors: ${JSON.stringify(errors)}`);
+        assert.ok(['disconnected', 'failed', 'unavailable'].includes(client.connection.state), client.connection.state);
+        // The first 'connecting' happens inside the constructor, before our listener; any later one is a retry.
+        assert.ok(states.filter((s) => s === 'connecting').length <= 1, `states: ${states}`);
+        assert.ok(!states.includes('connected'));
+    });
+    it('pusher-js sees 4003 for a disabled app', async () => {
+        const client = pusherClient(node, { app: DISABLED_APP });
+        open.push(client);
+        const err = await waitFor(client.connection, 'error');
+        assert.equal(err.error?.data.code, 4003);
+    });
+});
+describe('ws connection: ping, pong and liveness', () => {
+    let node;
+    const open = [];
+    before(async () => {
+        node = await startNode({ config: { activity_timeout: 2 } });
+    });
+    after(async () => {
+        await cleanup(...open);
+        await cleanup(node);
+    });
+    it('answers pusher:ping with pusher:pong (object and string data)', async () => {
+        const { sock } = await rawConnected(node);
+        open.push(sock);
+        sock.send({ event: 'pusher:ping', data: {} });
+        const pong = await sock.next((f) => f.event !== 'pusher:ping');
+        assert.equal(pong.event, 'pusher:pong');
+        sock.send({ event: 'pusher:ping', data: '{}' });
+        assert.equal((await sock.next((f) => f.event !== 'pusher:ping')).event, 'pusher:pong');
+        sock.send({ event: 'pusher:ping' });
+        assert.equal((await sock.next((f) => f.event !== 'pusher:ping')).event, 'pusher:pong');
+    });
+    it('pings a silent socket and closes it with 4201 when no pong comes; a socket that answers stays open', async () => {
+        const silent = await rawConnected(node);
+        const polite = await rawConnected(node);
+        open.push(silent.sock, polite.sock);
+        let pongsSent = 0;
+        polite.sock.ws.on('message', (buf) => {
+            const f = JSON.parse(buf.toString());
+            if (f.event === 'pusher:ping') {
+                pongsSent++;
+                polite.sock.send({ event: 'pusher:pong', data: {} });
+            }
+        });
+        const ping = await silent.sock.next((f) => f.event === 'pusher:ping', 8000);
+        assert.equal(ping.event, 'pusher:ping');
+        const closed = await Promise.race([silent.sock.closed, sleep(8000).then(() => null)]);
+        assert.ok(closed, 'the silent socket was not closed');
+        assert.equal(closed.code, 4201);
+        // The polite socket was pinged at least once too and is still open and served.
+        await polite.sock.next((f) => f.event === 'pusher:ping', 5000).catch(() => undefined);
+        assert.ok(pongsSent >= 1, 'the polite socket was pinged');
+        assert.equal(polite.sock.ws.readyState, WebSocket.OPEN);
+        polite.sock.send({ event: 'pusher:ping', data: {} });
+        await polite.sock.next((f) => f.event === 'pusher:pong');
+    });
+    it('counts any inbound frame as activity (a chatty client is not pinged)', async () => {
+        const { sock } = await rawConnected(node);
+        open.push(sock);
+        // Send something every 500 ms for 3.5 s (longer than activity_timeout 2 s).
+        for (let i = 0; i < 7; i++) {
+            sock.send({ event: 'pusher:ping', data: {} });
+            await sleep(500);
+        }
+        assert.equal(sock.frames.filter((f) => f.event === 'pusher:ping').length, 0);
+        assert.equal(sock.ws.readyState, WebSocket.OPEN);
+    });
+});
+describe('ws connection: malformed frames', () => {
+    let node;
+    let bad;
+    const open = [];
+    before(async () => {
+        node = await startNode({ config: { websocket_max_payload_kb: 4 } });
+        bad = (await rawConnected(node)).sock;
+        open.push(bad);
+    });
+    after(async () => {
+        await cleanup(...open);
+        await cleanup(node);
+    });
+    /** Sends a frame and expects a pusher:error that does not tell pusher-js to reconnect, with the socket left open. */
+    async function expectSoftError(send, what) {
+        send();
+        const f = await bad.next((x) => x.event !== 'pusher:pong');
+        assert.ok(isPusherError(f), `${what}: expected pusher:error, got ${JSON.stringify(f)}`);
+        const data = dataOf(f);
+        assert.equal(typeof data.message, 'string', what);
+        assert.ok(data.code === null || (data.code >= 4300 && data.code < 4400), `${what}: code ${data.code}`);
+        // Still served: a ping is answered on the same socket.
+        bad.send({ event: 'pusher:ping', data: {} });
+        const pong = await bad.next();
+        assert.equal(pong.event, 'pusher:pong', `${what}: socket still answers after the bad frame`);
+    }
+    it('answers invalid JSON with pusher:error', () => expectSoftError(() => bad.sendRaw('{not json'), 'invalid JSON'));
+    it('answers plain text with pusher:error', () => expectSoftError(() => bad.sendRaw('hello'), 'plain text'));
+    it('answers a JSON array with pusher:error', () => expectSoftError(() => bad.sendRaw('[{"event":"pusher:ping"}]'), 'JSON array'));
+    it('answers JSON scalars with pusher:error', async () => {
+        await expectSoftError(() => bad.sendRaw('42'), 'number');
+        await expectSoftError(() => bad.sendRaw('null'), 'null');
+        await expectSoftError(() => bad.sendRaw('"pusher:ping"'), 'string');
+    });
+    it('answers an object without a string event with pusher:error', async () => {
+        await expectSoftError(() => bad.send({ data: {} }), 'no event');
+        await expectSoftError(() => bad.send({ event: 42 }), 'numeric event');
+        await expectSoftError(() => bad.send({ event: '' }), 'empty event');
+    });
+    it('answers a binary frame with pusher:error', () => expectSoftError(() => bad.sendRaw(Buffer.from(JSON.stringify({ event: 'pusher:ping', data: {} })), true), 'binary'));
+    it('answers an unknown pusher:* event and an unknown non-client event with pusher:error', async () => {
+        await expectSoftError(() => bad.send({ event: 'pusher:bogus', data: {} }), 'unknown pusher event');
+        await expectSoftError(() => bad.send({ event: 'whatever', data: {} }), 'unknown event');
+    });
+    it('answers pusher:subscribe with unusable data with a refusal and keeps the socket', async () => {
+        bad.send({ event: 'pusher:subscribe', data: 'not json' });
+        const f = await bad.next();
+        assert.ok(['pusher:subscription_error', 'pusher:error'].includes(f.event), JSON.stringify(f));
+        bad.send({ event: 'pusher:subscribe', data: { channel: 42 } });
+        const g = await bad.next();
+        assert.ok(['pusher:subscription_error', 'pusher:error'].includes(g.event), JSON.stringify(g));
+        bad.send({ event: 'pusher:ping', data: {} });
+        assert.equal((await bad.next()).event, 'pusher:pong');
+    });
+    it('rejects a text frame with invalid UTF-8 (pusher:error, or uWS failing the connection) without harming the node', async () => {
+        const { sock } = await rawConnected(node);
+        open.push(sock);
+        // ws does not validate outgoing text, so these bytes go out as a text frame.
+        sock.sendRaw(Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]), false);
+        const outcome = await Promise.race([
+            sock.next((f) => f.event !== 'pusher:connection_established', 5000).then((f) => ({ frame: f })),
+            sock.closed.then((c) => ({ close: c })),
+        ]);
+        if ('frame' in outcome) {
+            assert.equal(outcome.frame.event, 'pusher:error', JSON.stringify(outcome.frame));
+        }
+        else {
+            // uWS fails the connection itself: a 1007 close or a dropped TCP connection (1006 at the client).
+            assert.ok([1006, 1007].includes(outcome.close.code), `close code ${outcome.close.code}`);
+        }
+    });
+    it('closes a socket that sends a frame over websocket_max_payload_kb', async () => {
+        const { sock } = await rawConnected(node);
+        open.push(sock);
+        // Under the limit is fine...
+        sock.send({ event: 'pusher:ping', data: { pad: 'x'.repeat(3000) } });
+        assert.equal((await sock.next((f) => f.event === 'pusher:pong')).event, 'pusher:pong');
+        // ...over it closes the connection.
+        sock.send({ event: 'pusher:ping', data: { pad: 'x'.repeat(5 * 1024) } });
+        const closed = await Promise.race([sock.closed, sleep(5000).then(() => null)]);
+        assert.ok(closed, 'the server did not close the oversize sender');
+        // uWS drops the TCP connection (1006 at the client); a 1009 close would do as well.
+        assert.ok(closed.code === 1009 || closed.code === 1006, `close code ${closed.code}`);
+        assert.equal(sock.frames.filter((f) => f.event === 'pusher:pong').length, 1, 'the oversize ping was not answered');
+    });
+    it('keeps serving: a well-behaved pusher-js client subscribes and receives an SDK event after all that', async () => {
+        const client = pusherClient(node);
+        open.push(client);
+        await connected(client);
+        const channel = client.subscribe('after-the-storm');
+        await waitFor(channel, 'pusher:subscription_succeeded');
+        const got = waitFor(channel, 'calm');
+        const res = await serverSdk(node).trigger('after-the-storm', 'calm', { ok: true });
+        assert.equal(res.status, 200);
+        assert.deepEqual(await got, { ok: true });
+        // The bad socket is still connected too.
+        assert.equal(bad.ws.readyState, WebSocket.OPEN);
+    });
+});

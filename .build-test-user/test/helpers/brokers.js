@@ -1,0 +1,108 @@
+// Real brokers from Debian's packages, on free loopback ports in temp dirs,
+// stopped by pid: redis-server, a 6-node Redis Cluster, nats-server (JetStream on).
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { createServer, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+export async function freePort() {
+    return new Promise((res, rej) => {
+        const srv = createServer();
+        srv.once('error', rej);
+        srv.listen(0, '127.0.0.1', () => {
+            const port = srv.address().port;
+            srv.close(() => res(port));
+        });
+    });
+}
+async function waitForPort(port, timeoutMs = 10_000) {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+        const ok = await new Promise((res) => {
+            const s = new Socket();
+            s.once('connect', () => (s.destroy(), res(true)));
+            s.once('error', () => (s.destroy(), res(false)));
+            s.connect(port, '127.0.0.1');
+        });
+        if (ok)
+            return;
+        await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`nothing listening on ${port} after ${timeoutMs} ms`);
+}
+function managed(start, port) {
+    const broker = {
+        port,
+        proc: start(),
+        async stop(signal = 'SIGTERM') {
+            const p = broker.proc;
+            if (p.exitCode !== null || p.signalCode !== null)
+                return;
+            const exited = new Promise((r) => p.once('exit', r));
+            p.kill('SIGCONT');
+            p.kill(signal);
+            const timer = setTimeout(() => p.kill('SIGKILL'), 5000);
+            await exited;
+            clearTimeout(timer);
+        },
+        async restart() {
+            await broker.stop();
+            broker.proc = start();
+            await waitForPort(port);
+        },
+        pause: () => broker.proc.kill('SIGSTOP'),
+        resume: () => broker.proc.kill('SIGCONT'),
+    };
+    return broker;
+}
+export async function startRedis(extraArgs = []) {
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), 'chorus-redis-'));
+    const start = () => spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extraArgs], {
+        stdio: 'ignore',
+    });
+    const broker = managed(start, port);
+    await waitForPort(port);
+    return broker;
+}
+/** Six redis-server processes joined by `redis-cli --cluster create` (3 masters, 3 replicas). */
+export async function startRedisCluster() {
+    const nodes = [];
+    for (let i = 0; i < 6; i++) {
+        const port = await freePort();
+        const dir = mkdtempSync(join(tmpdir(), `chorus-rc${i}-`));
+        const start = () => spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'),
+            '--cluster-node-timeout', '2000', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+        const b = managed(start, port);
+        nodes.push(b);
+    }
+    await Promise.all(nodes.map((n) => waitForPort(n.port)));
+    const addrs = nodes.map((n) => `127.0.0.1:${n.port}`);
+    const created = spawnSync('redis-cli', ['--cluster', 'create', ...addrs, '--cluster-replicas', '1', '--cluster-yes'], {
+        encoding: 'utf8',
+        timeout: 60_000,
+    });
+    if (created.status !== 0)
+        throw new Error(`redis-cli --cluster create failed: ${created.stdout}\n${created.stderr}`);
+    // Wait until every node reports cluster_state:ok.
+    const deadline = Date.now() + 30_000;
+    for (const n of nodes) {
+        for (;;) {
+            const info = spawnSync('redis-cli', ['-p', String(n.port), 'cluster', 'info'], { encoding: 'utf8' }).stdout;
+            if (info.includes('cluster_state:ok'))
+                break;
+            if (Date.now() > deadline)
+                throw new Error(`cluster not ok on ${n.port}`);
+            await new Promise((r) => setTimeout(r, 200));
+        }
+    }
+    return { nodes, seeds: addrs.join(','), stop: async () => void (await Promise.all(nodes.map((n) => n.stop()))) };
+}
+export async function startNats(extraArgs = []) {
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), 'chorus-nats-'));
+    const start = () => spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir, ...extraArgs], { stdio: 'ignore' });
+    const broker = managed(start, port);
+    await waitForPort(port);
+    return broker;
+}
