@@ -9,6 +9,7 @@ const REQUIRED = [
   ['redis-server', 'redis-server'],
   ['redis-cli', 'redis-tools'],
   ['nats-server', 'nats-server'],
+  ['chromium', 'chromium'],
 ];
 
 const SEARCH_DIRS = ['/usr/bin', '/usr/sbin', '/usr/local/bin', '/usr/local/sbin', '/bin', '/sbin'];

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { connect, createServer, type Socket } from 'node:net';
-import { startNats, startRedis, startRedisCluster, type Broker, type RedisCluster } from './helpers/brokers.js';
+import { startNats, startRedis, startRedisCluster, waitForReplicasSynced, type Broker, type RedisCluster } from './helpers/brokers.js';
 import { DEMO_APP, startNode, type ChorusNode, type TestApp } from './helpers/node.js';
 import {
   connected,
@@ -131,6 +131,8 @@ const redisClusterSetup: AdapterSetup = {
   name: 'redis-cluster',
   async start() {
     const cluster = await startRedisCluster();
+    // A replica that has not synced yet would never take over from a killed master.
+    await waitForReplicasSynced(cluster);
     return {
       env: { ADAPTER_DRIVER: 'redis-cluster', REDIS_CLUSTER_NODES: cluster.seeds },
       // Clients follow the addresses the cluster announces, so a proxy in front of the seeds is bypassed.

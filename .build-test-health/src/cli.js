@@ -5,18 +5,24 @@ import { ConfigError } from './config/errors.js';
 import { createLogger } from './log.js';
 import { startServer } from './server.js';
 import { VERSION } from './version.js';
+import { reloadApps } from './apps/reload.js';
+import { APPS_HELP, runApps, runMigrate } from './commands/apps.js';
 const HELP = `Chorus ${VERSION}: a Pusher-compatible WebSocket server
 
 Usage:
   chorus start [--config FILE]   start a node (FILE, or $CONFIG_FILE, or ./config/config.json, or defaults)
+  chorus migrate [--config FILE] create the MySQL apps table
+  chorus apps list|add|disable|enable [--config FILE]   manage apps in MySQL (chorus apps --help)
   chorus --help                  show this help
   chorus --version               print the version
 
 Environment variables override the file (Sockudo's names: PORT, HOST, ADAPTER_DRIVER, ...).
 LOG_LEVEL sets the log level (default info).
 `;
+/** Flags that subcommands take with a value. */
+const VALUE_FLAGS = new Set(['id', 'key', 'secret', 'json']);
 function parseArgs(argv) {
-    const args = { command: null, help: false, version: false };
+    const args = { command: null, help: false, version: false, rest: [], flags: new Map() };
     for (let i = 0; i < argv.length; i++) {
         const a = argv[i];
         if (a === '--help' || a === '-h')
@@ -31,8 +37,16 @@ function parseArgs(argv) {
         }
         else if (a.startsWith('--config='))
             args.config = a.slice('--config='.length);
+        else if (a.startsWith('--') && VALUE_FLAGS.has(a.slice(2)) && args.command === 'apps') {
+            const next = argv[++i];
+            if (next === undefined)
+                throw new ConfigError(`${a} needs a value`);
+            args.flags.set(a.slice(2), next);
+        }
         else if (!a.startsWith('-') && args.command === null)
             args.command = a;
+        else if (!a.startsWith('-') && args.command === 'apps')
+            args.rest.push(a);
         else
             throw new ConfigError(`unknown argument: ${a}`);
     }
@@ -48,11 +62,15 @@ async function main() {
         process.exit(2);
     }
     if (args.help) {
-        process.stdout.write(HELP);
+        process.stdout.write(args.command === 'apps' || args.command === 'migrate' ? `${APPS_HELP}\n` : HELP);
         return;
     }
     if (args.version) {
         process.stdout.write(`${VERSION}\n`);
+        return;
+    }
+    if (args.command === 'migrate' || args.command === 'apps') {
+        await runAdminCommand(args);
         return;
     }
     if (args.command !== 'start') {
@@ -98,8 +116,36 @@ async function main() {
             process.exit(1);
         });
     };
+    process.on('SIGHUP', () => {
+        try {
+            const next = loadConfig({ file: args.config });
+            reloadApps(server.ctx, next.config.app_manager.array.apps ?? []).then((result) => {
+                if (result)
+                    log.info(result, 'apps reloaded');
+                else
+                    log.warn('SIGHUP ignored: apps come from a database (use its cache TTL)');
+            }, (err) => log.error({ err }, 'reload failed; keeping the current apps'));
+        }
+        catch (err) {
+            log.error({ err: err.message }, 'reload refused: invalid configuration; keeping the current apps');
+        }
+    });
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
+}
+async function runAdminCommand(args) {
+    const out = (line) => process.stdout.write(`${line}\n`);
+    try {
+        const { config } = loadConfig({ file: args.config });
+        if (args.command === 'migrate')
+            await runMigrate(config, out);
+        else
+            await runApps(config, args.rest, args.flags, out);
+    }
+    catch (err) {
+        process.stderr.write(`chorus: ${err.message}\n`);
+        process.exit(err instanceof ConfigError ? 2 : 1);
+    }
 }
 main().catch((err) => {
     process.stderr.write(`chorus: ${err.stack ?? String(err)}\n`);

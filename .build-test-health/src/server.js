@@ -1,7 +1,11 @@
 // The composition root: builds every part from the config and owns the
 // lifecycle (start, drain, stop). Nothing else reads the config's raw shape.
 import uWS from 'uWebSockets.js';
+import { Cluster, Redis } from 'ioredis';
+import { CachedAppStore } from './apps/cached-store.js';
+import { MysqlAppStore } from './apps/mysql-store.js';
 import { StaticAppStore } from './apps/static-store.js';
+import { RedisRateLimiter } from './rate-limit/redis-limiter.js';
 import { ChannelHub } from './channels/hub.js';
 import { LocalRegistry } from './channels/registry.js';
 import { busMetrics, HorizontalAdapter } from './cluster/horizontal-adapter.js';
@@ -87,11 +91,39 @@ function createAdapter(config, registry, log, metrics) {
         onBusMessage: busMetrics(metrics.registry, metrics.prefix),
     }, log);
 }
-function createAppStore(config) {
+export function createAppStore(config, log) {
     if (config.app_manager.driver === 'memory' || config.app_manager.driver === 'array') {
         return new StaticAppStore(config.app_manager.array.apps ?? []);
     }
-    throw new ConfigError(`app_manager.driver "${config.app_manager.driver}" is not available in this build; use "memory"`);
+    const m = config.database.mysql;
+    const store = new MysqlAppStore({
+        host: m.host,
+        port: m.port,
+        username: m.username,
+        password: m.password,
+        database: m.database,
+        table: m.table_name,
+        poolSize: m.connection_pool_size,
+    });
+    if (!config.app_manager.cache.enabled)
+        return store;
+    let warned = 0;
+    return new CachedAppStore(store, config.app_manager.cache.ttl * 1000, (err) => {
+        // Once a minute at most: the database is down and known apps are served from cache.
+        if (Date.now() - warned > 60_000) {
+            warned = Date.now();
+            log.warn({ err: err.message }, 'app database unavailable, serving cached apps');
+        }
+    });
+}
+function createRateLimiter(config, log) {
+    const driver = config.rate_limiter.driver;
+    if (driver === 'memory' || driver === 'local')
+        return new LocalRateLimiter();
+    const client = driver === 'redis-cluster'
+        ? new Cluster(clusterNodes(config), { redisOptions: { ...redisOptions(config), lazyConnect: false }, enableOfflineQueue: false })
+        : new Redis({ ...redisOptions(config), lazyConnect: false, enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+    return new RedisRateLimiter(client, config.database.redis.key_prefix, config.rate_limiter.fail_open, log);
 }
 export async function startServer(config, log) {
     const nativeProblem = nativeUwsProblem();
@@ -101,8 +133,8 @@ export async function startServer(config, log) {
     const registry = new LocalRegistry();
     const metrics = new Metrics(config.metrics.prometheus.prefix);
     const adapter = createAdapter(config, registry, log, metrics);
-    const apps = createAppStore(config);
-    const rateLimiter = new LocalRateLimiter();
+    const apps = createAppStore(config, log);
+    const rateLimiter = createRateLimiter(config, log);
     const webhooks = new HttpWebhookSink({
         batching: config.webhooks.batching.enabled,
         batchMs: config.webhooks.batching.duration,
@@ -117,7 +149,8 @@ export async function startServer(config, log) {
         adapter.peerEvents = new PeerWebhooks(adapter, apps, webhooks, log);
     const ctx = { config, log, apps, registry, adapter, hub, metrics, webhooks, rateLimiter, draining: false };
     uws.ws('/*', websocketBehavior(ctx));
-    registerHttpRoutes(ctx, uws, await apps.list());
+    // Apps from a database are not known up front: their bodies get the generous default bound.
+    registerHttpRoutes(ctx, uws, config.app_manager.driver === 'mysql' ? [] : config.app_manager.array.apps ?? []);
     try {
         await adapter.start(hub);
     }

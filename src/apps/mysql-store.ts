@@ -20,6 +20,8 @@ export interface MysqlSettings {
 const LATER_COLUMNS: Record<string, string> = {
   enable_user_authentication: 'BOOLEAN NULL',
   enable_watchlist_events: 'BOOLEAN NULL',
+  // Chorus's own option (opt-in subscription_count events), so `apps add --json` can store it.
+  enable_subscription_count: 'BOOLEAN NULL',
   webhooks: 'JSON NULL',
   allowed_origins: 'JSON NULL',
 };

@@ -82,6 +82,10 @@ export class HorizontalAdapter implements Adapter {
   /** peer -> app\nchannel it has local subscribers for (to clean up after it dies) */
   private readonly interest = new Map<string, Set<string>>();
   private readonly startedAt = Date.now();
+  /** occupancy key -> the last set change this node queued for it */
+  private readonly occupancyQueue = new Map<string, Promise<void>>();
+  /** when the last membership sweep ran (a late one reveals a stall of this process) */
+  private lastSweep = Date.now();
   private timers: NodeJS.Timeout[] = [];
   private brokerUp = true;
   /** Set by the composition root; cluster-health webhooks hang off it. */
@@ -118,7 +122,7 @@ export class HorizontalAdapter implements Adapter {
     this.send({ t: 'hello', n: this.nodeId, p: this.processId });
     this.heartbeat();
     this.timers.push(setInterval(() => this.heartbeat(), this.options.heartbeatIntervalMs));
-    this.timers.push(setInterval(() => this.membership.sweep(), this.options.cleanupIntervalMs));
+    this.timers.push(setInterval(() => this.sweep(), this.options.cleanupIntervalMs));
     for (const t of this.timers) t.unref();
   }
 
@@ -179,9 +183,27 @@ export class HorizontalAdapter implements Adapter {
     return `${this.options.keyPrefix}occ:${appId}:${channel}`;
   }
 
+  /**
+   * Changes a channel's occupancy set after this node's earlier changes to it
+   * have finished. A set change may take several broker round trips (NATS KV
+   * compare-and-set), so a quick subscribe + unsubscribe could otherwise read
+   * the set before its own add landed, skip the remove and leave this node in
+   * the set for good (no channel_vacated, then no channel_occupied, ever again).
+   */
+  private occupancyChange(op: 'add' | 'remove', key: string, nodeId: string): Promise<{ changed: boolean; members: string[] }> {
+    const run = () => this.transport.setChange(op, key, nodeId);
+    const result = (this.occupancyQueue.get(key) ?? Promise.resolve()).then(run, run);
+    const tail = result.then(() => undefined, () => undefined);
+    this.occupancyQueue.set(key, tail);
+    void tail.then(() => {
+      if (this.occupancyQueue.get(key) === tail) this.occupancyQueue.delete(key);
+    });
+    return result;
+  }
+
   async channelOccupied(appId: string, channel: string): Promise<boolean> {
     this.send({ t: 'ci', n: this.nodeId, a: appId, c: channel });
-    const { changed, members } = await this.transport.setChange('add', this.occupancyKey(appId, channel), this.nodeId);
+    const { changed, members } = await this.occupancyChange('add', this.occupancyKey(appId, channel), this.nodeId);
     // Members no live node accounts for are left over from nodes that died unseen (a whole-cluster restart).
     const settled = Date.now() - this.startedAt > this.options.nodeTimeoutMs;
     const others = members.filter((m) => m !== this.nodeId && (!settled || this.membership.isLive(m)));
@@ -200,13 +222,13 @@ export class HorizontalAdapter implements Adapter {
 
   /** Puts a returned peer back in a channel's set; true when that refilled an empty channel. */
   async restoreOccupant(appId: string, channel: string, nodeId: string): Promise<boolean> {
-    const { changed, members } = await this.transport.setChange('add', this.occupancyKey(appId, channel), nodeId);
+    const { changed, members } = await this.occupancyChange('add', this.occupancyKey(appId, channel), nodeId);
     return changed && members.length === 1;
   }
 
   /** Takes a node out of a channel's set; true when that emptied it. */
   async removeOccupant(appId: string, channel: string, nodeId: string): Promise<boolean> {
-    const { changed, members } = await this.transport.setChange('remove', this.occupancyKey(appId, channel), nodeId);
+    const { changed, members } = await this.occupancyChange('remove', this.occupancyKey(appId, channel), nodeId);
     return changed && members.length === 0;
   }
 
@@ -343,6 +365,23 @@ export class HorizontalAdapter implements Adapter {
 
   private send(message: ControlMessage, topic = this.controlTopic): void {
     this.transport.publish(topic, JSON.stringify(message));
+  }
+
+  /**
+   * Declares silent peers dead, but not for silence that is our own: a sweep
+   * that runs late means this process was frozen (SIGSTOP, a long stall), and
+   * the peers' heartbeats from that time are still unread in the socket. The
+   * stall is added to every peer's deadline, so a frozen node that resumes does
+   * not declare the healthy cluster dead (and send webhooks for it).
+   */
+  private sweep(): void {
+    const now = Date.now();
+    const stalledMs = now - this.lastSweep - this.options.cleanupIntervalMs;
+    this.lastSweep = now;
+    if (stalledMs > this.options.heartbeatIntervalMs) {
+      for (const peer of this.membership.list()) peer.lastSeen = Math.min(now, peer.lastSeen + stalledMs);
+    }
+    this.membership.sweep(now);
   }
 
   private heartbeat(): void {

@@ -24,6 +24,20 @@ function store(config: Config): MysqlAppStore {
   });
 }
 
+/** The --json object; unknown fields are refused here (the schema would drop them, the INSERT would fail on them). */
+function parseExtra(text: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new ConfigError('--json is not valid JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError('--json must be a JSON object');
+  const unknown = Object.keys(value).filter((k) => !(k in appSchema.shape));
+  if (unknown.length) throw new ConfigError(`--json has unknown app fields: ${unknown.join(', ')}`);
+  return value as Record<string, unknown>;
+}
+
 export async function runMigrate(config: Config, out: (line: string) => void): Promise<void> {
   const s = store(config);
   try {
@@ -50,13 +64,16 @@ export async function runApps(config: Config, args: string[], flags: Map<string,
         for (const app of await s.list()) out(`${app.id}\t${app.key}\t${app.enabled ? 'enabled' : 'disabled'}`);
         return;
       case 'add': {
-        const extra = flags.has('json') ? (JSON.parse(flags.get('json')!) as Record<string, unknown>) : {};
+        const extra = flags.has('json') ? parseExtra(flags.get('json')!) : {};
         const app = { ...extra, id: flags.get('id'), key: flags.get('key'), secret: flags.get('secret') };
         const checked = appSchema.safeParse(app);
         if (!checked.success) {
           const issue = checked.error.issues[0];
           throw new ConfigError(`invalid app: ${issue.path.join('.')}: ${issue.message}`);
         }
+        // The upsert's ON DUPLICATE KEY also fires on the unique `key`: it would overwrite the other app's row.
+        const holder = await s.findByKey(checked.data.key);
+        if (holder && holder.id !== checked.data.id) throw new ConfigError(`key ${checked.data.key} already belongs to app ${holder.id}`);
         await s.upsert(app as { id: string; key: string; secret: string });
         out(`app ${app.id} saved`);
         return;

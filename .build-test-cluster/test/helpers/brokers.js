@@ -106,3 +106,47 @@ export async function startNats(extraArgs = []) {
     await waitForPort(port);
     return broker;
 }
+/** A throwaway mariadbd: fresh datadir, root with a password, one database. */
+export async function startMariadb() {
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), 'chorus-mariadb-'));
+    const datadir = join(dir, 'data');
+    const socket = join(dir, 'mysqld.sock');
+    const init = spawnSync('mariadb-install-db', [`--datadir=${datadir}`, '--user=root', '--auth-root-authentication-method=normal', '--skip-test-db'], { encoding: 'utf8', timeout: 60_000 });
+    if (init.status !== 0)
+        throw new Error(`mariadb-install-db failed: ${init.stderr}`);
+    const start = () => spawn('mariadbd', [`--datadir=${datadir}`, `--port=${port}`, '--bind-address=127.0.0.1', `--socket=${socket}`, '--user=root',
+        '--skip-log-bin', '--innodb-buffer-pool-size=16M', `--pid-file=${join(dir, 'pid')}`], { stdio: 'ignore' });
+    const broker = managed(start, port);
+    await waitForPort(port, 30_000);
+    const password = 'chorus-test-pw';
+    const database = 'chorus';
+    const run = (statement, usePassword) => {
+        const r = spawnSync('mariadb', ['--socket', socket, '-uroot', ...(usePassword ? [`-p${password}`] : []), '-N', '-B', '-e', statement], {
+            encoding: 'utf8',
+            timeout: 20_000,
+        });
+        if (r.status !== 0)
+            throw new Error(`mariadb: ${r.stderr}`);
+        return r.stdout;
+    };
+    run(`ALTER USER 'root'@'localhost' IDENTIFIED BY '${password}'; CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '${password}'; GRANT ALL ON *.* TO 'root'@'127.0.0.1'; CREATE DATABASE ${database}; FLUSH PRIVILEGES;`, false);
+    return Object.assign(broker, { user: 'root', password, database, sql: (s) => run(`USE ${database}; ${s}`, true) });
+}
+/**
+ * Waits until every replica of the cluster has synced with its master (`master_link_status:up`).
+ * `startRedisCluster` returns once the slots are served, a few seconds before that; a replica that
+ * never synced refuses to take over (cluster-replica-validity-factor), so failover tests wait here first.
+ */
+export async function waitForReplicasSynced(cluster, timeoutMs = 20_000) {
+    const deadline = Date.now() + timeoutMs;
+    const replicas = cluster.nodes.length / 2;
+    for (;;) {
+        const synced = cluster.nodes.filter((n) => spawnSync('redis-cli', ['-p', String(n.port), 'INFO', 'replication'], { encoding: 'utf8' }).stdout.includes('master_link_status:up')).length;
+        if (synced >= replicas)
+            return;
+        if (Date.now() > deadline)
+            throw new Error(`only ${synced} of ${replicas} replicas synced after ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 200));
+    }
+}

@@ -50,6 +50,8 @@ export class HorizontalAdapter {
     /** peer -> app\nchannel it has local subscribers for (to clean up after it dies) */
     interest = new Map();
     startedAt = Date.now();
+    /** when the last membership sweep ran (a late one reveals a stall of this process) */
+    lastSweep = Date.now();
     timers = [];
     brokerUp = true;
     /** Set by the composition root; cluster-health webhooks hang off it. */
@@ -82,7 +84,7 @@ export class HorizontalAdapter {
         this.send({ t: 'hello', n: this.nodeId, p: this.processId });
         this.heartbeat();
         this.timers.push(setInterval(() => this.heartbeat(), this.options.heartbeatIntervalMs));
-        this.timers.push(setInterval(() => this.membership.sweep(), this.options.cleanupIntervalMs));
+        this.timers.push(setInterval(() => this.sweep(), this.options.cleanupIntervalMs));
         for (const t of this.timers)
             t.unref();
     }
@@ -279,6 +281,23 @@ export class HorizontalAdapter {
     // the bus
     send(message, topic = this.controlTopic) {
         this.transport.publish(topic, JSON.stringify(message));
+    }
+    /**
+     * Declares silent peers dead, but not for silence that is our own: a sweep
+     * that runs late means this process was frozen (SIGSTOP, a long stall), and
+     * the peers' heartbeats from that time are still unread in the socket. The
+     * stall is added to every peer's deadline, so a frozen node that resumes does
+     * not declare the healthy cluster dead (and send webhooks for it).
+     */
+    sweep() {
+        const now = Date.now();
+        const stalledMs = now - this.lastSweep - this.options.cleanupIntervalMs;
+        this.lastSweep = now;
+        if (stalledMs > this.options.heartbeatIntervalMs) {
+            for (const peer of this.membership.list())
+                peer.lastSeen = Math.min(now, peer.lastSeen + stalledMs);
+        }
+        this.membership.sweep(now);
     }
     heartbeat() {
         this.send({ t: 'hb', n: this.nodeId, p: this.processId, d: this.presence.digestOf(this.nodeId) });

@@ -1,5 +1,7 @@
+import { AppStoreError } from '../apps/store.js';
 import { readBody } from './body.js';
 import { clientIp } from './client-ip.js';
+import { registerDevClient } from './dev-client.js';
 import { triggerBatch, triggerEvent } from './publish.js';
 import { listChannels, listUsers, showChannel, terminateConnections } from './queries.js';
 import { parseQuery, requestAuthProblem } from './request-auth.js';
@@ -30,6 +32,9 @@ const handlers = {
 };
 /** The largest body any app may legitimately send: a full batch of full events. */
 export function bodyLimit(apps) {
+    // Unknown apps (a database): 10 MB, Sockudo's request_limit_in_mb.
+    if (apps.length === 0)
+        return 10 * 1024 * 1024;
     let limit = 1024 * 1024;
     for (const app of apps) {
         const perEvent = (app.max_event_payload_in_kb ?? 1024) * 1024 + 64 * 1024;
@@ -111,6 +116,10 @@ function apiRoute(ctx, endpoint, argCount, maxBody) {
         })()
             .then(respond)
             .catch((err) => {
+            if (err instanceof AppStoreError) {
+                respond(errorReply(503, 'App store unavailable, try again later'));
+                return;
+            }
             ctx.log.error({ err, endpoint }, 'HTTP API handler failed');
             respond(errorReply(500, 'Internal server error'));
         });
@@ -171,5 +180,7 @@ export function registerHttpRoutes(ctx, uws, apps) {
         });
     });
     uws.get(p + '/', (res) => writeReply(res, health(200, 'OK')));
+    // The browser test client (off unless `client.enabled` or `debug`); before the catch-all.
+    registerDevClient(ctx, uws, apps[0]?.key ?? 'app-key');
     uws.any('/*', (res) => writeReply(res, errorReply(404, 'Not found')));
 }

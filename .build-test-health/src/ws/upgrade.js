@@ -95,6 +95,15 @@ export function handleUpgrade(ctx, res, req, context) {
     }
     void (async () => {
         try {
+            const limits = ctx.config.rate_limiter;
+            if (limits.enabled) {
+                const { max_requests, window_seconds } = limits.websocket_rate_limit;
+                if (!(await ctx.rateLimiter.consume(`ws-ip:${ip}`, 1, max_requests, window_seconds * 1000))) {
+                    ctx.metrics.rateLimit('unknown', 'websocket_ip');
+                    finish(null, protocolError(CloseCode.OVER_CAPACITY, 'Too many connections from this address, retry later', true));
+                    return;
+                }
+            }
             const app = await ctx.apps.findByKey(key);
             finish(app, await admission(ctx, app, origin));
         }

@@ -1,0 +1,124 @@
+#!/usr/bin/env node
+// npm run bench [-- --only conn,fanout --small --duration 10 --profile]
+// Runs the scenarios of issue 9 against real nodes (dist/cli.js) on loopback and
+// prints one JSON line per result; lines are also appended to bench/results/.
+import { mkdirSync, appendFileSync, readdirSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { conn } from './scenarios/conn.mjs';
+import { fanout } from './scenarios/fanout.mjs';
+import { manychannels } from './scenarios/manychannels.mjs';
+import { http } from './scenarios/http.mjs';
+import { clientevents } from './scenarios/clientevents.mjs';
+import { crossnode } from './scenarios/crossnode.mjs';
+import { churn } from './scenarios/churn.mjs';
+import { active } from './lib/harness.mjs';
+import { CLI, ROOT } from './lib/node.mjs';
+import { loadavg1, machineInfo } from './lib/proc.mjs';
+import { topSelf } from './profile-top.mjs';
+
+const SCENARIOS = { conn, fanout, many: manychannels, http, 'client-events': clientevents, 'cross-node': crossnode, churn };
+
+function parseArgs(argv) {
+  const a = { only: null, small: process.env.BENCH_SMALL === '1', duration: null, profile: false, brokers: null };
+  for (let i = 0; i < argv.length; i++) {
+    const x = argv[i];
+    const val = () => (x.includes('=') ? x.slice(x.indexOf('=') + 1) : argv[++i]);
+    if (x.startsWith('--only')) a.only = val().split(',');
+    else if (x === '--small') a.small = true;
+    else if (x.startsWith('--duration')) a.duration = Number(val());
+    else if (x === '--profile') a.profile = true;
+    else if (x.startsWith('--brokers')) a.brokers = val().split(',');
+    else if (x === '--help' || x === '-h') {
+      console.log(`usage: npm run bench -- [--only ${Object.keys(SCENARIOS).join(',')}] [--small] [--duration S] [--brokers redis,redis-cluster,nats] [--profile]`);
+      process.exit(0);
+    } else throw new Error(`unknown argument ${x}`);
+  }
+  return a;
+}
+
+function config(args) {
+  const small = args.small;
+  const durationMs = (args.duration ?? (small ? 2 : 10)) * 1000;
+  return {
+    durationMs,
+    receivers: 2,
+    fixedDeliveriesPerS: small ? 3000 : 30_000,
+    conn: {
+      sizes: small ? [200, 600] : [5000, 19_500],
+      channelModes: small ? ['own', 'shared'] : ['own', 'shared'],
+      workers: 2,
+      concurrencyPerWorker: 250,
+      idleMs: small ? 1000 : 5000,
+    },
+    fanout: {
+      subs: small ? [100, 300] : [1000, 10_000],
+      // events in flight: ~200k deliveries, never more than a few KB queued per socket
+      window: (subs) => Math.max(4, Math.min(500, Math.ceil(200_000 / subs))),
+    },
+    many: { sockets: small ? 300 : 10_000, connections: 8 },
+    http: { connections: 8 },
+    clientEvents: { sockets: small ? 100 : 1000, window: 200 },
+    cross: { subs: small ? 100 : 1000, brokers: args.brokers ?? ['redis', 'redis-cluster', 'nats'] },
+    churn: { concurrencyPerWorker: small ? 10 : 50, presence: { observers: small ? 20 : 100, churners: small ? 10 : 100 } },
+  };
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  if (!existsSync(CLI)) throw new Error(`${CLI} missing: run npm run build first`);
+  const cfg = config(args);
+  const names = args.only ?? (args.profile ? ['fanout', 'http'] : Object.keys(SCENARIOS));
+  for (const n of names) if (!SCENARIOS[n]) throw new Error(`unknown scenario ${n}`);
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const outDir = join(ROOT, 'bench/results');
+  mkdirSync(outDir, { recursive: true });
+  const outFile = join(outDir, `${stamp}${args.small ? '-small' : ''}${args.profile ? '-profile' : ''}.jsonl`);
+  let commit = 'unknown';
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', 'src'], { cwd: ROOT, encoding: 'utf8' }).trim();
+    if (dirty) commit += '+dirty-src';
+  } catch {
+    /* not a checkout */
+  }
+  const emit = (obj) => {
+    const line = JSON.stringify(obj);
+    console.log(line);
+    appendFileSync(outFile, line + '\n');
+  };
+  const profileDir = args.profile ? join(ROOT, 'bench/profiles', stamp) : null;
+  if (profileDir) process.env.BENCH_CPU_PROF = profileDir;
+  emit({ scenario: 'machine', ...machineInfo(), commit, load1_at_start: loadavg1(), small: args.small, profile: args.profile, duration_s: cfg.durationMs / 1000 });
+  let failed = 0;
+  for (const name of names) {
+    const t0 = Date.now();
+    try {
+      await SCENARIOS[name](cfg, emit);
+    } catch (err) {
+      failed++;
+      emit({ scenario: name, error: String(err?.stack ?? err).slice(0, 2000) });
+    }
+    process.stderr.write(`# ${name} took ${((Date.now() - t0) / 1000).toFixed(1)} s (load ${loadavg1()})\n`);
+  }
+  if (profileDir && existsSync(profileDir)) {
+    for (const f of readdirSync(profileDir).filter((x) => x.endsWith('.cpuprofile')).sort()) {
+      emit({ scenario: 'profile', file: join('bench/profiles', stamp, f), ...topSelf(join(profileDir, f), 15) });
+    }
+  }
+  process.stderr.write(`# results in ${outFile}\n`);
+  process.exitCode = failed ? 1 : 0;
+}
+
+const interrupt = async () => {
+  for (const r of active) await r.stopAll();
+  process.exit(130);
+};
+process.once('SIGINT', interrupt);
+process.once('SIGTERM', interrupt);
+
+main().catch(async (err) => {
+  console.error(err);
+  for (const r of active) await r.stopAll();
+  process.exit(1);
+});
