@@ -53,12 +53,12 @@ function config(args) {
     },
     fanout: {
       subs: small ? [100, 300] : [1000, 10_000],
-      // events in flight: ~200k deliveries, never more than a few KB queued per socket
-      window: (subs) => Math.max(4, Math.min(500, Math.ceil(200_000 / subs))),
+      // events in flight: ~40k deliveries (the credit loop reacts in ~10-20 ms), a few KB queued per socket
+      window: (subs) => Math.max(4, Math.min(1000, Math.ceil(40_000 / subs))),
     },
     many: { sockets: small ? 300 : 10_000, connections: 8 },
     http: { connections: 8 },
-    clientEvents: { sockets: small ? 100 : 1000, window: 200 },
+    clientEvents: { sockets: small ? 100 : 1000, window: (n) => Math.max(4, Math.ceil(40_000 / (n - 1))) },
     cross: { subs: small ? 100 : 1000, brokers: args.brokers ?? ['redis', 'redis-cluster', 'nats'] },
     churn: { concurrencyPerWorker: small ? 10 : 50, presence: { observers: small ? 20 : 100, churners: small ? 10 : 100 } },
   };

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, get as httpGet } from 'node:http';
-import { Socket } from 'node:net';
+import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import PusherServer from 'pusher';
@@ -51,7 +51,12 @@ function bindSourceAddresses(): void {
   runtime.createWebSocket = function (this: RuntimeLike, url: string) {
     const host = new URL(url).hostname;
     const Ctor = this.getWebSocketAPI();
-    return /^127\.\d+\.\d+\.\d+$/.test(host) && host !== '127.0.0.1' ? new Ctor(url, [], { net: { localAddress: host } }) : new Ctor(url);
+    if (!/^127\.\d+\.\d+\.\d+$/.test(host) || host === '127.0.0.1') return new Ctor(url);
+    // faye's Client reads `net` (options for net.connect) but its option check rejects the key
+    // when it is enumerable; a non-enumerable property reaches the socket and passes the check.
+    const options = {};
+    Object.defineProperty(options, 'net', { value: { localAddress: host }, enumerable: false });
+    return new Ctor(url, [], options);
   };
 }
 
@@ -180,13 +185,30 @@ function haproxyStatus(statsPort: number): Promise<Map<string, string>> {
   });
 }
 
-async function until(what: string, pred: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+async function until(what: string | (() => string), pred: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await pred()) return;
     await sleep(50);
   }
-  throw new Error(`timed out waiting for ${what}`);
+  throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
+}
+
+/**
+ * A port for a node that is restarted on the same port: outside the kernel's ephemeral
+ * range, so no outgoing connection of the balancers can be holding it in between.
+ */
+async function stablePort(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const free = await new Promise<boolean>((res) => {
+      const srv = createServer();
+      srv.once('error', () => res(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => res(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error('no free port in 20000-32000');
 }
 
 // ---------------------------------------------------------------- clients and publishers
@@ -311,7 +333,7 @@ describe('load balancers: 3 nodes on redis behind nginx and HAProxy', () => {
     bindSourceAddresses();
     redis = await startRedis();
     for (let i = 0; i < 3; i++) {
-      const node = await startNode(nodeOptions(0));
+      const node = await startNode(nodeOptions(await stablePort()));
       nodes.push(node);
       nodePorts.push(node.port);
     }
@@ -380,7 +402,8 @@ describe('load balancers: 3 nodes on redis behind nginx and HAProxy', () => {
         tracked.push(track(lb, app, addr, () => publishers.get(lb.name) ?? null));
       });
     }
-    await until('every client subscribed', () => tracked.every((t) => t.sessions.length === 1), 10_000);
+    const state = () => tracked.map((t) => `${t.app.id}@${t.addr}: ${t.client.connection.state}/${t.sessions.length}`).join(', ');
+    await until(() => `every client subscribed: ${state()}`, () => tracked.every((t) => t.sessions.length === 1), 10_000);
     const where = await locate();
     assert.equal(where.size, tracked.length, `every client is on exactly one node: ${JSON.stringify([...where])}`);
     for (const lb of ['nginx', 'haproxy'] as const) {
@@ -426,15 +449,19 @@ describe('load balancers: 3 nodes on redis behind nginx and HAProxy', () => {
       const others = tracked.filter((t) => where.get(t.app.id) !== slot);
       const sessionsBefore = new Map(tracked.map((t) => [t, t.sessions.length]));
 
+      if (process.env.LB_DEBUG) console.log(Date.now() % 100000, 'SIGTERM', slot, 'seq', publishers.get('nginx')!.next, JSON.stringify([...where]));
       const code = await nodes[slot].stop('SIGTERM');
       assert.equal(code, 0, `node ${slot} exit code`);
       await until(`clients of node ${slot} re-subscribed elsewhere`, () =>
         onIt.every((t) => t.client.connection.state === 'connected' && t.sessions.length > sessionsBefore.get(t)!),
       );
       for (const t of onIt) assert.ok(t.errors.includes(4200), `${t.app.id} got no pusher:error 4200 (${t.errors})`);
+      if (process.env.LB_DEBUG) console.log(Date.now() % 100000, 'moved', slot, 'seq', publishers.get('nginx')!.next);
       nodes[slot] = await startNode(nodeOptions(nodePorts[slot]));
+      if (process.env.LB_DEBUG) console.log(Date.now() % 100000, 'restarted', slot, 'seq', publishers.get('nginx')!.next);
       assert.equal(nodes[slot].port, nodePorts[slot]);
       await until('HAProxy sees 3 nodes UP again', async () => [...(await haproxyStatus(statsPort)).values()].filter((s) => s === 'UP').length === 3, 10_000);
+      if (process.env.LB_DEBUG) console.log(Date.now() % 100000, 'haproxy up', slot, 'seq', publishers.get('nginx')!.next);
       // Published events keep flowing to the moved clients.
       for (const t of onIt) {
         const want = t.sessions.at(-1)!.got.length + 3;
@@ -457,6 +484,9 @@ describe('load balancers: 3 nodes on redis behind nginx and HAProxy', () => {
       await until(`${t.app.id} receives the last event`, () => t.sessions.at(-1)!.got.includes(lastAcked), 5000).catch(() => undefined);
     }
     const problems = tracked.flatMap((t) => gapsOf(t, publishers.get(t.lb)!, true));
+    if (process.env.LB_DEBUG) {
+      for (const t of tracked) console.log(t.app.id, t.sessions.map((x) => `from ${x.from}: ${x.got.length}`).join(' | '));
+    }
     assert.deepEqual(problems, []);
     for (const [lb, pub] of publishers) {
       const acked = Math.min(...[...pub.acked.values()].map((s) => s.size));

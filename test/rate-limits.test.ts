@@ -20,7 +20,8 @@ const READ_APP: TestApp = { id: 'app-read', key: 'read-key', secret: 'read-secre
 const CLIENT_APP: TestApp = { id: 'app-cl', key: 'cl-key', secret: 'cl-secret', enable_client_messages: true, max_client_events_per_second: 2 };
 const CONN_APP: TestApp = { id: 'app-conn', key: 'conn-key', secret: 'conn-secret', max_connections: 2 };
 const BURST_APP: TestApp = { id: 'app-burst', key: 'burst-key', secret: 'burst-secret', max_connections: 2 };
-const APPS = [BACKEND_APP, BATCH_APP, READ_APP, CLIENT_APP, CONN_APP, BURST_APP];
+const SPREAD_APP: TestApp = { id: 'app-spread', key: 'spread-key', secret: 'spread-secret', max_connections: 2 };
+const APPS = [BACKEND_APP, BATCH_APP, READ_APP, CLIENT_APP, CONN_APP, BURST_APP, SPREAD_APP];
 
 async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -221,7 +222,7 @@ describe('rate limits and quotas', () => {
       }, 5000, `a freed slot (last ${JSON.stringify(last)})`);
     });
 
-    it('max_connections holds for concurrent upgrades on one node (the peers are asked, the local slot is reserved at once)', async () => {
+    it('max_connections holds for concurrent upgrades on one node (one atomic reservation per upgrade)', async () => {
       const opened = await Promise.all(Array.from({ length: 6 }, () => rawConnect(a, BURST_APP.key)));
       sockets.push(...opened.map((o) => o.sock));
       const events = opened.map((o) => o.frame.event);
@@ -230,9 +231,28 @@ describe('rate limits and quotas', () => {
         assert.equal(dataOf<{ code: number }>(o.frame).code, 4004);
         assert.equal((await o.sock.closed).code, 4004);
       }
-      // and b, asking a, sees the quota full
+      // and b sees the quota full
       const fromB = await rawConnect(b, BURST_APP.key);
       assert.equal(dataOf<{ code: number }>(fromB.frame).code, 4004);
+    });
+
+    it('max_connections holds for concurrent upgrades spread over both nodes', async () => {
+      const opened = await Promise.all(Array.from({ length: 6 }, (_, i) => rawConnect(i % 2 ? b : a, SPREAD_APP.key)));
+      sockets.push(...opened.map((o) => o.sock));
+      const events = opened.map((o) => o.frame.event);
+      assert.equal(events.filter((e) => e === 'pusher:connection_established').length, 2, events.join(','));
+      // a freed slot is usable again from either node
+      const accepted = opened.filter((o) => o.frame.event === 'pusher:connection_established');
+      accepted[0].sock.close();
+      await accepted[0].sock.closed;
+      let again: Awaited<ReturnType<typeof rawConnect>> | null = null;
+      for (let i = 0; i < 20; i++) {
+        again = await rawConnect(i % 2 ? a : b, SPREAD_APP.key);
+        sockets.push(again.sock);
+        if (again.frame.event === 'pusher:connection_established') break;
+        await sleep(50);
+      }
+      assert.equal(again?.frame.event, 'pusher:connection_established');
     });
   });
 

@@ -5,6 +5,7 @@ import { ConfigError } from './config/errors.js';
 import { createLogger } from './log.js';
 import { startServer } from './server.js';
 import { VERSION } from './version.js';
+import { reloadApps } from './apps/reload.js';
 import { APPS_HELP, runApps, runMigrate } from './commands/apps.js';
 const HELP = `Chorus ${VERSION}: a Pusher-compatible WebSocket server
 
@@ -115,6 +116,20 @@ async function main() {
             process.exit(1);
         });
     };
+    process.on('SIGHUP', () => {
+        try {
+            const next = loadConfig({ file: args.config });
+            reloadApps(server.ctx, next.config.app_manager.array.apps ?? []).then((result) => {
+                if (result)
+                    log.info(result, 'apps reloaded');
+                else
+                    log.warn('SIGHUP ignored: apps come from a database (use its cache TTL)');
+            }, (err) => log.error({ err }, 'reload failed; keeping the current apps'));
+        }
+        catch (err) {
+            log.error({ err: err.message }, 'reload refused: invalid configuration; keeping the current apps');
+        }
+    });
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
 }

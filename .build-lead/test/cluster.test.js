@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { connect, createServer } from 'node:net';
-import { startNats, startRedis, startRedisCluster } from './helpers/brokers.js';
+import { startNats, startRedis, startRedisCluster, waitForReplicasSynced } from './helpers/brokers.js';
 import { DEMO_APP, startNode } from './helpers/node.js';
 import { connected, dataOf, pusherClient, rawSocket, serverSdk, sleep, waitFor, } from './helpers/clients.js';
 /** Short wait for something that must NOT arrive, used only after a positive control. */
@@ -89,6 +89,8 @@ const redisClusterSetup = {
     name: 'redis-cluster',
     async start() {
         const cluster = await startRedisCluster();
+        // A replica that has not synced yet would never take over from a killed master.
+        await waitForReplicasSynced(cluster);
         return {
             env: { ADAPTER_DRIVER: 'redis-cluster', REDIS_CLUSTER_NODES: cluster.seeds },
             // Clients follow the addresses the cluster announces, so a proxy in front of the seeds is bypassed.

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 export const ROOT = resolve(new URL('../..', import.meta.url).pathname);
-export const CLI = join(ROOT, 'dist/cli.js');
+/** BENCH_CLI runs another build (e.g. a before/after comparison compiled with tsc --outDir). */
+export const CLI = process.env.BENCH_CLI ? resolve(process.env.BENCH_CLI) : join(ROOT, 'dist/cli.js');
 
 /** Client events unlimited and presence large enough for the benchmarks. */
 export const BENCH_APP = {

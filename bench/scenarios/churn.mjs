@@ -31,7 +31,7 @@ export async function churn(cfg, emit) {
       failure_sample: r.map((x) => x.failSample).find(Boolean) || undefined,
       cycles_per_s: round(cycles / m.wall, 0),
       node_cpu_fraction: round(m.cpu[0] / m.wall),
-      node_cpu_ms_per_1k_cycles: cycles ? round((m.cpu[0] * 1e6) / cycles / 1000, 1) : null,
+      node_cpu_ms_per_1k_cycles: cycles ? round((m.cpu[0] * 1e6) / cycles, 1) : null,
       ...saturation(gen.map((s) => s.cpuFraction), m.machineBusy),
     });
 
@@ -59,7 +59,7 @@ export async function churn(cfg, emit) {
       member_events_seen: gen.reduce((a, s) => a + s.otherFrames, 0),
       cycles_per_s: round(cycles / m.wall, 0),
       node_cpu_fraction: round(m.cpu[0] / m.wall),
-      node_cpu_ms_per_1k_cycles: cycles ? round((m.cpu[0] * 1e6) / cycles / 1000, 1) : null,
+      node_cpu_ms_per_1k_cycles: cycles ? round((m.cpu[0] * 1e6) / cycles, 1) : null,
       ...saturation(gen.map((s) => s.cpuFraction), m.machineBusy),
     });
   });

@@ -10,7 +10,7 @@ async function window(cfg, node, workers, n, durationMs) {
   await Promise.all(workers.map((w) => w.call('reset')));
   const meter = cpuMeter([node.pid]);
   await Promise.all(workers.map((w) => w.call('clientEvents', { start: true })));
-  const loop = creditLoop(workers, workers, per, cfg.clientEvents.window);
+  const loop = creditLoop(workers, workers, per, cfg.clientEvents.window(n));
   await loop.start(10);
   const t0 = Date.now();
   await sleep(durationMs);

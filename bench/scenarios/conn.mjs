@@ -22,6 +22,7 @@ export async function conn(cfg, emit) {
         await sleep(1500); // let the node finish starting (JIT, GC) before the baseline
         const rss0 = rssBytes(node.pid);
         const heap0 = await metricValue(node, 'chorus_nodejs_heap_size_used_bytes');
+        await Promise.all(workers.map((w) => w.call('reset')));
         const meter = cpuMeter([node.pid]);
         const channel = channels === 'shared' ? { kind: 'public', shared: true, name: 'idle' } : { kind: 'public', prefix: 'idle-' };
         const opened = await openSockets(workers, node.port, n, channel, {

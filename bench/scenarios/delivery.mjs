@@ -3,7 +3,7 @@
 // and the node CPU of the window is divided by the deliveries.
 import { cpuMeter } from '../lib/proc.mjs';
 import { creditLoop } from '../lib/pool.mjs';
-import { latency, round, saturation, settle } from '../lib/harness.mjs';
+import { latency, round, saturation, settle, sleep } from '../lib/harness.mjs';
 
 /**
  * @param {object} o
@@ -18,8 +18,16 @@ import { latency, round, saturation, settle } from '../lib/harness.mjs';
  * @param {number} [o.window]     events in flight for mode credit
  * @param {number} o.durationMs
  * @param {number} [o.connections] HTTP keep-alive connections
+ * @param {number} [o.idleMs]     first measure the nodes' idle CPU for this long (timers, heartbeats)
  */
 export async function measureDelivery(o) {
+  let idle = null;
+  if (o.idleMs) {
+    const im = cpuMeter(o.nodePids);
+    await sleep(o.idleMs);
+    const r = im();
+    idle = r.cpu.map((c) => c / r.wall);
+  }
   await Promise.all(o.receivers.map((w) => w.call('reset')));
   const loop = o.mode === 'credit' ? creditLoop(o.receivers, [o.publisher], o.deliveriesPerEvent, o.window) : null;
   if (loop) await loop.start(10);
@@ -49,6 +57,13 @@ export async function measureDelivery(o) {
     node_cpu_per_node_s: m.cpu.map((c) => round(c, 3)),
     node_cpu_fraction: m.cpu.map((c) => round(c / m.wall)),
     node_cpu_s_per_million: round(perMillion),
+    ...(idle && stats.received > 0
+      ? {
+          node_idle_cpu_fraction: idle.map((f) => round(f, 3)),
+          // what is left after the CPU the nodes burn when nobody publishes
+          node_cpu_s_per_million_net: round(Math.max(0, nodeCpu - idle.reduce((a, b) => a + b, 0) * m.wall) / (stats.received / 1e6)),
+        }
+      : {}),
     window_s: round(m.wall),
     client_errors: stats.errors || undefined,
     client_error_sample: stats.lastError || undefined,

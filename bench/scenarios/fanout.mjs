@@ -23,7 +23,7 @@ export async function fanout(cfg, emit) {
       const max = await measureDelivery({ ...common, mode: 'credit', window: cfg.fanout.window(subs), durationMs: cfg.durationMs });
       emit({ scenario: 'fanout', subscribers: subs, load: 'max (credit window ' + cfg.fanout.window(subs) + ' events)', ...max });
       const rate = cfg.fixedDeliveriesPerS / subs;
-      const fixed = await measureDelivery({ ...common, mode: 'rate', rate, durationMs: cfg.durationMs, connections: 4 });
+      const fixed = await measureDelivery({ ...common, mode: 'rate', rate, idleMs: 3000, durationMs: cfg.durationMs, connections: 4 });
       emit({ scenario: 'fanout', subscribers: subs, load: `fixed ${cfg.fixedDeliveriesPerS} deliveries/s (${rate} publishes/s)`, ...fixed });
     });
   }

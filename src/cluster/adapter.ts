@@ -70,6 +70,10 @@ export interface Adapter {
   /** Occupied channels of an app with their subscription counts. */
   occupiedChannels(appId: string): Promise<Map<string, number>>;
   connectionCount(appId: string): Promise<number>;
+  /** Takes one of `max` connection slots of the app cluster-wide, atomically; false when none is left. */
+  reserveConnection(appId: string, max: number): Promise<boolean>;
+  /** Gives a slot back (the socket closed). */
+  releaseConnection(appId: string): void;
   /** Asks peers to close the user's sockets (the caller closes local ones). */
   terminateUser(appId: string, userId: string): void;
 

@@ -323,6 +323,27 @@ export class HorizontalAdapter implements Adapter {
     return total;
   }
 
+  async reserveConnection(appId: string, max: number): Promise<boolean> {
+    // Until this node has heard every peer's heartbeat it cannot tell dead counts from live ones.
+    const settled = Date.now() - this.startedAt > this.options.heartbeatIntervalMs * 3;
+    const live = settled ? this.membership.liveIds() : null;
+    try {
+      return await this.transport.quotaTake(this.quotaKey(appId), this.nodeId, max, live);
+    } catch (err) {
+      // Fail open: a broker outage must not lock every client out.
+      this.log.warn({ app_id: appId, err: (err as Error).message }, 'connection quota unavailable, admitting');
+      return true;
+    }
+  }
+
+  releaseConnection(appId: string): void {
+    this.transport.quotaRelease(this.quotaKey(appId), this.nodeId).catch(() => undefined);
+  }
+
+  private quotaKey(appId: string): string {
+    return `${this.options.keyPrefix}conns:${appId}`;
+  }
+
   private answer(k: RequestKind, a: string, c: string | undefined): unknown {
     switch (k) {
       case 'count':

@@ -85,6 +85,22 @@ export class LocalAdapter implements Adapter {
     return this.registry.connectionCount(appId);
   }
 
+  /** Slots taken per app; checked and taken in one synchronous step. */
+  private readonly slots = new Map<string, number>();
+
+  async reserveConnection(appId: string, max: number): Promise<boolean> {
+    const used = this.slots.get(appId) ?? 0;
+    if (used >= max) return false;
+    this.slots.set(appId, used + 1);
+    return true;
+  }
+
+  releaseConnection(appId: string): void {
+    const used = (this.slots.get(appId) ?? 0) - 1;
+    if (used > 0) this.slots.set(appId, used);
+    else this.slots.delete(appId);
+  }
+
   terminateUser(): void {}
 
   cacheSet(appId: string, channel: string, frame: string, ttlSeconds: number): void {

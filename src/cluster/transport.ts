@@ -25,6 +25,13 @@ export interface Transport {
   take(key: string): Promise<boolean>;
   /** Adds to or removes from a set atomically; `changed` tells whether the set changed, `members` what it holds after. */
   setChange(op: 'add' | 'remove', key: string, member: string): Promise<{ changed: boolean; members: string[] }>;
+  /**
+   * A counter per member in one key: takes one unit for `member` when the counts of
+   * `live` members (all members when `live` is null) add up to less than `max`.
+   * Counts of members not in `live` are dropped on the way (nodes that died).
+   */
+  quotaTake(key: string, member: string, max: number, live: string[] | null): Promise<boolean>;
+  quotaRelease(key: string, member: string): Promise<void>;
   /** A value with a time to live (cache channels). */
   put(key: string, value: string, ttlMs: number): Promise<void>;
   /** The value and its remaining time to live, or null. */

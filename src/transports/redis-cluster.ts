@@ -1,11 +1,26 @@
 // Redis Cluster with sharded pub/sub (SPUBLISH/SSUBSCRIBE): a channel's events
 // touch only the shard that owns its slot, so pub/sub load spreads with the
 // cluster instead of every message reaching every Redis node.
-import { Cluster, type ClusterNode, type RedisOptions } from 'ioredis';
+import { Cluster, type ClusterNode, type Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Transport, TransportEvents } from '../cluster/transport.js';
 import * as commands from './redis-commands.js';
 import { reconnectDelay } from './redis-options.js';
+
+/** Resolves once a node connection is ready (connecting it if idle), ended, or after timeoutMs. */
+function nodeReady(node: Redis, timeoutMs: number): Promise<void> {
+  if (node.status === 'ready' || node.status === 'end') return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, timeoutMs);
+    function done() {
+      clearTimeout(timer);
+      node.off('ready', done).off('end', done);
+      resolve();
+    }
+    node.once('ready', done).once('end', done);
+    if (node.status === 'wait') node.connect().catch(done);
+  });
+}
 
 export class RedisClusterTransport implements Transport {
   private readonly pub: Cluster;
@@ -39,7 +54,12 @@ export class RedisClusterTransport implements Transport {
       });
     }
     this.sub.on('smessage', (topic: string, payload: string) => this.events?.message(topic, payload));
+    // ioredis opens a shard's connection on first use and, with the offline queue off, bounces the
+    // commands sent while it opens to random nodes and back: a topic's publishes overtake each other.
+    // Opening every node's connection as soon as the slot map names it keeps them in order.
+    this.pub.on('+node', (node: Redis) => void (node.status === 'wait' && node.connect().catch(() => undefined)));
     await Promise.all([this.pub.connect(), this.sub.connect()]);
+    await Promise.all(this.pub.nodes('all').map((node) => nodeReady(node, 2000)));
   }
 
   private setDown(down: boolean): void {
@@ -71,6 +91,14 @@ export class RedisClusterTransport implements Transport {
 
   setChange(op: 'add' | 'remove', key: string, member: string): Promise<{ changed: boolean; members: string[] }> {
     return commands.setChange(this.pub, op, key, member);
+  }
+
+  quotaTake(key: string, member: string, max: number, live: string[] | null): Promise<boolean> {
+    return commands.quotaTake(this.pub, key, member, max, live);
+  }
+
+  quotaRelease(key: string, member: string): Promise<void> {
+    return commands.quotaRelease(this.pub, key, member);
   }
 
   put(key: string, value: string, ttlMs: number): Promise<void> {

@@ -66,6 +66,14 @@ export class RedisTransport implements Transport {
     return commands.setChange(this.pub, op, key, member);
   }
 
+  quotaTake(key: string, member: string, max: number, live: string[] | null): Promise<boolean> {
+    return commands.quotaTake(this.pub, key, member, max, live);
+  }
+
+  quotaRelease(key: string, member: string): Promise<void> {
+    return commands.quotaRelease(this.pub, key, member);
+  }
+
   put(key: string, value: string, ttlMs: number): Promise<void> {
     return commands.put(this.pub, key, value, ttlMs);
   }

@@ -119,6 +119,7 @@ function disconnect(ctx: NodeContext, sock: SocketData): void {
   ctx.registry.sockets.delete(sock.socketId);
   const state = ctx.registry.peek(app.id);
   if (state) state.connections--;
+  if (sock.quota) ctx.adapter.releaseConnection(app.id);
   const m = ctx.metrics.app(app.id);
   m.disconnections.inc();
   m.connected.dec();

@@ -35,6 +35,8 @@ export interface SocketData {
   clientWindowStart: number;
   clientWindowCount: number;
   closed: boolean;
+  /** holds a slot of the app's cluster-wide connection quota */
+  quota: boolean;
   /** set on open, so other parts (terminate, watchlists) can reach the socket */
   ws: WebSocket<SocketData> | null;
 }

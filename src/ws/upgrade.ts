@@ -43,20 +43,14 @@ async function admission(ctx: NodeContext, app: App | null, origin: string): Pro
   return null;
 }
 
-/** Connections the other nodes hold for the app (0 with the local adapter). */
-async function remoteConnections(ctx: NodeContext, appId: string): Promise<number> {
-  // connectionCount reads this node's count synchronously before asking the peers, so what it adds is theirs.
-  const local = ctx.registry.connectionCount(appId);
-  return (await ctx.adapter.connectionCount(appId)) - local;
-}
-
 /**
- * The app's connection quota. Must run in the same synchronous step as the reservation in
- * `finish`: checking after an await let concurrent upgrades on one node all pass (6 of 6 with max 2).
+ * Takes a slot of the app's connection quota, cluster-wide: the adapter checks and
+ * counts in one atomic step (a Lua script in Redis, a compare-and-set on NATS, a
+ * synchronous check locally), so concurrent upgrades anywhere cannot overshoot it.
  */
-function overQuota(ctx: NodeContext, app: App, remote: number): ProtocolError | null {
+async function takeQuota(ctx: NodeContext, app: App): Promise<ProtocolError | null> {
   if (app.max_connections === null) return null;
-  if (remote + ctx.registry.connectionCount(app.id) < app.max_connections) return null;
+  if (await ctx.adapter.reserveConnection(app.id, app.max_connections)) return null;
   return protocolError(CloseCode.APP_OVER_QUOTA, 'App is over its connection quota', true);
 }
 
@@ -76,8 +70,11 @@ export function handleUpgrade(ctx: NodeContext, res: HttpResponse, req: HttpRequ
   const prefix = ctx.config.path_prefix + '/app/';
   const key = url.startsWith(prefix) ? decodeURIComponent(url.slice(prefix.length)) : null;
 
-  const finish = (app: App | null, refusal: ProtocolError | null) => {
-    if (aborted) return;
+  const finish = (app: App | null, refusal: ProtocolError | null, quota = false) => {
+    if (aborted) {
+      if (quota && app) ctx.adapter.releaseConnection(app.id);
+      return;
+    }
     const data: SocketData = {
       socketId: newSocketId(ctx.registry.sockets),
       app: refusal ? null : app,
@@ -92,9 +89,9 @@ export function handleUpgrade(ctx: NodeContext, res: HttpResponse, req: HttpRequ
       clientWindowCount: 0,
       closed: false,
       ws: null,
+      quota,
     };
-    // Reserve the slot now so concurrent upgrades cannot overshoot the quota. The socket
-    // joins the registry in `open`: uWS copies this object, so only that copy is live.
+    // The socket joins the registry in `open`: uWS copies this object, so only that copy is live.
     if (!refusal && app) ctx.registry.app(app.id).connections++;
     res.cork(() => res.upgrade(data, secKey, secProtocol, secExtensions, context));
   };
@@ -120,10 +117,8 @@ export function handleUpgrade(ctx: NodeContext, res: HttpResponse, req: HttpRequ
         }
       }
       const app = await ctx.apps.findByKey(key);
-      const refusal = await admission(ctx, app, origin);
-      if (refusal || !app) return finish(app, refusal);
-      const remote = app.max_connections === null ? 0 : await remoteConnections(ctx, app.id);
-      finish(app, overQuota(ctx, app, remote));
+      const refusal = (await admission(ctx, app, origin)) ?? (app ? await takeQuota(ctx, app) : null);
+      finish(app, refusal, !refusal && app?.max_connections !== null);
     } catch (err) {
       ctx.log.warn({ err: (err as Error).message }, 'app lookup failed during upgrade');
       finish(null, protocolError(CloseCode.OVER_CAPACITY, 'App store unavailable, try again later', true));

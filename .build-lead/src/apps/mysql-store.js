@@ -7,6 +7,8 @@ import { AppStoreError } from './store.js';
 const LATER_COLUMNS = {
     enable_user_authentication: 'BOOLEAN NULL',
     enable_watchlist_events: 'BOOLEAN NULL',
+    // Chorus's own option (opt-in subscription_count events), so `apps add --json` can store it.
+    enable_subscription_count: 'BOOLEAN NULL',
     webhooks: 'JSON NULL',
     allowed_origins: 'JSON NULL',
 };

@@ -1,6 +1,7 @@
 import { AppStoreError } from '../apps/store.js';
 import { readBody } from './body.js';
 import { clientIp } from './client-ip.js';
+import { registerDevClient } from './dev-client.js';
 import { triggerBatch, triggerEvent } from './publish.js';
 import { listChannels, listUsers, showChannel, terminateConnections } from './queries.js';
 import { parseQuery, requestAuthProblem } from './request-auth.js';
@@ -179,5 +180,7 @@ export function registerHttpRoutes(ctx, uws, apps) {
         });
     });
     uws.get(p + '/', (res) => writeReply(res, health(200, 'OK')));
+    // The browser test client (off unless `client.enabled` or `debug`); before the catch-all.
+    registerDevClient(ctx, uws, apps[0]?.key ?? 'app-key');
     uws.any('/*', (res) => writeReply(res, errorReply(404, 'Not found')));
 }

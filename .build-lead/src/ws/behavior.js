@@ -112,6 +112,8 @@ function disconnect(ctx, sock) {
     const state = ctx.registry.peek(app.id);
     if (state)
         state.connections--;
+    if (sock.quota)
+        ctx.adapter.releaseConnection(app.id);
     const m = ctx.metrics.app(app.id);
     m.disconnections.inc();
     m.connected.dec();

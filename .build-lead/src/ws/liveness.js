@@ -8,7 +8,8 @@ export function startLiveness(ctx) {
     const pongWaitMs = Math.min(30_000, activityMs);
     // Checks often enough for the shorter of the two deadlines (a 1 s sign-in timeout must not wait 5 s).
     const authMs = ctx.config.user_authentication_timeout * 1000;
-    const everyMs = Math.max(250, Math.min(5000, Math.floor(activityMs / 4), Math.floor(authMs / 4)));
+    // At least once a second: a reader past the backpressure limit misses messages until it is closed.
+    const everyMs = Math.max(250, Math.min(1000, Math.floor(activityMs / 4), Math.floor(authMs / 4)));
     const timer = setInterval(() => {
         const now = Date.now();
         for (const sock of ctx.registry.sockets.values()) {

@@ -133,3 +133,20 @@ export async function startMariadb() {
     run(`ALTER USER 'root'@'localhost' IDENTIFIED BY '${password}'; CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '${password}'; GRANT ALL ON *.* TO 'root'@'127.0.0.1'; CREATE DATABASE ${database}; FLUSH PRIVILEGES;`, false);
     return Object.assign(broker, { user: 'root', password, database, sql: (s) => run(`USE ${database}; ${s}`, true) });
 }
+/**
+ * Waits until every replica of the cluster has synced with its master (`master_link_status:up`).
+ * `startRedisCluster` returns once the slots are served, a few seconds before that; a replica that
+ * never synced refuses to take over (cluster-replica-validity-factor), so failover tests wait here first.
+ */
+export async function waitForReplicasSynced(cluster, timeoutMs = 20_000) {
+    const deadline = Date.now() + timeoutMs;
+    const replicas = cluster.nodes.length / 2;
+    for (;;) {
+        const synced = cluster.nodes.filter((n) => spawnSync('redis-cli', ['-p', String(n.port), 'INFO', 'replication'], { encoding: 'utf8' }).stdout.includes('master_link_status:up')).length;
+        if (synced >= replicas)
+            return;
+        if (Date.now() > deadline)
+            throw new Error(`only ${synced} of ${replicas} replicas synced after ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 200));
+    }
+}

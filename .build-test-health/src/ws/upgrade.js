@@ -38,13 +38,24 @@ async function admission(ctx, app, origin) {
     if (nodeCap !== null && ctx.registry.totalConnections() >= nodeCap) {
         return protocolError(CloseCode.OVER_CAPACITY, 'Node is over capacity', true);
     }
-    if (app.max_connections !== null) {
-        const count = await ctx.adapter.connectionCount(app.id);
-        if (count >= app.max_connections) {
-            return protocolError(CloseCode.APP_OVER_QUOTA, 'App is over its connection quota', true);
-        }
-    }
     return null;
+}
+/** Connections the other nodes hold for the app (0 with the local adapter). */
+async function remoteConnections(ctx, appId) {
+    // connectionCount reads this node's count synchronously before asking the peers, so what it adds is theirs.
+    const local = ctx.registry.connectionCount(appId);
+    return (await ctx.adapter.connectionCount(appId)) - local;
+}
+/**
+ * The app's connection quota. Must run in the same synchronous step as the reservation in
+ * `finish`: checking after an await let concurrent upgrades on one node all pass (6 of 6 with max 2).
+ */
+function overQuota(ctx, app, remote) {
+    if (app.max_connections === null)
+        return null;
+    if (remote + ctx.registry.connectionCount(app.id) < app.max_connections)
+        return null;
+    return protocolError(CloseCode.APP_OVER_QUOTA, 'App is over its connection quota', true);
 }
 export function handleUpgrade(ctx, res, req, context) {
     const url = req.getUrl();
@@ -105,7 +116,11 @@ export function handleUpgrade(ctx, res, req, context) {
                 }
             }
             const app = await ctx.apps.findByKey(key);
-            finish(app, await admission(ctx, app, origin));
+            const refusal = await admission(ctx, app, origin);
+            if (refusal || !app)
+                return finish(app, refusal);
+            const remote = app.max_connections === null ? 0 : await remoteConnections(ctx, app.id);
+            finish(app, overQuota(ctx, app, remote));
         }
         catch (err) {
             ctx.log.warn({ err: err.message }, 'app lookup failed during upgrade');
