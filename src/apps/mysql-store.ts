@@ -35,7 +35,11 @@ export function rowToApp(row: Record<string, unknown>): App {
     if (value === null || value === undefined || column === 'created_at' || column === 'updated_at') continue;
     if (column.startsWith('enable') || column === 'enabled') input[column] = value === true || value === 1 || value === '1';
     else if (column === 'webhooks' || column === 'allowed_origins') {
-      input[column] = typeof value === 'string' ? JSON.parse(value) : Buffer.isBuffer(value) ? JSON.parse(value.toString()) : value;
+      try {
+        input[column] = typeof value === 'string' ? JSON.parse(value) : Buffer.isBuffer(value) ? JSON.parse(value.toString()) : value;
+      } catch {
+        throw new AppStoreError(`app row ${String(row.id)}: column ${column} is not valid JSON`);
+      }
     } else if (typeof value === 'bigint') input[column] = Number(value);
     else input[column] = value;
   }
