@@ -20,7 +20,7 @@ import { topSelf } from './profile-top.mjs';
 const SCENARIOS = { conn, fanout, many: manychannels, http, 'client-events': clientevents, 'cross-node': crossnode, churn };
 
 function parseArgs(argv) {
-  const a = { only: null, small: process.env.BENCH_SMALL === '1', duration: null, profile: false, brokers: null };
+  const a = { only: null, small: process.env.BENCH_SMALL === '1', duration: null, profile: false, brokers: null, server: 'chorus' };
   for (let i = 0; i < argv.length; i++) {
     const x = argv[i];
     const val = () => (x.includes('=') ? x.slice(x.indexOf('=') + 1) : argv[++i]);
@@ -29,8 +29,9 @@ function parseArgs(argv) {
     else if (x.startsWith('--duration')) a.duration = Number(val());
     else if (x === '--profile') a.profile = true;
     else if (x.startsWith('--brokers')) a.brokers = val().split(',');
+    else if (x.startsWith('--server')) a.server = val();
     else if (x === '--help' || x === '-h') {
-      console.log(`usage: npm run bench -- [--only ${Object.keys(SCENARIOS).join(',')}] [--small] [--duration S] [--brokers redis,redis-cluster,nats] [--profile]`);
+      console.log(`usage: npm run bench -- [--only ${Object.keys(SCENARIOS).join(',')}] [--small] [--duration S] [--brokers redis,redis-cluster,nats] [--profile] [--server chorus|uws]`);
       process.exit(0);
     } else throw new Error(`unknown argument ${x}`);
   }
@@ -60,7 +61,7 @@ function config(args) {
     http: { connections: 8 },
     clientEvents: { sockets: small ? 100 : 1000, window: (n) => Math.max(4, Math.ceil(40_000 / (n - 1))) },
     cross: { subs: small ? 100 : 1000, brokers: args.brokers ?? ['redis', 'redis-cluster', 'nats'] },
-    churn: { concurrencyPerWorker: small ? 10 : 50, presence: { observers: small ? 20 : 100, churners: small ? 10 : 100 } },
+    churn: { concurrencyPerWorker: small ? 10 : 50, presence: { observers: small ? 20 : 100, churners: small ? 10 : 20 } },
   };
 }
 
@@ -68,12 +69,16 @@ async function main() {
   const args = parseArgs(process.argv.slice(2));
   if (!existsSync(CLI)) throw new Error(`${CLI} missing: run npm run build first`);
   const cfg = config(args);
-  const names = args.only ?? (args.profile ? ['fanout', 'http'] : Object.keys(SCENARIOS));
+  if (args.server === 'uws') process.env.BENCH_SERVER = 'uws';
+  else if (args.server !== 'chorus') throw new Error(`unknown server ${args.server}`);
+  // the baseline has no cluster and no presence bookkeeping
+  const defaults = args.server === 'uws' ? ['conn', 'fanout', 'many', 'http', 'client-events'] : Object.keys(SCENARIOS);
+  const names = args.only ?? (args.profile ? ['fanout', 'http'] : defaults);
   for (const n of names) if (!SCENARIOS[n]) throw new Error(`unknown scenario ${n}`);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const outDir = join(ROOT, 'bench/results');
   mkdirSync(outDir, { recursive: true });
-  const outFile = join(outDir, `${stamp}${args.small ? '-small' : ''}${args.profile ? '-profile' : ''}.jsonl`);
+  const outFile = join(outDir, `${stamp}${args.server === 'uws' ? '-uws' : ''}${args.small ? '-small' : ''}${args.profile ? '-profile' : ''}.jsonl`);
   let commit = 'unknown';
   try {
     commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
@@ -88,8 +93,11 @@ async function main() {
     appendFileSync(outFile, line + '\n');
   };
   const profileDir = args.profile ? join(ROOT, 'bench/profiles', stamp) : null;
-  if (profileDir) process.env.BENCH_CPU_PROF = profileDir;
-  emit({ scenario: 'machine', ...machineInfo(), commit, load1_at_start: loadavg1(), small: args.small, profile: args.profile, duration_s: cfg.durationMs / 1000 });
+  if (profileDir) {
+    process.env.BENCH_CPU_PROF = profileDir;
+    process.env.BENCH_PERF_DIR = profileDir;
+  }
+  emit({ scenario: 'machine', server: args.server === 'uws' ? 'bare uWS baseline (bench/baseline-uws.mjs)' : 'chorus', ...machineInfo(), commit, load1_at_start: loadavg1(), small: args.small, profile: args.profile, duration_s: cfg.durationMs / 1000 });
   let failed = 0;
   for (const name of names) {
     const t0 = Date.now();

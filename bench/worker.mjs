@@ -330,13 +330,13 @@ function churn({ port, mode, durationMs, concurrency, localAddresses, channelPre
       if (active === 0) finish();
     }, durationMs);
     let done = false;
-    const finish = () => {
+    const finish = (why = 'done') => {
       if (done) return;
       done = true;
       clearTimeout(hard);
-      resolve({ cycles, failures, failSample, seconds: durationMs / 1000, elapsed: (Date.now() - t0) / 1000 });
+      resolve({ cycles, failures, failSample, stuck: active, why, seconds: durationMs / 1000, elapsed: (Date.now() - t0) / 1000 });
     };
-    const hard = setTimeout(finish, durationMs + 10_000);
+    const hard = setTimeout(() => finish('hard timeout'), durationMs + 10_000);
     const fail = (why) => {
       failures++;
       if (!failSample) failSample = String(why).slice(0, 200);

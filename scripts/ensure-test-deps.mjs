@@ -10,6 +10,11 @@ const REQUIRED = [
   ['redis-cli', 'redis-tools'],
   ['nats-server', 'nats-server'],
   ['chromium', 'chromium'],
+  // operations: the shipped balancer configs run for real, compose files are checked, TLS certs made
+  ['nginx', 'nginx'],
+  ['haproxy', 'haproxy'],
+  ['openssl', 'openssl'],
+  ['docker-compose', 'docker-compose'],
 ];
 
 const SEARCH_DIRS = ['/usr/bin', '/usr/sbin', '/usr/local/bin', '/usr/local/sbin', '/bin', '/sbin'];

@@ -44,7 +44,11 @@ export async function startNode(options = {}) {
     mkdirSync(profileDir, { recursive: true });
     nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${resolve(profileDir)}`, `--cpu-prof-name=${options.name ?? 'node'}-${Date.now()}.cpuprofile`);
   }
-  const proc = spawn(process.execPath, [...nodeArgs, CLI, 'start', '--config', file], {
+  // perf can then name JIT-compiled JS functions (perf-<pid>.map in /tmp)
+  if (process.env.BENCH_PERF_DIR) nodeArgs.push('--perf-basic-prof');
+  // BENCH_SERVER=uws: the bare-uWS baseline instead of Chorus (no config, no metrics)
+  const entry = process.env.BENCH_SERVER === 'uws' ? [join(ROOT, 'bench/baseline-uws.mjs')] : [CLI, 'start', '--config', file];
+  const proc = spawn(process.execPath, [...nodeArgs, ...entry], {
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -18,8 +18,11 @@ export async function churn(cfg, emit) {
     await sleep(500);
     await Promise.all(workers.map((w) => w.call('reset')));
     let meter = cpuMeter([node.pid]);
-    let r = await Promise.all(workers.map((w) => w.call('churn', { ...spec, durationMs: cfg.durationMs }, cfg.durationMs + 60_000)));
+    let pending = Promise.all(workers.map((w) => w.call('churn', { ...spec, durationMs: cfg.durationMs }, cfg.durationMs + 60_000)));
+    // CPU over exactly the window in which cycles are counted (cycles finishing later are not)
+    await sleep(cfg.durationMs);
     let m = meter();
+    let r = await pending;
     let gen = await Promise.all(workers.map((w) => w.call('stats')));
     let cycles = r.reduce((a, x) => a + x.cycles, 0);
     emit({
@@ -44,8 +47,10 @@ export async function churn(cfg, emit) {
     await sleep(500);
     await Promise.all(workers.map((w) => w.call('reset')));
     meter = cpuMeter([node.pid]);
-    r = await Promise.all(workers.map((w) => w.call('churn', { port: node.port, mode: 'presence', durationMs: cfg.durationMs }, cfg.durationMs + 60_000)));
+    pending = Promise.all(workers.map((w) => w.call('churn', { port: node.port, mode: 'presence', durationMs: cfg.durationMs }, cfg.durationMs + 60_000)));
+    await sleep(cfg.durationMs);
     m = meter();
+    r = await pending;
     gen = await Promise.all(workers.map((w) => w.call('stats')));
     cycles = r.reduce((a, x) => a + x.cycles, 0);
     emit({
@@ -56,6 +61,7 @@ export async function churn(cfg, emit) {
       cycles,
       failures: r.reduce((a, x) => a + x.failures, 0),
       failure_sample: r.map((x) => x.failSample).find(Boolean) || undefined,
+      cycles_per_worker: r.map((x) => x.cycles),
       member_events_seen: gen.reduce((a, s) => a + s.otherFrames, 0),
       cycles_per_s: round(cycles / m.wall, 0),
       node_cpu_fraction: round(m.cpu[0] / m.wall),

@@ -2,6 +2,7 @@
 // or on credit (as fast as the subscribers keep up), then the receivers settle
 // and the node CPU of the window is divided by the deliveries.
 import { cpuMeter } from '../lib/proc.mjs';
+import { perfWindow } from '../lib/perf.mjs';
 import { creditLoop } from '../lib/pool.mjs';
 import { latency, round, saturation, settle, sleep } from '../lib/harness.mjs';
 
@@ -18,6 +19,7 @@ import { latency, round, saturation, settle, sleep } from '../lib/harness.mjs';
  * @param {number} [o.window]     events in flight for mode credit
  * @param {number} o.durationMs
  * @param {number} [o.connections] HTTP keep-alive connections
+ * @param {string} [o.perfName]   with BENCH_PERF_DIR: perf-sample the nodes during the window
  * @param {number} [o.idleMs]     first measure the nodes' idle CPU for this long (timers, heartbeats)
  */
 export async function measureDelivery(o) {
@@ -32,6 +34,7 @@ export async function measureDelivery(o) {
   const loop = o.mode === 'credit' ? creditLoop(o.receivers, [o.publisher], o.deliveriesPerEvent, o.window) : null;
   if (loop) await loop.start(10);
   const meter = cpuMeter(o.nodePids);
+  const perf = o.perfName ? o.nodePids.map((pid, i) => perfWindow(pid, `${o.perfName}-${i}`, Math.max(1, o.durationMs / 1000 - 2))) : [];
   const pub = await o.publisher.call(
     'publish',
     { port: o.port, mode: o.mode, rate: o.rate, window: o.window, durationMs: o.durationMs, channel: o.channel, connections: o.connections ?? 4 },
@@ -69,5 +72,6 @@ export async function measureDelivery(o) {
     client_error_sample: stats.lastError || undefined,
     ...saturation([...stats.cpuFractions, pub.cpuFraction], m.machineBusy),
     generator_cpu: { receivers: stats.cpuFractions, publisher: round(pub.cpuFraction) },
+    ...(perf.length ? { perf: await Promise.all(perf) } : {}),
   };
 }

@@ -3,6 +3,7 @@
 import { startNode } from '../lib/node.mjs';
 import { spawnWorkers, stopAll } from '../lib/pool.mjs';
 import { cpuMeter } from '../lib/proc.mjs';
+import { perfWindow } from '../lib/perf.mjs';
 import { round, saturation, scoped, sleep } from '../lib/harness.mjs';
 
 export async function http(cfg, emit) {
@@ -16,8 +17,10 @@ export async function http(cfg, emit) {
     await publisher.call('publish', { ...spec, durationMs: Math.min(2000, cfg.durationMs) }, 60_000);
     for (const staticBody of [false, true]) {
       const meter = cpuMeter([node.pid]);
+      const perf = perfWindow(node.pid, `http-${staticBody ? 'static' : 'signed'}`, Math.max(1, cfg.durationMs / 1000 - 2));
       const r = await publisher.call('publish', { ...spec, staticBody, durationMs: cfg.durationMs }, cfg.durationMs + 60_000);
       const m = meter();
+      const perfSummary = await perf;
       emit({
         scenario: 'http',
         body: staticBody ? 'same body (generator signs once a second)' : 'new body per request (generator signs each)',
@@ -30,6 +33,7 @@ export async function http(cfg, emit) {
         node_cpu_fraction: round(m.cpu[0] / m.wall),
         node_cpu_ms_per_1k_requests: round((m.cpu[0] * 1000) / (r.ok / 1000), 2),
         ...saturation([r.cpuFraction], m.machineBusy),
+        ...(perfSummary ? { perf: perfSummary } : {}),
       });
     }
   });

@@ -42,9 +42,10 @@ export function websocketBehavior(ctx: NodeContext): WebSocketBehavior<SocketDat
         data.authDeadline = Date.now() + ctx.config.user_authentication_timeout * 1000;
       }
       const m = ctx.metrics.app(app.id);
+      data.metrics = m;
       m.newConnections.inc();
       m.connected.inc();
-      ws.send(connectionEstablished(data.socketId, activityTimeout), false, false);
+      sendFrame(data, connectionEstablished(data.socketId, activityTimeout));
     },
 
     message: (ws, message, isBinary) => {

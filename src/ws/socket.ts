@@ -1,6 +1,7 @@
 // Per-connection state, kept in uWebSockets.js user data.
 import type { WebSocket } from 'uWebSockets.js';
 import type { App } from '../apps/app.js';
+import type { PerApp } from '../metrics/metrics.js';
 import type { ProtocolError } from '../protocol/codes.js';
 
 export interface Subscription {
@@ -39,13 +40,23 @@ export interface SocketData {
   quota: boolean;
   /** set on open, so other parts (terminate, watchlists) can reach the socket */
   ws: WebSocket<SocketData> | null;
+  /** the app's metrics, set on open: frames sent to this socket alone count as sent too */
+  metrics?: PerApp;
 }
 
 export type Socket = WebSocket<SocketData>;
 
 /** Sends unless the socket has closed (uWS throws on a closed socket). */
 export function sendFrame(data: SocketData, frame: string): void {
-  if (!data.closed && data.ws) data.ws.send(frame, false, false);
+  if (data.closed || !data.ws) return;
+  data.ws.send(frame, false, false);
+  countSent(data, frame);
+}
+
+/** Fan-out is counted by the hub; this counts the frames sent to one socket. */
+function countSent(data: SocketData, frame: string): void {
+  data.metrics?.messagesOut.inc();
+  data.metrics?.bytesOut.inc(frame.length);
 }
 
 /** Sends a last frame, then closes with a code. */
@@ -53,7 +64,10 @@ export function closeWith(data: SocketData, code: number, frame: string | null, 
   if (data.closed || !data.ws) return;
   const ws = data.ws;
   ws.cork(() => {
-    if (frame) ws.send(frame, false, false);
+    if (frame) {
+      ws.send(frame, false, false);
+      countSent(data, frame);
+    }
     ws.end(code, reason);
   });
 }

@@ -7,6 +7,8 @@ import { AppStoreError } from './store.js';
 const LATER_COLUMNS = {
     enable_user_authentication: 'BOOLEAN NULL',
     enable_watchlist_events: 'BOOLEAN NULL',
+    // Chorus's own option (opt-in subscription_count events), so `apps add --json` can store it.
+    enable_subscription_count: 'BOOLEAN NULL',
     webhooks: 'JSON NULL',
     allowed_origins: 'JSON NULL',
 };
@@ -20,7 +22,12 @@ export function rowToApp(row) {
         if (column.startsWith('enable') || column === 'enabled')
             input[column] = value === true || value === 1 || value === '1';
         else if (column === 'webhooks' || column === 'allowed_origins') {
-            input[column] = typeof value === 'string' ? JSON.parse(value) : Buffer.isBuffer(value) ? JSON.parse(value.toString()) : value;
+            try {
+                input[column] = typeof value === 'string' ? JSON.parse(value) : Buffer.isBuffer(value) ? JSON.parse(value.toString()) : value;
+            }
+            catch {
+                throw new AppStoreError(`app row ${String(row.id)}: column ${column} is not valid JSON`);
+            }
         }
         else if (typeof value === 'bigint')
             input[column] = Number(value);

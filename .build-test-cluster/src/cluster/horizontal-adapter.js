@@ -50,6 +50,8 @@ export class HorizontalAdapter {
     /** peer -> app\nchannel it has local subscribers for (to clean up after it dies) */
     interest = new Map();
     startedAt = Date.now();
+    /** occupancy key -> the last set change this node queued for it */
+    occupancyQueue = new Map();
     /** when the last membership sweep ran (a late one reveals a stall of this process) */
     lastSweep = Date.now();
     timers = [];
@@ -134,9 +136,27 @@ export class HorizontalAdapter {
     occupancyKey(appId, channel) {
         return `${this.options.keyPrefix}occ:${appId}:${channel}`;
     }
+    /**
+     * Changes a channel's occupancy set after this node's earlier changes to it
+     * have finished. A set change may take several broker round trips (NATS KV
+     * compare-and-set), so a quick subscribe + unsubscribe could otherwise read
+     * the set before its own add landed, skip the remove and leave this node in
+     * the set for good (no channel_vacated, then no channel_occupied, ever again).
+     */
+    occupancyChange(op, key, nodeId) {
+        const run = () => this.transport.setChange(op, key, nodeId);
+        const result = (this.occupancyQueue.get(key) ?? Promise.resolve()).then(run, run);
+        const tail = result.then(() => undefined, () => undefined);
+        this.occupancyQueue.set(key, tail);
+        void tail.then(() => {
+            if (this.occupancyQueue.get(key) === tail)
+                this.occupancyQueue.delete(key);
+        });
+        return result;
+    }
     async channelOccupied(appId, channel) {
         this.send({ t: 'ci', n: this.nodeId, a: appId, c: channel });
-        const { changed, members } = await this.transport.setChange('add', this.occupancyKey(appId, channel), this.nodeId);
+        const { changed, members } = await this.occupancyChange('add', this.occupancyKey(appId, channel), this.nodeId);
         // Members no live node accounts for are left over from nodes that died unseen (a whole-cluster restart).
         const settled = Date.now() - this.startedAt > this.options.nodeTimeoutMs;
         const others = members.filter((m) => m !== this.nodeId && (!settled || this.membership.isLive(m)));
@@ -153,12 +173,12 @@ export class HorizontalAdapter {
     }
     /** Puts a returned peer back in a channel's set; true when that refilled an empty channel. */
     async restoreOccupant(appId, channel, nodeId) {
-        const { changed, members } = await this.transport.setChange('add', this.occupancyKey(appId, channel), nodeId);
+        const { changed, members } = await this.occupancyChange('add', this.occupancyKey(appId, channel), nodeId);
         return changed && members.length === 1;
     }
     /** Takes a node out of a channel's set; true when that emptied it. */
     async removeOccupant(appId, channel, nodeId) {
-        const { changed, members } = await this.transport.setChange('remove', this.occupancyKey(appId, channel), nodeId);
+        const { changed, members } = await this.occupancyChange('remove', this.occupancyKey(appId, channel), nodeId);
         return changed && members.length === 0;
     }
     // presence and users
@@ -244,6 +264,25 @@ export class HorizontalAdapter {
         for (const v of (await this.ask('conns', appId)).values())
             total += Number(v) || 0;
         return total;
+    }
+    async reserveConnection(appId, max) {
+        // Until this node has heard every peer's heartbeat it cannot tell dead counts from live ones.
+        const settled = Date.now() - this.startedAt > this.options.heartbeatIntervalMs * 3;
+        const live = settled ? this.membership.liveIds() : null;
+        try {
+            return await this.transport.quotaTake(this.quotaKey(appId), this.nodeId, max, live);
+        }
+        catch (err) {
+            // Fail open: a broker outage must not lock every client out.
+            this.log.warn({ app_id: appId, err: err.message }, 'connection quota unavailable, admitting');
+            return true;
+        }
+    }
+    releaseConnection(appId) {
+        this.transport.quotaRelease(this.quotaKey(appId), this.nodeId).catch(() => undefined);
+    }
+    quotaKey(appId) {
+        return `${this.options.keyPrefix}conns:${appId}`;
     }
     answer(k, a, c) {
         switch (k) {

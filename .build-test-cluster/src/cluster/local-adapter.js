@@ -67,6 +67,22 @@ export class LocalAdapter {
     async connectionCount(appId) {
         return this.registry.connectionCount(appId);
     }
+    /** Slots taken per app; checked and taken in one synchronous step. */
+    slots = new Map();
+    async reserveConnection(appId, max) {
+        const used = this.slots.get(appId) ?? 0;
+        if (used >= max)
+            return false;
+        this.slots.set(appId, used + 1);
+        return true;
+    }
+    releaseConnection(appId) {
+        const used = (this.slots.get(appId) ?? 0) - 1;
+        if (used > 0)
+            this.slots.set(appId, used);
+        else
+            this.slots.delete(appId);
+    }
     terminateUser() { }
     cacheSet(appId, channel, frame, ttlSeconds) {
         this.cache.set(`${appId}\n${channel}`, frame, ttlSeconds * 1000);

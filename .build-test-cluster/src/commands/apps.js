@@ -19,6 +19,22 @@ function store(config) {
         poolSize: 2,
     });
 }
+/** The --json object; unknown fields are refused here (the schema would drop them, the INSERT would fail on them). */
+function parseExtra(text) {
+    let value;
+    try {
+        value = JSON.parse(text);
+    }
+    catch {
+        throw new ConfigError('--json is not valid JSON');
+    }
+    if (typeof value !== 'object' || value === null || Array.isArray(value))
+        throw new ConfigError('--json must be a JSON object');
+    const unknown = Object.keys(value).filter((k) => !(k in appSchema.shape));
+    if (unknown.length)
+        throw new ConfigError(`--json has unknown app fields: ${unknown.join(', ')}`);
+    return value;
+}
 export async function runMigrate(config, out) {
     const s = store(config);
     try {
@@ -47,13 +63,17 @@ export async function runApps(config, args, flags, out) {
                     out(`${app.id}\t${app.key}\t${app.enabled ? 'enabled' : 'disabled'}`);
                 return;
             case 'add': {
-                const extra = flags.has('json') ? JSON.parse(flags.get('json')) : {};
+                const extra = flags.has('json') ? parseExtra(flags.get('json')) : {};
                 const app = { ...extra, id: flags.get('id'), key: flags.get('key'), secret: flags.get('secret') };
                 const checked = appSchema.safeParse(app);
                 if (!checked.success) {
                     const issue = checked.error.issues[0];
                     throw new ConfigError(`invalid app: ${issue.path.join('.')}: ${issue.message}`);
                 }
+                // The upsert's ON DUPLICATE KEY also fires on the unique `key`: it would overwrite the other app's row.
+                const holder = await s.findByKey(checked.data.key);
+                if (holder && holder.id !== checked.data.id)
+                    throw new ConfigError(`key ${checked.data.key} already belongs to app ${holder.id}`);
                 await s.upsert(app);
                 out(`app ${app.id} saved`);
                 return;

@@ -126,28 +126,67 @@ export class NatsTransport {
             return false;
         }
     }
-    async setChange(op, key, member) {
+    /**
+     * Read-modify-write of a JSON value under compare-and-set: `change` returns the
+     * next value (or undefined to leave it) and the result; a concurrent writer makes it retry.
+     */
+    async casJson(key, change) {
         const kv = await this.bucket('sets');
         const k = kvKey(key);
         for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
             const entry = await kv.get(k);
-            const current = entry && entry.operation === 'PUT' ? (entry.json() ?? []) : [];
-            const has = current.includes(member);
-            if ((op === 'add') === has)
-                return { changed: false, members: current };
-            const next = op === 'add' ? [...current, member] : current.filter((m) => m !== member);
+            const current = entry && entry.operation === 'PUT' ? entry.json() : null;
+            const { next, result } = change(current);
+            if (next === undefined)
+                return result;
             try {
                 if (entry)
                     await kv.update(k, JSON.stringify(next), entry.revision);
                 else
                     await kv.create(k, JSON.stringify(next));
-                return { changed: true, members: next };
+                return result;
             }
             catch {
-                // Another node changed the set first: read again.
+                // Another node wrote first: read again.
             }
         }
-        throw new Error(`set ${key} too contended`);
+        throw new Error(`key ${key} too contended`);
+    }
+    setChange(op, key, member) {
+        return this.casJson(key, (current) => {
+            const members = current ?? [];
+            if ((op === 'add') === members.includes(member))
+                return { result: { changed: false, members } };
+            const next = op === 'add' ? [...members, member] : members.filter((m) => m !== member);
+            return { next, result: { changed: true, members: next } };
+        });
+    }
+    quotaTake(key, member, max, live) {
+        return this.casJson(key, (current) => {
+            const counts = {};
+            let sum = 0;
+            for (const [node, n] of Object.entries(current ?? {})) {
+                if (live && node !== member && !live.includes(node))
+                    continue;
+                counts[node] = n;
+                sum += n;
+            }
+            if (sum >= max)
+                return { next: counts, result: false };
+            counts[member] = (counts[member] ?? 0) + 1;
+            return { next: counts, result: true };
+        });
+    }
+    async quotaRelease(key, member) {
+        await this.casJson(key, (current) => {
+            const counts = { ...(current ?? {}) };
+            const left = (counts[member] ?? 0) - 1;
+            if (left > 0)
+                counts[member] = left;
+            else
+                delete counts[member];
+            return { next: counts, result: undefined };
+        });
     }
     async put(key, value, _ttlMs) {
         const kv = await this.bucket('cache');

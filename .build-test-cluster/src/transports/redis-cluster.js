@@ -4,6 +4,22 @@
 import { Cluster } from 'ioredis';
 import * as commands from './redis-commands.js';
 import { reconnectDelay } from './redis-options.js';
+/** Resolves once a node connection is ready (connecting it if idle), ended, or after timeoutMs. */
+function nodeReady(node, timeoutMs) {
+    if (node.status === 'ready' || node.status === 'end')
+        return Promise.resolve();
+    return new Promise((resolve) => {
+        const timer = setTimeout(done, timeoutMs);
+        function done() {
+            clearTimeout(timer);
+            node.off('ready', done).off('end', done);
+            resolve();
+        }
+        node.once('ready', done).once('end', done);
+        if (node.status === 'wait')
+            node.connect().catch(done);
+    });
+}
 export class RedisClusterTransport {
     log;
     pub;
@@ -36,7 +52,15 @@ export class RedisClusterTransport {
             });
         }
         this.sub.on('smessage', (topic, payload) => this.events?.message(topic, payload));
+        // ioredis opens a shard's connection on first use and, with the offline queue off, bounces the
+        // commands sent while it opens to random nodes and back: a topic's publishes overtake each other.
+        // Opening every node's connection as soon as the slot map names it keeps them in order. (Not
+        // before the cluster is ready: its ready check would be bounced too, and connect() never settle.)
+        const open = (node) => void (this.pub.status === 'ready' && node.status === 'wait' && node.connect().catch(() => undefined));
+        this.pub.on('+node', open);
+        this.pub.on('ready', () => this.pub.nodes('all').forEach(open));
         await Promise.all([this.pub.connect(), this.sub.connect()]);
+        await Promise.all(this.pub.nodes('all').map((node) => nodeReady(node, 2000)));
     }
     setDown(down) {
         if (down === this.down)
@@ -63,6 +87,12 @@ export class RedisClusterTransport {
     }
     setChange(op, key, member) {
         return commands.setChange(this.pub, op, key, member);
+    }
+    quotaTake(key, member, max, live) {
+        return commands.quotaTake(this.pub, key, member, max, live);
+    }
+    quotaRelease(key, member) {
+        return commands.quotaRelease(this.pub, key, member);
     }
     put(key, value, ttlMs) {
         return commands.put(this.pub, key, value, ttlMs);

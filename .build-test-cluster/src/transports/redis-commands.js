@@ -25,3 +25,30 @@ export async function setChange(client, op, key, member) {
         throw (result?.[0][0] ?? result?.[1][0] ?? new Error('transaction aborted'));
     return { changed: result[0][1] === 1, members: result[1][1] };
 }
+const QUOTA_TAKE = `
+local prune = ARGV[3] == '1'
+local live = {}
+for i = 4, #ARGV do live[ARGV[i]] = true end
+live[ARGV[1]] = true
+local sum = 0
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if (not prune) or live[all[i]] then sum = sum + tonumber(all[i + 1])
+  else redis.call('HDEL', KEYS[1], all[i]) end
+end
+if sum >= tonumber(ARGV[2]) then return 0 end
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+return 1
+`;
+const QUOTA_RELEASE = `
+local left = redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
+if left <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return left
+`;
+export async function quotaTake(client, key, member, max, live) {
+    const args = [member, String(max), live ? '1' : '0', ...(live ?? [])];
+    return (await client.eval(QUOTA_TAKE, 1, key, ...args)) === 1;
+}
+export async function quotaRelease(client, key, member) {
+    await client.eval(QUOTA_RELEASE, 1, key, member);
+}

@@ -57,6 +57,12 @@ export class RedisTransport {
     setChange(op, key, member) {
         return commands.setChange(this.pub, op, key, member);
     }
+    quotaTake(key, member, max, live) {
+        return commands.quotaTake(this.pub, key, member, max, live);
+    }
+    quotaRelease(key, member) {
+        return commands.quotaRelease(this.pub, key, member);
+    }
     put(key, value, ttlMs) {
         return commands.put(this.pub, key, value, ttlMs);
     }

@@ -36,9 +36,10 @@ export function websocketBehavior(ctx) {
                 data.authDeadline = Date.now() + ctx.config.user_authentication_timeout * 1000;
             }
             const m = ctx.metrics.app(app.id);
+            data.metrics = m;
             m.newConnections.inc();
             m.connected.inc();
-            ws.send(connectionEstablished(data.socketId, activityTimeout), false, false);
+            sendFrame(data, connectionEstablished(data.socketId, activityTimeout));
         },
         message: (ws, message, isBinary) => {
             const sock = ws.getUserData();
@@ -112,6 +113,8 @@ function disconnect(ctx, sock) {
     const state = ctx.registry.peek(app.id);
     if (state)
         state.connections--;
+    if (sock.quota)
+        ctx.adapter.releaseConnection(app.id);
     const m = ctx.metrics.app(app.id);
     m.disconnections.inc();
     m.connected.dec();

@@ -38,13 +38,19 @@ async function admission(ctx, app, origin) {
     if (nodeCap !== null && ctx.registry.totalConnections() >= nodeCap) {
         return protocolError(CloseCode.OVER_CAPACITY, 'Node is over capacity', true);
     }
-    if (app.max_connections !== null) {
-        const count = await ctx.adapter.connectionCount(app.id);
-        if (count >= app.max_connections) {
-            return protocolError(CloseCode.APP_OVER_QUOTA, 'App is over its connection quota', true);
-        }
-    }
     return null;
+}
+/**
+ * Takes a slot of the app's connection quota, cluster-wide: the adapter checks and
+ * counts in one atomic step (a Lua script in Redis, a compare-and-set on NATS, a
+ * synchronous check locally), so concurrent upgrades anywhere cannot overshoot it.
+ */
+async function takeQuota(ctx, app) {
+    if (app.max_connections === null)
+        return null;
+    if (await ctx.adapter.reserveConnection(app.id, app.max_connections))
+        return null;
+    return protocolError(CloseCode.APP_OVER_QUOTA, 'App is over its connection quota', true);
 }
 export function handleUpgrade(ctx, res, req, context) {
     const url = req.getUrl();
@@ -60,9 +66,12 @@ export function handleUpgrade(ctx, res, req, context) {
     });
     const prefix = ctx.config.path_prefix + '/app/';
     const key = url.startsWith(prefix) ? decodeURIComponent(url.slice(prefix.length)) : null;
-    const finish = (app, refusal) => {
-        if (aborted)
+    const finish = (app, refusal, quota = false) => {
+        if (aborted) {
+            if (quota && app)
+                ctx.adapter.releaseConnection(app.id);
             return;
+        }
         const data = {
             socketId: newSocketId(ctx.registry.sockets),
             app: refusal ? null : app,
@@ -77,9 +86,9 @@ export function handleUpgrade(ctx, res, req, context) {
             clientWindowCount: 0,
             closed: false,
             ws: null,
+            quota,
         };
-        // Reserve the slot now so concurrent upgrades cannot overshoot the quota. The socket
-        // joins the registry in `open`: uWS copies this object, so only that copy is live.
+        // The socket joins the registry in `open`: uWS copies this object, so only that copy is live.
         if (!refusal && app)
             ctx.registry.app(app.id).connections++;
         res.cork(() => res.upgrade(data, secKey, secProtocol, secExtensions, context));
@@ -105,7 +114,8 @@ export function handleUpgrade(ctx, res, req, context) {
                 }
             }
             const app = await ctx.apps.findByKey(key);
-            finish(app, await admission(ctx, app, origin));
+            const refusal = (await admission(ctx, app, origin)) ?? (app ? await takeQuota(ctx, app) : null);
+            finish(app, refusal, !refusal && app?.max_connections !== null);
         }
         catch (err) {
             ctx.log.warn({ err: err.message }, 'app lookup failed during upgrade');
