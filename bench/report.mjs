@@ -11,7 +11,9 @@ if (files.length === 0) {
   const full = readdirSync(dir).filter((f) => f.endsWith('.jsonl') && !f.includes('small') && !f.includes('profile')).sort();
   files.push(join(dir, full.at(-1)));
 }
-const rows = files.flatMap((f) => readFileSync(f, 'utf8').trim().split('\n').map((l) => JSON.parse(l)));
+for (const f of files) table(readFileSync(f, 'utf8').trim().split('\n').map((l) => JSON.parse(l)), f);
+
+function table(rows, file) {
 
 const SOKETI = { fan: '8.4-10', http: '42-55', conn: '3.8' };
 const UWS = { fan1k: '2.3', fan10k: '3.35', http: '16', conn: '1.4' };
@@ -64,6 +66,7 @@ for (const r of rows) {
       if (r.error) out.push(`| - | ${r.scenario} | - | ERROR: ${r.error.split('\n')[0]} | - | - | - |`);
   }
 }
+console.log(`\n### ${machine?.server ?? 'chorus'} (${file.replace(ROOT + '/', '')})\n`);
 console.log(`Machine: ${machine?.nproc} × ${machine?.model} @ ${machine?.mhz} MHz, ${machine?.memGb} GB, Linux ${machine?.kernel}, Node ${machine?.node}; commit ${machine?.commit}; load at start ${machine?.load1_at_start}; ${machine?.duration_s} s windows\n`);
 console.log(out.join('\n'));
 
@@ -79,4 +82,5 @@ for (const mode of ['one public channel per connection', 'one shared public chan
   const at = (n) => Math.round((base + (dLo + slope * (n - lo.connections)) / 1024) / 102.4) / 10;
   console.log(`\nMemory slope (${mode}): ${slope.toFixed(2)} KB per extra connection between ${lo.connections} and ${hi.connections}; ` +
     `extrapolated RSS ≈ ${at(100_000)} GB at 100k, ${at(1_000_000)} GB at 1M (base ${base} MB).`);
+}
 }

@@ -297,7 +297,7 @@ function healthSuite(setup: AdapterSetup): void {
       const socks = [await raw(a), await raw(b), await raw(c)];
       for (const [i, n] of [a, b, c].entries()) await rawSubscribe(n, socks[i], sequential);
       for (const s of socks) s.send({ event: 'pusher:unsubscribe', data: { channel: sequential } });
-      await rx.waitFor(() => hooks('channel_vacated', sequential).length >= 1, 5000).catch((e) => { for (const n of trio) console.log(n.logs.filter((l) => !l.includes('"level":30')).join('\n')); throw e; });
+      await rx.waitFor(() => hooks('channel_vacated', sequential).length >= 1, 5000);
       // Concurrent joins and leaves on all three: the broker's set still sees one edge each way.
       const concurrent = fresh('conc');
       await Promise.all([a, b, c].map((n, i) => rawSubscribe(n, socks[i], concurrent)));
@@ -312,7 +312,8 @@ function healthSuite(setup: AdapterSetup): void {
       await sleep(QUIET_MS);
       assert.equal(hooks('channel_occupied', sequential).length, 2);
       assert.equal(hooks('channel_vacated', sequential).length, 2);
-      assert.equal(hooks('channel_occupied', concurrent).length, 1, JSON.stringify(rx.deliveries.filter((d) => d.body?.events.some((e) => e.channel === concurrent)).map((d) => [d.receivedAt, d.body!.events[0].name])));
+      const concurrentOrder = rx.events().filter((e) => e.channel === concurrent).map((e) => e.name);
+      assert.deepEqual(concurrentOrder, ['channel_occupied', 'channel_vacated'], 'no phantom vacated/occupied pair');
       assert.equal(hooks('channel_vacated', concurrent).length, 1);
       const order = rx.events().filter((e) => e.channel === sequential).map((e) => e.name);
       assert.deepEqual(order, ['channel_occupied', 'channel_vacated', 'channel_occupied', 'channel_vacated']);

@@ -454,6 +454,11 @@ function clusterSuite(setup) {
             const channel = fresh('interest');
             const s = await raw(n1);
             assert.equal((await rawSubscribe(n1, s, channel)).event, 'pusher_internal:subscription_succeeded');
+            // n2 and n3 are busy with other channels of the same app: a shared per-app (or global) topic would reach them
+            const o2 = await raw(n2);
+            const o3 = await raw(n3);
+            assert.equal((await rawSubscribe(n2, o2, `${channel}-other-2`)).event, 'pusher_internal:subscription_succeeded');
+            assert.equal((await rawSubscribe(n3, o3, `${channel}-other-3`)).event, 'pusher_internal:subscription_succeeded');
             const observed = broker.subscribers(topicOf(channel));
             if (observed !== null)
                 assert.equal(observed, 1, 'one subscriber connection (node 1) in the broker');

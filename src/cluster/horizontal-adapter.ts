@@ -82,6 +82,16 @@ export class HorizontalAdapter implements Adapter {
   /** peer -> app\nchannel it has local subscribers for (to clean up after it dies) */
   private readonly interest = new Map<string, Set<string>>();
   private readonly startedAt = Date.now();
+  /**
+   * Deltas and snapshots travel on different topics (on Redis Cluster, different
+   * shards), so they can overtake each other. Each delta carries the sender's
+   * sequence number and each snapshot the number it includes up to: a delta the
+   * snapshot already holds is skipped, a snapshot older than an applied delta is
+   * refetched.
+   */
+  private seq = 0;
+  /** peer -> highest sequence number applied from it */
+  private readonly applied = new Map<string, number>();
   /** occupancy key -> the last set change this node queued for it */
   private readonly occupancyQueue = new Map<string, Promise<void>>();
   /** when the last membership sweep ran (a late one reveals a stall of this process) */
@@ -202,7 +212,7 @@ export class HorizontalAdapter implements Adapter {
   }
 
   async channelOccupied(appId: string, channel: string): Promise<boolean> {
-    this.send({ t: 'ci', n: this.nodeId, a: appId, c: channel });
+    this.send({ t: 'ci', n: this.nodeId, s: ++this.seq, a: appId, c: channel });
     const { changed, members } = await this.occupancyChange('add', this.occupancyKey(appId, channel), this.nodeId);
     // Members no live node accounts for are left over from nodes that died unseen (a whole-cluster restart).
     const settled = Date.now() - this.startedAt > this.options.nodeTimeoutMs;
@@ -216,7 +226,7 @@ export class HorizontalAdapter implements Adapter {
   }
 
   async channelVacated(appId: string, channel: string): Promise<boolean> {
-    this.send({ t: 'cx', n: this.nodeId, a: appId, c: channel });
+    this.send({ t: 'cx', n: this.nodeId, s: ++this.seq, a: appId, c: channel });
     return this.removeOccupant(appId, channel, this.nodeId);
   }
 
@@ -236,13 +246,13 @@ export class HorizontalAdapter implements Adapter {
 
   presenceJoin(appId: string, channel: string, userId: string, info: unknown): boolean {
     const isNew = this.presence.join(appId, channel, this.nodeId, userId, info);
-    this.send({ t: 'pj', n: this.nodeId, a: appId, c: channel, u: userId, i: info });
+    this.send({ t: 'pj', n: this.nodeId, s: ++this.seq, a: appId, c: channel, u: userId, i: info });
     return isNew;
   }
 
   presenceLeave(appId: string, channel: string, userId: string): boolean {
     const gone = this.presence.leave(appId, channel, this.nodeId, userId);
-    this.send({ t: 'pl', n: this.nodeId, a: appId, c: channel, u: userId });
+    this.send({ t: 'pl', n: this.nodeId, s: ++this.seq, a: appId, c: channel, u: userId });
     return gone;
   }
 
@@ -251,7 +261,7 @@ export class HorizontalAdapter implements Adapter {
     const n = (this.localOnline.get(k) ?? 0) + 1;
     this.localOnline.set(k, n);
     if (n > 1) return false;
-    this.send({ t: 'uon', n: this.nodeId, a: appId, u: userId });
+    this.send({ t: 'uon', n: this.nodeId, s: ++this.seq, a: appId, u: userId });
     return this.markOnline(k, this.nodeId);
   }
 
@@ -263,7 +273,7 @@ export class HorizontalAdapter implements Adapter {
       return false;
     }
     this.localOnline.delete(k);
-    this.send({ t: 'uoff', n: this.nodeId, a: appId, u: userId });
+    this.send({ t: 'uoff', n: this.nodeId, s: ++this.seq, a: appId, u: userId });
     return this.markOffline(k, this.nodeId);
   }
 
@@ -406,7 +416,7 @@ export class HorizontalAdapter implements Adapter {
   }
 
   private heartbeat(): void {
-    this.send({ t: 'hb', n: this.nodeId, p: this.processId, d: this.presence.digestOf(this.nodeId) });
+    this.send({ t: 'hb', n: this.nodeId, p: this.processId, d: this.presence.digestOf(this.nodeId), s: this.seq });
   }
 
   private sendSnapshot(to: string): void {
@@ -417,7 +427,7 @@ export class HorizontalAdapter implements Adapter {
     }
     const ch = [...this.channelTopics.values()];
     this.send(
-      { t: 'snap', n: this.nodeId, e: entriesToWire(this.presence.entriesOf(this.nodeId)), o: online, ch },
+      { t: 'snap', n: this.nodeId, s: this.seq, e: entriesToWire(this.presence.entriesOf(this.nodeId)), o: online, ch },
       this.transport.topic(this.options.prefix, 'node', to),
     );
   }
@@ -456,8 +466,11 @@ export class HorizontalAdapter implements Adapter {
       } else if (!known) {
         // A peer we had not seen (or had declared dead): learn its state.
         this.send({ t: 'snapreq', n: this.nodeId }, this.transport.topic(this.options.prefix, 'node', m.n));
-      } else {
+      } else if ((this.applied.get(m.n) ?? 0) >= (m.s ?? 0)) {
         this.checkDigest(peer, m.d);
+      } else {
+        // Deltas travel on this topic ahead of the heartbeat, so a gap means some were lost.
+        this.checkDigest(peer, NaN);
       }
       return;
     }
@@ -465,6 +478,10 @@ export class HorizontalAdapter implements Adapter {
     if (!known && m.t !== 'snap' && m.t !== 'res') return;
     const peer = known ? this.membership.get(m.n) : undefined;
     if (peer) peer.lastSeen = Date.now();
+    if ('s' in m && m.t !== 'snap' && typeof m.s === 'number') {
+      if (m.s <= (this.applied.get(m.n) ?? 0)) return;
+      this.applied.set(m.n, m.s);
+    }
     switch (m.t) {
       case 'pj':
         this.presence.join(m.a, m.c, m.n, m.u, m.i);
@@ -520,6 +537,14 @@ export class HorizontalAdapter implements Adapter {
   private applySnapshot(m: Extract<ControlMessage, { t: 'snap' }>): void {
     const peer = this.membership.get(m.n);
     if (!peer) return;
+    if (typeof m.s === 'number') {
+      if (m.s < (this.applied.get(m.n) ?? 0)) {
+        // Older than a delta already applied: it would undo it. Ask again.
+        this.send({ t: 'snapreq', n: this.nodeId }, this.transport.topic(this.options.prefix, 'node', m.n));
+        return;
+      }
+      this.applied.set(m.n, m.s);
+    }
     const channels = Array.isArray(m.ch) ? m.ch.map(([a, c]) => `${a}\n${c}`) : [];
     this.interest.set(m.n, new Set(channels));
     const { added, removed } = this.presence.replaceNode(m.n, entriesFromWire(m.e));
@@ -544,6 +569,7 @@ export class HorizontalAdapter implements Adapter {
   private peerLost(peer: Peer, reason: LossReason): void {
     this.log.warn({ peer: peer.nodeId, reason }, 'cluster peer lost');
     this.requests.forget(peer.nodeId);
+    this.applied.delete(peer.nodeId);
     const removed = this.presence.dropNode(peer.nodeId);
     if (removed.length) this.node?.membersLost(removed);
     for (const [k, nodes] of [...this.online]) {

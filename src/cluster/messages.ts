@@ -6,25 +6,27 @@ import type { NodeEntry } from '../channels/presence-book.js';
 
 export type ControlMessage =
   /** heartbeat: d is the digest of the sender's own presence entries */
-  | { t: 'hb'; n: string; p: string; d: number }
+  | { t: 'hb'; n: string; p: string; d: number; s?: number }
   /** a node (re)joined: peers answer with their snapshots */
   | { t: 'hello'; n: string; p: string }
   /** graceful leave */
   | { t: 'bye'; n: string }
   /** presence socket joined / left */
-  | { t: 'pj'; n: string; a: string; c: string; u: string; i: unknown }
-  | { t: 'pl'; n: string; a: string; c: string; u: string }
+  | { t: 'pj'; n: string; s?: number; a: string; c: string; u: string; i: unknown }
+  | { t: 'pl'; n: string; s?: number; a: string; c: string; u: string }
   /** a signed-in user's first socket on the node / last socket gone */
-  | { t: 'uon' | 'uoff'; n: string; a: string; u: string }
+  | { t: 'uon' | 'uoff'; n: string; s?: number; a: string; u: string }
   | { t: 'term'; n: string; a: string; u: string }
   /** the node gained its first / lost its last local subscriber of a channel */
-  | { t: 'ci' | 'cx'; n: string; a: string; c: string }
+  | { t: 'ci' | 'cx'; n: string; s?: number; a: string; c: string }
   | { t: 'req'; n: string; id: number; k: RequestKind; a: string; c?: string }
   | { t: 'res'; n: string; id: number; v: unknown }
   | { t: 'snapreq'; n: string }
   | {
       t: 'snap';
       n: string;
+      /** the sender's sequence number the snapshot includes up to */
+      s?: number;
       /** presence entries */
       e: Array<[string, string, string, unknown, number]>;
       /** signed-in users */

@@ -20,6 +20,15 @@ const bad = (status: number, error: string): Checked => ({ ok: false, reply: err
 
 const INFO_ATTRIBUTES = new Set(['user_count', 'subscription_count']);
 
+/** Non-string data as JSON; null when too deeply nested for JSON.stringify (it recurses). */
+function encodeData(data: unknown): string | null {
+  try {
+    return JSON.stringify(data);
+  } catch {
+    return null;
+  }
+}
+
 /** Validates one event object of /events or of a batch. */
 export function checkEvent(app: App, raw: unknown, batch: boolean): Checked {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return bad(400, 'Event must be a JSON object');
@@ -29,7 +38,8 @@ export function checkEvent(app: App, raw: unknown, batch: boolean): Checked {
     return bad(400, `Event name is longer than ${app.max_event_name_length} characters`);
   }
   if (e.data === undefined) return bad(400, 'Event "data" is required');
-  const data = typeof e.data === 'string' ? e.data : JSON.stringify(e.data);
+  const data = typeof e.data === 'string' ? e.data : encodeData(e.data);
+  if (data === null) return bad(400, 'Event "data" is nested too deeply');
   const maxData = kb(app.max_event_payload_in_kb);
   if (maxData !== null && Buffer.byteLength(data) > maxData) {
     return bad(413, `Event data is larger than ${app.max_event_payload_in_kb} KB`);
@@ -45,7 +55,8 @@ export function checkEvent(app: App, raw: unknown, batch: boolean): Checked {
   }
   for (const ch of channels) {
     const problem = channelNameProblem(ch, app.max_channel_name_length);
-    if (problem) return bad(400, `${problem}: ${String(ch).slice(0, 210)}`);
+    // String() of a deeply nested array recurses (a 500 from a 1 MB body); name only strings.
+    if (problem) return bad(400, `${problem}: ${typeof ch === 'string' ? ch.slice(0, 210) : typeof ch}`);
   }
   const names = channels as string[];
   if (names.length > 1 && names.some((c) => channelInfo(c).kind === 'encrypted')) {

@@ -2,8 +2,8 @@
 import type { RedisOptions } from 'ioredis';
 import type { Config } from '../config/schema.js';
 
-/** Reconnect with capped exponential backoff: 100 ms, 200 ms ... 3 s, forever. */
-export const reconnectDelay = (attempt: number): number => Math.min(3000, 100 * 2 ** Math.min(attempt, 5));
+/** Reconnect with capped exponential backoff: 100 ms, 200 ms ... 1 s, forever (a broker back is used within a second). */
+export const reconnectDelay = (attempt: number): number => Math.min(1000, 100 * 2 ** Math.min(attempt, 4));
 
 export function redisOptions(config: Config): RedisOptions {
   const r = config.database.redis;

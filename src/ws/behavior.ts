@@ -65,7 +65,15 @@ export function websocketBehavior(ctx: NodeContext): WebSocketBehavior<SocketDat
         sendFrame(sock, errorFrame(null, `Invalid message: ${decoded.reason}`));
         return;
       }
-      dispatch(ctx, sock, decoded.frame, message.byteLength);
+      try {
+        dispatch(ctx, sock, decoded.frame, message.byteLength);
+      } catch (err) {
+        // A throw here would end the process (uWS callbacks have no catch). JSON.parse takes any
+        // depth but JSON.stringify recurses: 30k nested arrays in client-event data overflow the stack.
+        ctx.log.debug({ err: (err as Error).message, socket_id: sock.socketId }, 'frame handler threw');
+        const why = err instanceof RangeError ? 'data is nested too deeply' : 'frame could not be processed';
+        sendFrame(sock, errorFrame(null, `Invalid message: ${why}`));
+      }
     },
 
     drain: (ws) => {

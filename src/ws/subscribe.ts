@@ -17,6 +17,15 @@ type Refusal = { type: string; error: string; status: number };
 
 const refuse = (type: string, error: string, status: number): Refusal => ({ type, error, status });
 
+/** user_info's size as JSON; nesting too deep to encode (JSON.stringify recurses) counts as too large. */
+function infoBytes(info: unknown): number {
+  try {
+    return Buffer.byteLength(JSON.stringify(info));
+  } catch {
+    return Infinity;
+  }
+}
+
 /** Parses and checks presence channel_data; returns the member or a refusal. */
 export function parsePresenceData(app: App, channelData: unknown): PresenceMember | Refusal {
   if (typeof channelData !== 'string') return refuse('AuthError', 'presence channels need channel_data', 401);
@@ -39,7 +48,7 @@ export function parsePresenceData(app: App, channelData: unknown): PresenceMembe
   }
   const info = (parsed as Record<string, unknown>).user_info;
   const maxInfo = kb(app.max_presence_member_size_in_kb);
-  if (info !== undefined && maxInfo !== null && Buffer.byteLength(JSON.stringify(info)) > maxInfo) {
+  if (info !== undefined && maxInfo !== null && infoBytes(info) > maxInfo) {
     return refuse('LimitReached', `user_info is larger than ${app.max_presence_member_size_in_kb} KB`, 400);
   }
   return { userId, info: info ?? null };
@@ -73,6 +82,10 @@ export async function handleSubscribe(ctx: NodeContext, sock: SocketData, rawDat
   }
   const info = channelInfo(channel);
   const fail = (r: Refusal) => sendFrame(sock, subscriptionError(channel, r.type, r.error, r.status));
+  const maxChannels = ctx.config.max_channels_per_connection;
+  if (maxChannels !== null && sock.channels.size >= maxChannels) {
+    return fail(refuse('LimitReached', `a connection may hold at most ${maxChannels} channels`, 403));
+  }
 
   if (info.kind === 'user') {
     const userId = channel.slice(SERVER_TO_USER_PREFIX.length);

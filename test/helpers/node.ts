@@ -29,6 +29,8 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** how long to wait for "chorus listening" */
   timeoutMs?: number;
+  /** extra arguments for node itself, before the script (e.g. --expose-gc) */
+  nodeArgs?: string[];
 }
 
 export interface ChorusNode {
@@ -62,7 +64,7 @@ export async function startNode(options: StartOptions = {}): Promise<ChorusNode>
     ...options.config,
   };
   const file = writeConfig(config);
-  const proc = spawn(process.execPath, [CLI, 'start', '--config', file], {
+  const proc = spawn(process.execPath, [...(options.nodeArgs ?? []), CLI, 'start', '--config', file], {
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: process.env.CHORUS_TEST_LOG_LEVEL ?? 'info', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],

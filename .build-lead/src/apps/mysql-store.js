@@ -22,7 +22,12 @@ export function rowToApp(row) {
         if (column.startsWith('enable') || column === 'enabled')
             input[column] = value === true || value === 1 || value === '1';
         else if (column === 'webhooks' || column === 'allowed_origins') {
-            input[column] = typeof value === 'string' ? JSON.parse(value) : Buffer.isBuffer(value) ? JSON.parse(value.toString()) : value;
+            try {
+                input[column] = typeof value === 'string' ? JSON.parse(value) : Buffer.isBuffer(value) ? JSON.parse(value.toString()) : value;
+            }
+            catch {
+                throw new AppStoreError(`app row ${String(row.id)}: column ${column} is not valid JSON`);
+            }
         }
         else if (typeof value === 'bigint')
             input[column] = Number(value);

@@ -8,6 +8,8 @@ export const CACHE_TTL_SECONDS = 30 * 60;
 /** Above this many subscribers, subscription_count events are sent at most every 5 s. */
 const COUNT_THROTTLE_ABOVE = 100;
 const COUNT_THROTTLE_MS = 5000;
+/** How long a first subscription waits for the cluster's occupancy set before going on without it. */
+const EDGE_WAIT_MS = 3000;
 export const topicOf = (appId, channel) => appId + '\n' + channel;
 export class ChannelHub {
     uws;
@@ -82,8 +84,10 @@ export class ChannelHub {
         const newMember = presence ? this.adapter.presenceJoin(app.id, channel, presence.userId, presence.info) : false;
         this.metrics.app(app.id).subscriptions.inc();
         if (first) {
-            await this.adapter.watchChannel(app.id, channel);
-            this.occupiedEdge(app, channel);
+            // Counted in the cluster's occupancy set before subscription_succeeded: otherwise a
+            // leave on another node right after could find the set empty while this add is
+            // still on its way (NATS KV takes several round trips): a phantom vacated/occupied pair.
+            await Promise.all([this.adapter.watchChannel(app.id, channel), this.occupiedEdge(app, channel)]);
         }
         if (sock.closed || sock.channels.get(channel) !== sub)
             return false;
@@ -127,12 +131,20 @@ export class ChannelHub {
         if (wantsWebhook(app, 'member_removed'))
             this.webhooks.emit(app, { name: 'member_removed', channel, user_id: userId });
     }
-    /** Local 0 -> 1: the adapter decides whether it is the cluster's edge too (exactly once). */
+    /**
+     * Local 0 -> 1: the adapter decides whether it is the cluster's edge too (exactly once).
+     * Resolves when the adapter has answered, or after EDGE_WAIT_MS (a broker outage delays
+     * a subscription, it does not block it).
+     */
     occupiedEdge(app, channel) {
-        this.track(this.adapter.channelOccupied(app.id, channel).then((edge) => {
-            if (edge && wantsWebhook(app, 'channel_occupied'))
+        const edge = this.adapter.channelOccupied(app.id, channel).then((isEdge) => {
+            if (isEdge && wantsWebhook(app, 'channel_occupied'))
                 this.webhooks.emit(app, { name: 'channel_occupied', channel });
-        }));
+        });
+        this.track(edge);
+        let timer;
+        const bound = new Promise((r) => (timer = setTimeout(r, EDGE_WAIT_MS)).unref());
+        return Promise.race([edge.catch(() => undefined), bound]).finally(() => clearTimeout(timer));
     }
     vacatedEdge(app, channel) {
         this.track(this.adapter.channelVacated(app.id, channel).then((edge) => {

@@ -50,6 +50,16 @@ export class HorizontalAdapter {
     /** peer -> app\nchannel it has local subscribers for (to clean up after it dies) */
     interest = new Map();
     startedAt = Date.now();
+    /**
+     * Deltas and snapshots travel on different topics (on Redis Cluster, different
+     * shards), so they can overtake each other. Each delta carries the sender's
+     * sequence number and each snapshot the number it includes up to: a delta the
+     * snapshot already holds is skipped, a snapshot older than an applied delta is
+     * refetched.
+     */
+    seq = 0;
+    /** peer -> highest sequence number applied from it */
+    applied = new Map();
     /** occupancy key -> the last set change this node queued for it */
     occupancyQueue = new Map();
     /** when the last membership sweep ran (a late one reveals a stall of this process) */
@@ -155,7 +165,7 @@ export class HorizontalAdapter {
         return result;
     }
     async channelOccupied(appId, channel) {
-        this.send({ t: 'ci', n: this.nodeId, a: appId, c: channel });
+        this.send({ t: 'ci', n: this.nodeId, s: ++this.seq, a: appId, c: channel });
         const { changed, members } = await this.occupancyChange('add', this.occupancyKey(appId, channel), this.nodeId);
         // Members no live node accounts for are left over from nodes that died unseen (a whole-cluster restart).
         const settled = Date.now() - this.startedAt > this.options.nodeTimeoutMs;
@@ -168,7 +178,7 @@ export class HorizontalAdapter {
         return changed && others.length === 0;
     }
     async channelVacated(appId, channel) {
-        this.send({ t: 'cx', n: this.nodeId, a: appId, c: channel });
+        this.send({ t: 'cx', n: this.nodeId, s: ++this.seq, a: appId, c: channel });
         return this.removeOccupant(appId, channel, this.nodeId);
     }
     /** Puts a returned peer back in a channel's set; true when that refilled an empty channel. */
@@ -184,12 +194,12 @@ export class HorizontalAdapter {
     // presence and users
     presenceJoin(appId, channel, userId, info) {
         const isNew = this.presence.join(appId, channel, this.nodeId, userId, info);
-        this.send({ t: 'pj', n: this.nodeId, a: appId, c: channel, u: userId, i: info });
+        this.send({ t: 'pj', n: this.nodeId, s: ++this.seq, a: appId, c: channel, u: userId, i: info });
         return isNew;
     }
     presenceLeave(appId, channel, userId) {
         const gone = this.presence.leave(appId, channel, this.nodeId, userId);
-        this.send({ t: 'pl', n: this.nodeId, a: appId, c: channel, u: userId });
+        this.send({ t: 'pl', n: this.nodeId, s: ++this.seq, a: appId, c: channel, u: userId });
         return gone;
     }
     userOnline(appId, userId) {
@@ -198,7 +208,7 @@ export class HorizontalAdapter {
         this.localOnline.set(k, n);
         if (n > 1)
             return false;
-        this.send({ t: 'uon', n: this.nodeId, a: appId, u: userId });
+        this.send({ t: 'uon', n: this.nodeId, s: ++this.seq, a: appId, u: userId });
         return this.markOnline(k, this.nodeId);
     }
     userOffline(appId, userId) {
@@ -209,7 +219,7 @@ export class HorizontalAdapter {
             return false;
         }
         this.localOnline.delete(k);
-        this.send({ t: 'uoff', n: this.nodeId, a: appId, u: userId });
+        this.send({ t: 'uoff', n: this.nodeId, s: ++this.seq, a: appId, u: userId });
         return this.markOffline(k, this.nodeId);
     }
     isUserOnline(appId, userId) {
@@ -339,7 +349,7 @@ export class HorizontalAdapter {
         this.membership.sweep(now);
     }
     heartbeat() {
-        this.send({ t: 'hb', n: this.nodeId, p: this.processId, d: this.presence.digestOf(this.nodeId) });
+        this.send({ t: 'hb', n: this.nodeId, p: this.processId, d: this.presence.digestOf(this.nodeId), s: this.seq });
     }
     sendSnapshot(to) {
         const online = [];
@@ -348,7 +358,7 @@ export class HorizontalAdapter {
             online.push([a, u]);
         }
         const ch = [...this.channelTopics.values()];
-        this.send({ t: 'snap', n: this.nodeId, e: entriesToWire(this.presence.entriesOf(this.nodeId)), o: online, ch }, this.transport.topic(this.options.prefix, 'node', to));
+        this.send({ t: 'snap', n: this.nodeId, s: this.seq, e: entriesToWire(this.presence.entriesOf(this.nodeId)), o: online, ch }, this.transport.topic(this.options.prefix, 'node', to));
     }
     onMessage(topic, payload) {
         const control = topic === this.controlTopic || topic === this.ownTopic;
@@ -389,8 +399,12 @@ export class HorizontalAdapter {
                 // A peer we had not seen (or had declared dead): learn its state.
                 this.send({ t: 'snapreq', n: this.nodeId }, this.transport.topic(this.options.prefix, 'node', m.n));
             }
-            else {
+            else if ((this.applied.get(m.n) ?? 0) >= (m.s ?? 0)) {
                 this.checkDigest(peer, m.d);
+            }
+            else {
+                // Deltas travel on this topic ahead of the heartbeat, so a gap means some were lost.
+                this.checkDigest(peer, NaN);
             }
             return;
         }
@@ -400,6 +414,11 @@ export class HorizontalAdapter {
         const peer = known ? this.membership.get(m.n) : undefined;
         if (peer)
             peer.lastSeen = Date.now();
+        if ('s' in m && m.t !== 'snap' && typeof m.s === 'number') {
+            if (m.s <= (this.applied.get(m.n) ?? 0))
+                return;
+            this.applied.set(m.n, m.s);
+        }
         switch (m.t) {
             case 'pj':
                 this.presence.join(m.a, m.c, m.n, m.u, m.i);
@@ -459,6 +478,14 @@ export class HorizontalAdapter {
         const peer = this.membership.get(m.n);
         if (!peer)
             return;
+        if (typeof m.s === 'number') {
+            if (m.s < (this.applied.get(m.n) ?? 0)) {
+                // Older than a delta already applied: it would undo it. Ask again.
+                this.send({ t: 'snapreq', n: this.nodeId }, this.transport.topic(this.options.prefix, 'node', m.n));
+                return;
+            }
+            this.applied.set(m.n, m.s);
+        }
         const channels = Array.isArray(m.ch) ? m.ch.map(([a, c]) => `${a}\n${c}`) : [];
         this.interest.set(m.n, new Set(channels));
         const { added, removed } = this.presence.replaceNode(m.n, entriesFromWire(m.e));
@@ -485,6 +512,7 @@ export class HorizontalAdapter {
     peerLost(peer, reason) {
         this.log.warn({ peer: peer.nodeId, reason }, 'cluster peer lost');
         this.requests.forget(peer.nodeId);
+        this.applied.delete(peer.nodeId);
         const removed = this.presence.dropNode(peer.nodeId);
         if (removed.length)
             this.node?.membersLost(removed);

@@ -87,6 +87,8 @@ export const configSchema = z.object({
     websocket_max_payload_kb: z.number().int().positive().default(64),
     /** Node-wide connection cap across all apps (null: none). */
     max_connections: quota(null),
+    /** Channels one connection may hold; a subscribe flood costs a broker subscription each (0: no cap). */
+    max_channels_per_connection: quota(1000),
     adapter: z
         .object({
         driver: z.enum(['local', 'redis', 'redis-cluster', 'nats']).default('local'),

@@ -4,6 +4,15 @@ import { errorReply, jsonReply } from './respond.js';
 const SOCKET_ID = /^\d+\.\d+$/;
 const bad = (status, error) => ({ ok: false, reply: errorReply(status, error) });
 const INFO_ATTRIBUTES = new Set(['user_count', 'subscription_count']);
+/** Non-string data as JSON; null when too deeply nested for JSON.stringify (it recurses). */
+function encodeData(data) {
+    try {
+        return JSON.stringify(data);
+    }
+    catch {
+        return null;
+    }
+}
 /** Validates one event object of /events or of a batch. */
 export function checkEvent(app, raw, batch) {
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
@@ -16,7 +25,9 @@ export function checkEvent(app, raw, batch) {
     }
     if (e.data === undefined)
         return bad(400, 'Event "data" is required');
-    const data = typeof e.data === 'string' ? e.data : JSON.stringify(e.data);
+    const data = typeof e.data === 'string' ? e.data : encodeData(e.data);
+    if (data === null)
+        return bad(400, 'Event "data" is nested too deeply');
     const maxData = kb(app.max_event_payload_in_kb);
     if (maxData !== null && Buffer.byteLength(data) > maxData) {
         return bad(413, `Event data is larger than ${app.max_event_payload_in_kb} KB`);
@@ -34,8 +45,9 @@ export function checkEvent(app, raw, batch) {
     }
     for (const ch of channels) {
         const problem = channelNameProblem(ch, app.max_channel_name_length);
+        // String() of a deeply nested array recurses (a 500 from a 1 MB body); name only strings.
         if (problem)
-            return bad(400, `${problem}: ${String(ch).slice(0, 210)}`);
+            return bad(400, `${problem}: ${typeof ch === 'string' ? ch.slice(0, 210) : typeof ch}`);
     }
     const names = channels;
     if (names.length > 1 && names.some((c) => channelInfo(c).kind === 'encrypted')) {

@@ -30,6 +30,20 @@ export function startMetricsServer(ctx, host, port) {
             .writeHeader('Content-Type', 'application/json')
             .end(JSON.stringify({ node_id: ctx.adapter.nodeId, driver: ctx.config.adapter.driver, members }));
     });
+    // Soak tests only (CHORUS_DEBUG_GC=1 and node --expose-gc): memory after a full GC and the live
+    // handles, to tell a leak from garbage not yet collected. Off otherwise: a GC stalls the node.
+    const gc = globalThis.gc;
+    if (process.env.CHORUS_DEBUG_GC === '1' && gc) {
+        app.get('/debug/heap', (res) => {
+            gc();
+            const body = {
+                memory: process.memoryUsage(),
+                resources: process.getActiveResourcesInfo(),
+                sockets: ctx.registry.sockets.size,
+            };
+            res.writeStatus('200 OK').writeHeader('Content-Type', 'application/json').end(JSON.stringify(body));
+        });
+    }
     app.any('/*', (res) => {
         res.writeStatus('404 Not Found').end('Not found');
     });

@@ -54,8 +54,11 @@ export class RedisClusterTransport {
         this.sub.on('smessage', (topic, payload) => this.events?.message(topic, payload));
         // ioredis opens a shard's connection on first use and, with the offline queue off, bounces the
         // commands sent while it opens to random nodes and back: a topic's publishes overtake each other.
-        // Opening every node's connection as soon as the slot map names it keeps them in order.
-        this.pub.on('+node', (node) => void (node.status === 'wait' && node.connect().catch(() => undefined)));
+        // Opening every node's connection as soon as the slot map names it keeps them in order. (Not
+        // before the cluster is ready: its ready check would be bounced too, and connect() never settle.)
+        const open = (node) => void (this.pub.status === 'ready' && node.status === 'wait' && node.connect().catch(() => undefined));
+        this.pub.on('+node', open);
+        this.pub.on('ready', () => this.pub.nodes('all').forEach(open));
         await Promise.all([this.pub.connect(), this.sub.connect()]);
         await Promise.all(this.pub.nodes('all').map((node) => nodeReady(node, 2000)));
     }

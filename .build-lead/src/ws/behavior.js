@@ -36,9 +36,10 @@ export function websocketBehavior(ctx) {
                 data.authDeadline = Date.now() + ctx.config.user_authentication_timeout * 1000;
             }
             const m = ctx.metrics.app(app.id);
+            data.metrics = m;
             m.newConnections.inc();
             m.connected.inc();
-            ws.send(connectionEstablished(data.socketId, activityTimeout), false, false);
+            sendFrame(data, connectionEstablished(data.socketId, activityTimeout));
         },
         message: (ws, message, isBinary) => {
             const sock = ws.getUserData();
@@ -58,7 +59,16 @@ export function websocketBehavior(ctx) {
                 sendFrame(sock, errorFrame(null, `Invalid message: ${decoded.reason}`));
                 return;
             }
-            dispatch(ctx, sock, decoded.frame, message.byteLength);
+            try {
+                dispatch(ctx, sock, decoded.frame, message.byteLength);
+            }
+            catch (err) {
+                // A throw here would end the process (uWS callbacks have no catch). JSON.parse takes any
+                // depth but JSON.stringify recurses: 30k nested arrays in client-event data overflow the stack.
+                ctx.log.debug({ err: err.message, socket_id: sock.socketId }, 'frame handler threw');
+                const why = err instanceof RangeError ? 'data is nested too deeply' : 'frame could not be processed';
+                sendFrame(sock, errorFrame(null, `Invalid message: ${why}`));
+            }
         },
         drain: (ws) => {
             // A slow reader that caught up; nothing to resume (fan-out skips sockets over the limit).

@@ -7,6 +7,15 @@ import { sendFrame } from './socket.js';
 /** Pusher's limit on presence user ids. */
 export const MAX_USER_ID_LENGTH = 128;
 const refuse = (type, error, status) => ({ type, error, status });
+/** user_info's size as JSON; nesting too deep to encode (JSON.stringify recurses) counts as too large. */
+function infoBytes(info) {
+    try {
+        return Buffer.byteLength(JSON.stringify(info));
+    }
+    catch {
+        return Infinity;
+    }
+}
 /** Parses and checks presence channel_data; returns the member or a refusal. */
 export function parsePresenceData(app, channelData) {
     if (typeof channelData !== 'string')
@@ -31,7 +40,7 @@ export function parsePresenceData(app, channelData) {
     }
     const info = parsed.user_info;
     const maxInfo = kb(app.max_presence_member_size_in_kb);
-    if (info !== undefined && maxInfo !== null && Buffer.byteLength(JSON.stringify(info)) > maxInfo) {
+    if (info !== undefined && maxInfo !== null && infoBytes(info) > maxInfo) {
         return refuse('LimitReached', `user_info is larger than ${app.max_presence_member_size_in_kb} KB`, 400);
     }
     return { userId, info: info ?? null };
@@ -64,6 +73,10 @@ export async function handleSubscribe(ctx, sock, rawData) {
     }
     const info = channelInfo(channel);
     const fail = (r) => sendFrame(sock, subscriptionError(channel, r.type, r.error, r.status));
+    const maxChannels = ctx.config.max_channels_per_connection;
+    if (maxChannels !== null && sock.channels.size >= maxChannels) {
+        return fail(refuse('LimitReached', `a connection may hold at most ${maxChannels} channels`, 403));
+    }
     if (info.kind === 'user') {
         const userId = channel.slice(SERVER_TO_USER_PREFIX.length);
         if (!sock.user || sock.user.id !== userId) {

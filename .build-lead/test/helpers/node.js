@@ -28,7 +28,7 @@ export async function startNode(options = {}) {
         ...options.config,
     };
     const file = writeConfig(config);
-    const proc = spawn(process.execPath, [CLI, 'start', '--config', file], {
+    const proc = spawn(process.execPath, [...(options.nodeArgs ?? []), CLI, 'start', '--config', file], {
         cwd: ROOT,
         env: { ...process.env, LOG_LEVEL: process.env.CHORUS_TEST_LOG_LEVEL ?? 'info', ...options.env },
         stdio: ['ignore', 'pipe', 'pipe'],
