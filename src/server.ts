@@ -29,7 +29,7 @@ import { nativeUwsProblem } from './native-check.js';
 import { CloseCode } from './protocol/codes.js';
 import { errorFrame } from './protocol/frames.js';
 import { LocalRateLimiter, type RateLimiter } from './rate-limit/limiter.js';
-import { HttpWebhookSink } from './webhooks/http-sink.js';
+import { createWebhooks } from './webhooks/setup.js';
 import { websocketBehavior } from './ws/behavior.js';
 import { startLiveness } from './ws/liveness.js';
 import { closeWith } from './ws/socket.js';
@@ -154,20 +154,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const adapter = createAdapter(config, registry, log, metrics);
   const apps = createAppStore(config, log);
   const rateLimiter = createRateLimiter(config, log);
-  const webhooks = new HttpWebhookSink(
-    {
-      batching: config.webhooks.batching.enabled,
-      batchMs: config.webhooks.batching.duration,
-      vacatedDelayMs: config.webhooks.vacated_delay_ms,
-      maxAttempts: 10,
-      maxQueued: 10_000,
-      requestTimeoutMs: 5000,
-    },
-    log,
-  );
+  const { sink: webhooks, recoverNode } = createWebhooks(config, adapter, apps, metrics, log);
   const hub = new ChannelHub(uws, registry, adapter, metrics, webhooks);
   metrics.watchCluster(() => adapter.members().length);
-  if (adapter instanceof HorizontalAdapter) adapter.peerEvents = new PeerWebhooks(adapter, apps, webhooks, log);
+  if (adapter instanceof HorizontalAdapter) adapter.peerEvents = new PeerWebhooks(adapter, apps, webhooks, log, recoverNode);
   const ctx: NodeContext = { config, log, apps, registry, adapter, hub, metrics, webhooks, rateLimiter, draining: false };
 
   uws.ws('/*', websocketBehavior(ctx));

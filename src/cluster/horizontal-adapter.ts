@@ -392,6 +392,11 @@ export class HorizontalAdapter implements Adapter {
     return this.transport.claim(`${this.options.keyPrefix}claim:${duty}`, ttlMs);
   }
 
+  /** Gives a claim up; true only for the one caller that found it. */
+  takeClaim(duty: string): Promise<boolean> {
+    return this.transport.take(`${this.options.keyPrefix}claim:${duty}`);
+  }
+
   // the bus
 
   private send(message: ControlMessage, topic = this.controlTopic): void {

@@ -25,6 +25,8 @@ export class PeerWebhooks implements PeerEvents {
     private readonly apps: AppStore,
     private readonly webhooks: WebhookSink,
     private readonly log: Logger,
+    /** requeues the webhooks the lost node was delivering (Redis queue) */
+    private readonly recoverQueue: (nodeId: string) => Promise<void> = async () => undefined,
   ) {}
 
   lost(peer: Peer, reason: LossReason, removed: MemberRef[], channels: string[]): void {
@@ -38,6 +40,7 @@ export class PeerWebhooks implements PeerEvents {
   private async cleanUp(peer: Peer, removed: MemberRef[], channels: string[]): Promise<void> {
     if (!(await this.adapter.claim(`dead:${peer.nodeId}`, CLAIM_TTL_MS))) return;
     this.won.add(peer.nodeId);
+    await this.recoverQueue(peer.nodeId);
     this.log.info({ peer: peer.nodeId, members: removed.length, channels: channels.length }, 'cleaning up after lost peer');
     for (const ref of removed) {
       const app = await this.app(ref.appId);

@@ -1,6 +1,6 @@
 // Prometheus metrics with the names soketi's and Sockudo's dashboards know,
 // under a configurable prefix. Labels are bounded: app ids, endpoints, statuses.
-import { Counter, Gauge, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
 
 type AppCounter = Counter<'app_id'>;
 
@@ -58,6 +58,46 @@ export class Metrics {
         this.set(liveNodes());
       },
     });
+  }
+
+  /** Webhook outcomes per app, delivery latency, and the queue depth read at scrape time. */
+  webhooks(queueDepth: () => Promise<number>): {
+    sent(appId: string, latencySeconds: number): void;
+    failed(appId: string): void;
+    retried(appId: string): void;
+    dead(appId: string): void;
+  } {
+    const r = [this.registry];
+    const counter = (name: string, help: string) =>
+      new Counter({ name: this.prefix + name, help, labelNames: ['app_id'], registers: r });
+    const sent = counter('webhooks_sent_total', 'Webhook requests answered with 2xx');
+    const failed = counter('webhooks_failed_total', 'Webhook attempts that failed (network error or non-2xx)');
+    const retried = counter('webhooks_retried_total', 'Webhook batches scheduled for another attempt');
+    const dead = counter('webhooks_dead_lettered_total', 'Webhook batches given up after the last attempt');
+    const latency = new Histogram({
+      name: this.prefix + 'webhook_delivery_seconds',
+      help: 'Time from the event to the 2xx answer, retries included',
+      labelNames: ['app_id'],
+      buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120, 600],
+      registers: r,
+    });
+    new Gauge({
+      name: this.prefix + 'webhook_queue_depth',
+      help: 'Webhook batches waiting or retrying',
+      registers: r,
+      async collect() {
+        this.set(await queueDepth());
+      },
+    });
+    return {
+      sent: (appId, seconds) => {
+        sent.inc({ app_id: appId });
+        latency.observe({ app_id: appId }, seconds);
+      },
+      failed: (appId) => failed.inc({ app_id: appId }),
+      retried: (appId) => retried.inc({ app_id: appId }),
+      dead: (appId) => dead.inc({ app_id: appId }),
+    };
   }
 
   app(appId: string): PerApp {

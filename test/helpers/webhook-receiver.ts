@@ -34,6 +34,8 @@ export interface WebhookReceiver {
   deliveries: Delivery[];
   /** Answer 500 to the next `n` requests. */
   failNext(n: number): void;
+  /** Never answer the next `n` requests (recorded with status 0), as a hung receiver. */
+  holdNext(n: number): void;
   /** Events of every 2xx delivery (optionally one name only), in arrival order. */
   events(name?: string): WebhookEventRecord[];
   /** Resolves when `pred` holds (checked on each delivery and every 25 ms); rejects after timeoutMs. */
@@ -50,6 +52,7 @@ export async function startWebhookReceiver(apps: TestApp[] = [DEMO_APP]): Promis
   );
   const deliveries: Delivery[] = [];
   let failures = 0;
+  let holds = 0;
   const waiters = new Set<() => void>();
 
   const server: Server = createServer((req, res) => {
@@ -65,6 +68,12 @@ export async function startWebhookReceiver(apps: TestApp[] = [DEMO_APP]): Promis
       }
       const sdk = sdks.get(String(req.headers['x-pusher-key'] ?? ''));
       const valid = req.method === 'POST' && !!sdk && sdk.webhook({ headers: req.headers as never, rawBody }).isValid();
+      if (holds > 0) {
+        holds--;
+        deliveries.push({ path: req.url ?? '/', headers: req.headers, rawBody, body, status: 0, valid, receivedAt: Date.now() });
+        for (const w of [...waiters]) w();
+        return;
+      }
       const status = failures > 0 ? 500 : 200;
       if (failures > 0) failures--;
       deliveries.push({ path: req.url ?? '/', headers: req.headers, rawBody, body, status, valid, receivedAt: Date.now() });
@@ -81,6 +90,9 @@ export async function startWebhookReceiver(apps: TestApp[] = [DEMO_APP]): Promis
     deliveries,
     failNext(n) {
       failures = n;
+    },
+    holdNext(n) {
+      holds = n;
     },
     events(name) {
       const all = deliveries.filter((d) => d.status === 200 && d.body).flatMap((d) => d.body!.events);

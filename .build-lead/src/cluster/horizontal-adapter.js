@@ -327,6 +327,10 @@ export class HorizontalAdapter {
     claim(duty, ttlMs) {
         return this.transport.claim(`${this.options.keyPrefix}claim:${duty}`, ttlMs);
     }
+    /** Gives a claim up; true only for the one caller that found it. */
+    takeClaim(duty) {
+        return this.transport.take(`${this.options.keyPrefix}claim:${duty}`);
+    }
     // the bus
     send(message, topic = this.controlTopic) {
         this.transport.publish(topic, JSON.stringify(message));

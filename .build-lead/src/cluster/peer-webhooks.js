@@ -6,13 +6,17 @@ export class PeerWebhooks {
     apps;
     webhooks;
     log;
+    recoverQueue;
     /** dead peers whose cleanup this node won */
     won = new Set();
-    constructor(adapter, apps, webhooks, log) {
+    constructor(adapter, apps, webhooks, log, 
+    /** requeues the webhooks the lost node was delivering (Redis queue) */
+    recoverQueue = async () => undefined) {
         this.adapter = adapter;
         this.apps = apps;
         this.webhooks = webhooks;
         this.log = log;
+        this.recoverQueue = recoverQueue;
     }
     lost(peer, reason, removed, channels) {
         // A graceful leaver closed its own sockets first and sent its own webhooks.
@@ -24,6 +28,7 @@ export class PeerWebhooks {
         if (!(await this.adapter.claim(`dead:${peer.nodeId}`, CLAIM_TTL_MS)))
             return;
         this.won.add(peer.nodeId);
+        await this.recoverQueue(peer.nodeId);
         this.log.info({ peer: peer.nodeId, members: removed.length, channels: channels.length }, 'cleaning up after lost peer');
         for (const ref of removed) {
             const app = await this.app(ref.appId);

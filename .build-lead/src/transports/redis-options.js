@@ -1,5 +1,5 @@
-/** Reconnect with capped exponential backoff: 100 ms, 200 ms ... 3 s, forever. */
-export const reconnectDelay = (attempt) => Math.min(3000, 100 * 2 ** Math.min(attempt, 5));
+/** Reconnect with capped exponential backoff: 100 ms, 200 ms ... 1 s, forever (a broker back is used within a second). */
+export const reconnectDelay = (attempt) => Math.min(1000, 100 * 2 ** Math.min(attempt, 4));
 export function redisOptions(config) {
     const r = config.database.redis;
     const base = {

@@ -1,176 +1,131 @@
-// Delivers webhooks over HTTP as Pusher does: {"time_ms", "events"} signed with
-// the app secret, optionally batched per endpoint, channel_vacated and
-// member_removed held back to absorb quick reconnects, retried with backoff.
-import { randomUUID } from 'node:crypto';
-import { hmacSha256Hex } from '../protocol/signatures.js';
-/** Does the event pass the webhook's type list and channel filter? */
-export function webhookMatches(hook, event) {
-    if (!hook.event_types.includes(event.name))
-        return false;
-    const f = hook.filter;
-    if (!f)
-        return true;
-    if (f.channel_prefix && !event.channel.startsWith(f.channel_prefix))
-        return false;
-    if (f.channel_suffix && !event.channel.endsWith(f.channel_suffix))
-        return false;
-    if (f.channel_pattern) {
-        try {
-            if (!new RegExp(f.channel_pattern).test(event.channel))
-                return false;
-        }
-        catch {
-            return false;
-        }
-    }
-    return true;
-}
-const heldKey = (appId, e) => {
+import { webhookMatches } from './filter.js';
+import { deliver, newJob } from './job.js';
+export { webhookMatches } from './filter.js';
+/** The pair a removal and the addition that cancels it share. */
+function markerKey(appId, e) {
     if (e.name === 'channel_vacated' || e.name === 'channel_occupied')
-        return `${appId}\nc\n${e.channel}`;
+        return `${appId}:c:${e.channel}`;
     if (e.name === 'member_removed' || e.name === 'member_added')
-        return `${appId}\nm\n${e.channel}\n${e.user_id}`;
+        return `${appId}:m:${e.channel}:${e.user_id}`;
     return null;
-};
+}
+const isRemoval = (e) => e.name === 'channel_vacated' || e.name === 'member_removed';
 export class HttpWebhookSink {
     options;
+    queue;
+    markers;
+    apps;
+    counters;
     log;
     open = new Map();
+    /** removals waiting out the delay on this node */
     held = new Map();
-    inFlight = new Set();
-    retryTimers = new Set();
-    queued = 0;
+    pending = new Set();
     closed = false;
-    constructor(options, log) {
+    constructor(options, queue, markers, apps, counters, log) {
         this.options = options;
+        this.queue = queue;
+        this.markers = markers;
+        this.apps = apps;
+        this.counters = counters;
         this.log = log;
+        queue.start((job) => this.attempt(job));
     }
     emit(app, event) {
         if (this.closed)
             return;
-        const key = heldKey(app.id, event);
-        if (key) {
-            const pending = this.held.get(key);
-            if (event.name === 'channel_occupied' || event.name === 'member_added') {
-                // Back within the delay: neither the held removal nor this addition is sent.
-                if (pending) {
-                    clearTimeout(pending.timer);
-                    this.held.delete(key);
-                    return;
-                }
-            }
-            else if (this.options.vacatedDelayMs > 0) {
-                if (pending)
-                    return;
-                const timer = setTimeout(() => {
-                    this.held.delete(key);
-                    this.route(app, event);
-                }, this.options.vacatedDelayMs);
-                timer.unref();
-                this.held.set(key, { app, event, timer });
-                return;
-            }
+        const key = this.options.vacatedDelayMs > 0 ? markerKey(app.id, event) : null;
+        if (!key) {
+            this.route(app, event);
+            return;
         }
-        this.route(app, event);
+        if (isRemoval(event)) {
+            this.track(this.markers.set(key, this.options.vacatedDelayMs * 2 + 5000));
+            const timer = setTimeout(() => {
+                this.held.delete(timer);
+                this.release(app, event, key);
+            }, this.options.vacatedDelayMs);
+            timer.unref();
+            this.held.set(timer, { app, event, key });
+            return;
+        }
+        // An addition within the delay takes the removal's marker: neither is sent.
+        this.track(this.markers.take(key).then((cancelled) => cancelled || this.route(app, event), () => this.route(app, event)));
+    }
+    /** The delay is over: the removal goes out unless an addition took its marker. */
+    release(app, event, key) {
+        this.track(this.markers.take(key).then((stillHeld) => stillHeld && this.route(app, event), () => this.route(app, event)));
+    }
+    track(p) {
+        const tracked = p.catch(() => undefined).finally(() => this.pending.delete(tracked));
+        this.pending.add(tracked);
     }
     route(app, event) {
-        const stamped = { ...event, time_ms: Date.now() };
         for (const hook of app.webhooks) {
             if (!webhookMatches(hook, event))
                 continue;
             if (!this.options.batching) {
-                this.enqueue({ id: randomUUID(), app, hook, events: [stamped], attempts: 0 });
+                this.queue.push(newJob(app, hook, event));
                 continue;
             }
             const k = `${app.id}\n${hook.url}`;
             const open = this.open.get(k);
             if (open) {
-                open.batch.events.push(stamped);
+                open.job.events.push(event);
                 continue;
             }
-            const batch = { id: randomUUID(), app, hook, events: [stamped], attempts: 0 };
+            const job = newJob(app, hook, event);
             const timer = setTimeout(() => {
                 this.open.delete(k);
-                this.enqueue(batch);
+                this.queue.push(job);
             }, this.options.batchMs);
             timer.unref();
-            this.open.set(k, { batch, timer });
+            this.open.set(k, { job, timer });
         }
     }
-    enqueue(batch) {
-        if (this.queued >= this.options.maxQueued) {
-            this.log.error({ app_id: batch.app.id, url: batch.hook.url, events: batch.events.length }, 'webhook queue full, batch dropped');
-            return;
+    async attempt(job) {
+        const app = await this.apps.findById(job.appId).catch(() => null);
+        if (!app) {
+            this.log.error({ app_id: job.appId, webhook_id: job.id }, 'webhook dead-lettered: app unknown');
+            this.counters.dead(job.appId);
+            return 'dead';
         }
-        this.queued++;
-        const p = this.attempt(batch).finally(() => this.inFlight.delete(p));
-        this.inFlight.add(p);
-    }
-    async attempt(batch) {
-        batch.attempts++;
-        const timeMs = Math.min(...batch.events.map((e) => e.time_ms ?? Date.now()));
-        const events = batch.events.map(({ time_ms: _t, ...e }) => e);
-        const body = JSON.stringify({ time_ms: timeMs, events });
-        let failure = null;
-        try {
-            const res = await fetch(batch.hook.url, {
-                method: 'POST',
-                headers: {
-                    ...batch.hook.headers,
-                    'Content-Type': 'application/json',
-                    'X-Pusher-Key': batch.app.key,
-                    'X-Pusher-Signature': hmacSha256Hex(batch.app.secret, body),
-                    'X-Chorus-Webhook-Id': batch.id,
-                },
-                body,
-                signal: AbortSignal.timeout(this.options.requestTimeoutMs),
-            });
-            await res.arrayBuffer().catch(() => undefined);
-            if (res.status < 200 || res.status >= 300)
-                failure = `HTTP ${res.status}`;
+        job.attempts++;
+        const result = await deliver(job, app, this.options.requestTimeoutMs);
+        if (result.ok) {
+            this.counters.sent(job.appId, (Date.now() - job.createdAt) / 1000);
+            return 'done';
         }
-        catch (err) {
-            failure = err.name === 'TimeoutError' ? 'timeout' : err.message;
+        this.counters.failed(job.appId);
+        if (job.attempts >= this.options.maxAttempts || this.closed) {
+            this.counters.dead(job.appId);
+            this.log.error({ app_id: job.appId, url: job.url, webhook_id: job.id, attempts: job.attempts, reason: result.reason }, 'webhook dead-lettered');
+            return 'dead';
         }
-        if (failure === null) {
-            this.queued--;
-            return;
-        }
-        if (batch.attempts >= this.options.maxAttempts || this.closed) {
-            this.queued--;
-            this.log.error({ app_id: batch.app.id, url: batch.hook.url, webhook_id: batch.id, attempts: batch.attempts, reason: failure }, 'webhook dead-lettered');
-            return;
-        }
-        // Exponential backoff with full jitter: 1 s, 2 s, 4 s ... capped at 60 s.
-        const base = Math.min(60_000, 1000 * 2 ** (batch.attempts - 1));
-        const delay = Math.floor(base / 2 + Math.random() * (base / 2));
-        this.log.warn({ app_id: batch.app.id, url: batch.hook.url, webhook_id: batch.id, reason: failure, retry_in_ms: delay }, 'webhook failed, will retry');
-        this.queued--;
-        const timer = setTimeout(() => {
-            this.retryTimers.delete(timer);
-            this.enqueue(batch);
-        }, delay);
-        timer.unref();
-        this.retryTimers.add(timer);
+        this.counters.retried(job.appId);
+        this.log.warn({ app_id: job.appId, url: job.url, webhook_id: job.id, reason: result.reason, attempts: job.attempts }, 'webhook failed, will retry');
+        return 'retry';
     }
     async flush(deadlineMs) {
-        for (const [k, h] of this.held) {
-            clearTimeout(h.timer);
-            this.held.delete(k);
-            this.route(h.app, h.event);
+        const deadline = Date.now() + deadlineMs;
+        for (const [timer, h] of this.held) {
+            clearTimeout(timer);
+            this.held.delete(timer);
+            this.release(h.app, h.event, h.key);
         }
+        await Promise.race([Promise.allSettled([...this.pending]), new Promise((r) => setTimeout(r, deadlineMs).unref())]);
         for (const [k, o] of this.open) {
             clearTimeout(o.timer);
             this.open.delete(k);
-            this.enqueue(o.batch);
+            this.queue.push(o.job);
         }
-        const all = Promise.allSettled([...this.inFlight]);
-        await Promise.race([all, new Promise((r) => setTimeout(r, deadlineMs).unref())]);
+        await this.queue.flush(Math.max(0, deadline - Date.now()));
     }
     async close() {
         this.closed = true;
-        for (const t of this.retryTimers)
-            clearTimeout(t);
-        this.retryTimers.clear();
+        for (const timer of this.held.keys())
+            clearTimeout(timer);
+        this.held.clear();
+        await this.queue.close();
     }
 }

@@ -10,6 +10,7 @@ export async function startWebhookReceiver(apps = [DEMO_APP]) {
     const sdks = new Map(apps.map((a) => [a.key, new PusherServer({ appId: a.id, key: a.key, secret: a.secret, host: '127.0.0.1' })]));
     const deliveries = [];
     let failures = 0;
+    let holds = 0;
     const waiters = new Set();
     const server = createServer((req, res) => {
         const chunks = [];
@@ -25,6 +26,13 @@ export async function startWebhookReceiver(apps = [DEMO_APP]) {
             }
             const sdk = sdks.get(String(req.headers['x-pusher-key'] ?? ''));
             const valid = req.method === 'POST' && !!sdk && sdk.webhook({ headers: req.headers, rawBody }).isValid();
+            if (holds > 0) {
+                holds--;
+                deliveries.push({ path: req.url ?? '/', headers: req.headers, rawBody, body, status: 0, valid, receivedAt: Date.now() });
+                for (const w of [...waiters])
+                    w();
+                return;
+            }
             const status = failures > 0 ? 500 : 200;
             if (failures > 0)
                 failures--;
@@ -42,6 +50,9 @@ export async function startWebhookReceiver(apps = [DEMO_APP]) {
         deliveries,
         failNext(n) {
             failures = n;
+        },
+        holdNext(n) {
+            holds = n;
         },
         events(name) {
             const all = deliveries.filter((d) => d.status === 200 && d.body).flatMap((d) => d.body.events);
