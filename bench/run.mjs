@@ -79,8 +79,9 @@ async function main() {
   const outDir = join(ROOT, 'bench/results');
   mkdirSync(outDir, { recursive: true });
   const outFile = join(outDir, `${stamp}${args.server === 'uws' ? '-uws' : ''}${args.small ? '-small' : ''}${args.profile ? '-profile' : ''}.jsonl`);
-  let commit = 'unknown';
-  try {
+  // BENCH_COMMIT: what BENCH_CLI was built from, when that is not the working tree
+  let commit = process.env.BENCH_COMMIT ?? 'unknown';
+  if (!process.env.BENCH_COMMIT) try {
     commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
     const dirty = execFileSync('git', ['status', '--porcelain', 'src'], { cwd: ROOT, encoding: 'utf8' }).trim();
     if (dirty) commit += '+dirty-src';

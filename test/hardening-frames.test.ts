@@ -24,6 +24,10 @@ type Frame = RawSocket['frames'][number];
 const PATH = (key: string) => `/app/${key}?protocol=7&client=js&version=8.6.0`;
 const sign = (secret: string, text: string) => createHmac('sha256', secret).update(text).digest('hex');
 
+/** The promise's value, or null after ms (without keeping the process alive). */
+const within = <T>(p: Promise<T>, ms: number): Promise<T | null> =>
+  Promise.race([p, new Promise<null>((r) => setTimeout(() => r(null), ms).unref())]);
+
 async function socketIdOf(sock: RawSocket): Promise<string> {
   const f = sock.frames.find((x) => x.event === 'pusher:connection_established') ??
     (await sock.next((x) => x.event === 'pusher:connection_established'));
@@ -263,14 +267,14 @@ describe('hardening: hostile frames', () => {
   it('closes on invalid UTF-8 and on a frame over websocket_max_payload_kb, and serves the next connection', async () => {
     const bad = await rawConnected(node);
     bad.sendRaw(Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]), false);
-    const c1 = await Promise.race([bad.closed, sleep(5000).then(() => null)]);
+    const c1 = await within(bad.closed, 5000);
     assert.ok(c1, 'invalid UTF-8 must close the socket');
     // uWS drops the TCP connection (RFC 6455 would say 1007); either way it is gone.
     assert.ok([1006, 1007].includes(c1.code), `close code ${c1.code}`);
 
     const huge = await rawConnected(node);
     huge.sendRaw(JSON.stringify({ event: 'pusher:ping', data: 'x'.repeat(65 * 1024) }));
-    const c2 = await Promise.race([huge.closed, sleep(5000).then(() => null)]);
+    const c2 = await within(huge.closed, 5000);
     assert.ok(c2, 'a frame over 64 KB must close the socket');
     assert.ok([1006, 1009].includes(c2.code), `close code ${c2.code}`);
 
@@ -378,7 +382,7 @@ const WILD_APP: TestApp = {
 
 async function expectRefused(node: ChorusNode, key: string, code: number, message: string, headers: Record<string, string> = {}) {
   const sock = await rawSocket(node, PATH(key), headers);
-  const closed = await Promise.race([sock.closed, sleep(5000).then(() => null)]);
+  const closed = await within(sock.closed, 5000);
   assert.ok(closed, `not closed (${key}, ${JSON.stringify(headers)})`);
   assert.equal(closed.code, code, `close code (${key}, ${JSON.stringify(headers)})`);
   assert.deepEqual(sock.frames, [errorOf(message, code)]);
