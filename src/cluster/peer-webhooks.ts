@@ -19,6 +19,17 @@ const CLAIM_TTL_MS = 10 * 60 * 1000;
 export class PeerWebhooks implements PeerEvents {
   /** dead peers whose cleanup this node won */
   private readonly won = new Set<string>();
+  /** per peer, the last cleanup or restore: a return waits for the loss to be handled first */
+  private readonly chains = new Map<string, Promise<void>>();
+
+  private chain(nodeId: string, step: () => Promise<void>): Promise<void> {
+    const next = (this.chains.get(nodeId) ?? Promise.resolve()).then(step);
+    const settled = next.catch(() => undefined).finally(() => {
+      if (this.chains.get(nodeId) === settled) this.chains.delete(nodeId);
+    });
+    this.chains.set(nodeId, settled);
+    return next;
+  }
 
   constructor(
     private readonly adapter: HorizontalAdapter,
@@ -32,7 +43,7 @@ export class PeerWebhooks implements PeerEvents {
   lost(peer: Peer, reason: LossReason, removed: MemberRef[], channels: string[]): void {
     // A graceful leaver closed its own sockets first and sent its own webhooks.
     if (reason === 'left') return;
-    this.cleanUp(peer, removed, channels).catch((err: Error) =>
+    this.chain(peer.nodeId, () => this.cleanUp(peer, removed, channels)).catch((err: Error) =>
       this.log.error({ peer: peer.nodeId, err: err.message }, 'cleanup after lost peer failed'),
     );
   }
@@ -57,7 +68,7 @@ export class PeerWebhooks implements PeerEvents {
   }
 
   revived(peer: Peer, added: Array<MemberRef & { info: unknown }>, channels: string[]): void {
-    this.restore(peer, added, channels).catch((err: Error) =>
+    this.chain(peer.nodeId, () => this.restore(peer, added, channels)).catch((err: Error) =>
       this.log.error({ peer: peer.nodeId, err: err.message }, 'restoring a returned peer failed'),
     );
   }
