@@ -62,6 +62,15 @@ function normaliseAppList(raw: Record<string, unknown>): void {
   delete manager.apps;
 }
 
+/** Sockudo also reads a top-level `cluster_health` (older files): it fills `adapter.cluster_health`. */
+function normaliseClusterHealth(raw: Record<string, unknown>): void {
+  const top = raw.cluster_health;
+  if (!top || typeof top !== 'object' || Array.isArray(top)) return;
+  const adapter = (raw.adapter ??= {}) as Record<string, unknown>;
+  adapter.cluster_health = { ...(top as Record<string, unknown>), ...((adapter.cluster_health as Record<string, unknown>) ?? {}) };
+  delete raw.cluster_health;
+}
+
 function withApps(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
   const manager = (raw.app_manager ??= {}) as Record<string, unknown>;
   const array = (manager.array ??= {}) as Record<string, unknown>;
@@ -84,6 +93,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
 
   const raw = source ? readJsonFile(source) : {};
   normaliseAppList(raw);
+  normaliseClusterHealth(raw);
   const unknownKeys = findUnknownKeys(configSchema, raw);
   applyEnv(raw, env);
   withApps(raw, env);

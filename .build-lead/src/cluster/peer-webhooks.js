@@ -9,6 +9,17 @@ export class PeerWebhooks {
     recoverQueue;
     /** dead peers whose cleanup this node won */
     won = new Set();
+    /** per peer, the last cleanup or restore: a return waits for the loss to be handled first */
+    chains = new Map();
+    chain(nodeId, step) {
+        const next = (this.chains.get(nodeId) ?? Promise.resolve()).then(step);
+        const settled = next.catch(() => undefined).finally(() => {
+            if (this.chains.get(nodeId) === settled)
+                this.chains.delete(nodeId);
+        });
+        this.chains.set(nodeId, settled);
+        return next;
+    }
     constructor(adapter, apps, webhooks, log, 
     /** requeues the webhooks the lost node was delivering (Redis queue) */
     recoverQueue = async () => undefined) {
@@ -22,7 +33,7 @@ export class PeerWebhooks {
         // A graceful leaver closed its own sockets first and sent its own webhooks.
         if (reason === 'left')
             return;
-        this.cleanUp(peer, removed, channels).catch((err) => this.log.error({ peer: peer.nodeId, err: err.message }, 'cleanup after lost peer failed'));
+        this.chain(peer.nodeId, () => this.cleanUp(peer, removed, channels)).catch((err) => this.log.error({ peer: peer.nodeId, err: err.message }, 'cleanup after lost peer failed'));
     }
     async cleanUp(peer, removed, channels) {
         if (!(await this.adapter.claim(`dead:${peer.nodeId}`, CLAIM_TTL_MS)))
@@ -46,7 +57,7 @@ export class PeerWebhooks {
         }
     }
     revived(peer, added, channels) {
-        this.restore(peer, added, channels).catch((err) => this.log.error({ peer: peer.nodeId, err: err.message }, 'restoring a returned peer failed'));
+        this.chain(peer.nodeId, () => this.restore(peer, added, channels)).catch((err) => this.log.error({ peer: peer.nodeId, err: err.message }, 'restoring a returned peer failed'));
     }
     async restore(peer, added, channels) {
         this.log.warn({ peer: peer.nodeId, members: added.length }, 'peer declared dead is back');

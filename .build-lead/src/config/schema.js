@@ -2,7 +2,10 @@
 // Key names follow Sockudo's config.json so an existing file starts unchanged.
 import { z } from 'zod';
 /** Sockudo accepts numbers as JSON numbers or numeric strings. */
-const integer = z.preprocess((v) => (typeof v === 'string' && /^-?\d+$/.test(v.trim()) ? Number(v) : v), z.number().int());
+const numericString = (v) => (typeof v === 'string' && /^-?\d+(\.\d+)?$/.test(v.trim()) ? Number(v) : v);
+const integer = z.preprocess(numericString, z.number().int());
+/** Lets a numeric option be written as a string too ("6001"). */
+const lenient = (schema) => z.preprocess(numericString, schema);
 /** A size limit: missing or null takes the default; a negative number means "no limit". */
 const limit = (fallback) => z
     .union([integer, z.null()])
@@ -62,29 +65,29 @@ export const appSchema = z.object({
 const port = z.number().int().min(0).max(65535);
 const rateLimit = (maxRequests, windowSeconds) => z
     .object({
-    max_requests: z.number().int().positive().default(maxRequests),
-    window_seconds: z.number().int().positive().default(windowSeconds),
+    max_requests: lenient(z.number().int().positive().default(maxRequests)),
+    window_seconds: lenient(z.number().int().positive().default(windowSeconds)),
     identifier: z.string().optional(),
-    trust_hops: z.number().int().nonnegative().default(0),
+    trust_hops: lenient(z.number().int().nonnegative().default(0)),
 })
     .prefault({});
 export const configSchema = z.object({
     debug: z.boolean().default(false),
     mode: z.string().default('production'),
     host: z.string().default('0.0.0.0'),
-    port: port.default(6001),
+    port: lenient(port.default(6001)),
     path_prefix: z
         .string()
         .default('')
         .transform((p) => p.replace(/\/+$/, ''))
         .refine((p) => p === '' || p.startsWith('/'), 'must be empty or start with "/"'),
     /** Seconds advertised to clients in connection_established; the server pings after this much silence. */
-    activity_timeout: z.number().int().positive().default(120),
+    activity_timeout: lenient(z.number().int().positive().default(120)),
     /** Seconds a drain may take before the process exits anyway. */
-    shutdown_grace_period: z.number().nonnegative().default(10),
+    shutdown_grace_period: lenient(z.number().nonnegative().default(10)),
     /** Seconds a connection of an app with enable_user_authentication has to sign in. */
-    user_authentication_timeout: z.number().positive().default(30),
-    websocket_max_payload_kb: z.number().int().positive().default(64),
+    user_authentication_timeout: lenient(z.number().positive().default(30)),
+    websocket_max_payload_kb: lenient(z.number().int().positive().default(64)),
     /** Node-wide connection cap across all apps (null: none). */
     max_connections: quota(null),
     /** Channels one connection may hold; a subscribe flood costs a broker subscription each (0: no cap). */
@@ -95,7 +98,7 @@ export const configSchema = z.object({
         redis: z
             .object({
             prefix: z.string().default('chorus'),
-            requests_timeout: z.number().int().positive().default(5000),
+            requests_timeout: lenient(z.number().int().positive().default(5000)),
             cluster_mode: z.boolean().default(false),
         })
             .prefault({}),
@@ -106,16 +109,16 @@ export const configSchema = z.object({
             username: z.string().nullish(),
             password: z.string().nullish(),
             token: z.string().nullish(),
-            connection_timeout_ms: z.number().int().positive().default(5000),
-            requests_timeout: z.number().int().positive().default(5000),
+            connection_timeout_ms: lenient(z.number().int().positive().default(5000)),
+            requests_timeout: lenient(z.number().int().positive().default(5000)),
         })
             .prefault({}),
         cluster_health: z
             .object({
             enabled: z.boolean().default(true),
-            heartbeat_interval_ms: z.number().int().positive().default(1000),
-            node_timeout_ms: z.number().int().positive().default(5000),
-            cleanup_interval_ms: z.number().int().positive().default(1000),
+            heartbeat_interval_ms: lenient(z.number().int().positive().default(1000)),
+            node_timeout_ms: lenient(z.number().int().positive().default(5000)),
+            cleanup_interval_ms: lenient(z.number().int().positive().default(1000)),
         })
             .prefault({}),
     })
@@ -125,10 +128,10 @@ export const configSchema = z.object({
         redis: z
             .object({
             host: z.string().default('127.0.0.1'),
-            port: port.default(6379),
+            port: lenient(port.default(6379)),
             username: z.string().nullish(),
             password: z.string().nullish(),
-            db: z.number().int().nonnegative().default(0),
+            db: lenient(z.number().int().nonnegative().default(0)),
             key_prefix: z.string().default('chorus:'),
             url: z.string().nullish(),
             cluster_nodes: z
@@ -139,12 +142,12 @@ export const configSchema = z.object({
         mysql: z
             .object({
             host: z.string().default('127.0.0.1'),
-            port: port.default(3306),
+            port: lenient(port.default(3306)),
             username: z.string().default('root'),
             password: z.string().default(''),
             database: z.string().default('chorus'),
             table_name: z.string().default('applications'),
-            connection_pool_size: z.number().int().positive().default(10),
+            connection_pool_size: lenient(z.number().int().positive().default(10)),
         })
             .prefault({}),
     })
@@ -156,7 +159,7 @@ export const configSchema = z.object({
         cache: z
             .object({
             enabled: z.boolean().default(true),
-            ttl: z.number().int().positive().default(300),
+            ttl: lenient(z.number().int().positive().default(300)),
         })
             .prefault({}),
     })
@@ -168,10 +171,10 @@ export const configSchema = z.object({
         batching: z
             .object({
             enabled: z.boolean().default(false),
-            duration: z.number().int().positive().default(50),
+            duration: lenient(z.number().int().positive().default(50)),
         })
             .prefault({}),
-        vacated_delay_ms: z.number().int().nonnegative().default(3000),
+        vacated_delay_ms: lenient(z.number().int().nonnegative().default(3000)),
     })
         .prefault({}),
     metrics: z
@@ -179,7 +182,7 @@ export const configSchema = z.object({
         enabled: z.boolean().default(true),
         driver: z.string().default('prometheus'),
         host: z.string().default('0.0.0.0'),
-        port: port.default(9601),
+        port: lenient(port.default(9601)),
         prometheus: z.object({ prefix: z.string().default('chorus_') }).prefault({}),
     })
         .prefault({}),
