@@ -259,6 +259,18 @@ describe('hardening: hostile frames', () => {
       ['{"event":"pusher:signin","data":{"auth":"app-key:00","user_data":"{\\"id\\":\\"u\\"}"}}', errorOf('Invalid signature for user sign-in', 4009)],
     ];
     for (const [p, reply] of cases) assert.deepEqual(await exchange(sock, p), [reply], p);
+    // Signed user_info too deep to re-encode: refused, so it cannot poison the presence
+    // channels this user would join (their member lists are encoded for every subscriber).
+    const deepSigner = await rawConnected(node);
+    open.push(deepSigner);
+    const deepId = await socketIdOf(deepSigner);
+    const userData = `{"id":"deep-user","user_info":${nested(20_000)}}`;
+    const signin = JSON.stringify({ event: 'pusher:signin', data: { auth: `app-key:${sign(DEMO_APP.secret, `${deepId}::user::${userData}`)}`, user_data: userData } });
+    assert.deepEqual(await exchange(deepSigner, signin), [errorOf('user_data.user_info is nested too deeply', 4009)]);
+    const cd = '{"user_id":"deep-user"}';
+    deepSigner.send({ event: 'pusher:subscribe', data: { channel: 'presence-deep', auth: `app-key:${sign(DEMO_APP.secret, `${deepId}:presence-deep:${cd}`)}`, channel_data: cd } });
+    const joined = await deepSigner.next((f) => f.channel === 'presence-deep');
+    assert.equal(joined.event, 'pusher_internal:subscription_succeeded');
     for (const p of ['{"event":"pusher:unsubscribe"}', '{"event":"pusher:unsubscribe","data":[1]}', '{"event":"pusher:unsubscribe","data":{"channel":5}}', '{"event":"pusher:unsubscribe","data":{"channel":"never-joined"}}']) {
       assert.deepEqual(await exchange(sock, p), [], p);
     }

@@ -12,6 +12,15 @@ export const MAX_WATCHLIST = 100;
 
 const fail = (sock: SocketData, message: string) => sendFrame(sock, errorFrame(CloseCode.UNAUTHORIZED, message));
 
+function encodable(value: unknown): boolean {
+  try {
+    JSON.stringify(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function handleSignin(ctx: NodeContext, sock: SocketData, rawData: unknown): void {
   const app = sock.app!;
   const data = dataAsObject(rawData);
@@ -32,6 +41,9 @@ export function handleSignin(ctx: NodeContext, sock: SocketData, rawData: unknow
   if (typeof id !== 'string' || id.length === 0) return fail(sock, 'user_data.id must be a non-empty string');
   if (id.length > MAX_USER_ID_LENGTH) return fail(sock, `user id is longer than ${MAX_USER_ID_LENGTH} characters`);
   if (sock.user && sock.user.id !== id) return fail(sock, 'This connection is already signed in as another user');
+  // user_info is re-encoded into presence frames; too deep for JSON.stringify, it would break
+  // every later subscribe to a presence channel this user joins.
+  if (!encodable(user.user_info)) return fail(sock, 'user_data.user_info is nested too deeply');
 
   let watchlist = Array.isArray(user.watchlist) ? user.watchlist.filter((w): w is string => typeof w === 'string') : [];
   const overflow = watchlist.length > MAX_WATCHLIST;
