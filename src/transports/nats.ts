@@ -4,6 +4,7 @@
 import { connect, type ConnectionOptions, type KV, type NatsConnection, type Subscription } from 'nats';
 import type { Logger } from 'pino';
 import type { Transport, TransportEvents } from '../cluster/transport.js';
+import { Backlog } from './backlog.js';
 
 /** Cache channels keep their last event for 30 minutes (the bucket's max age). */
 const CACHE_TTL_MS = 30 * 60 * 1000;
@@ -38,8 +39,35 @@ export class NatsTransport implements Transport {
   private events: TransportEvents | null = null;
   /** nats.js buffers publishes while reconnecting without a bound; we drop them instead. */
   private up = false;
+  /** nats.js does not report what is still unsent: a periodic flush round trip confirms it. */
+  private readonly backlog: Backlog;
+  private unflushed = 0;
+  private flushing = false;
+  private flushTimer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly settings: NatsSettings, private readonly log: Logger) {}
+  constructor(private readonly settings: NatsSettings, private readonly log: Logger) {
+    this.backlog = new Backlog(log);
+  }
+
+  /** Every 250 ms: a flush round trip; when it returns, what was published before it was sent. */
+  private confirmSent(): void {
+    const nc = this.nc;
+    if (!nc || this.flushing || this.unflushed === 0) return;
+    const covered = this.unflushed;
+    this.unflushed = 0;
+    this.flushing = true;
+    nc.flush().then(
+      () => {
+        this.flushing = false;
+        this.backlog.release(covered);
+      },
+      () => {
+        // Connection gone: nats.js drops its buffer on close; reconnects start clean.
+        this.flushing = false;
+        this.backlog.release(covered);
+      },
+    );
+  }
 
   topic(...parts: string[]): string {
     return parts.map(escapeToken).join('.');
@@ -53,12 +81,17 @@ export class NatsTransport implements Transport {
       reconnect: true,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 500,
+      // A server that stops answering (not just closing) is declared gone in about 4 s.
+      pingInterval: 2000,
+      maxPingOut: 2,
       timeout: s.connectTimeoutMs,
       ...(s.username ? { user: s.username, pass: s.password ?? undefined } : {}),
       ...(s.token ? { token: s.token } : {}),
     };
     this.nc = await connect(options);
     this.up = true;
+    this.flushTimer = setInterval(() => this.confirmSent(), 250);
+    this.flushTimer.unref();
     void this.watchStatus(this.nc);
   }
 
@@ -75,9 +108,12 @@ export class NatsTransport implements Transport {
   }
 
   publish(topic: string, payload: string): void {
-    if (!this.up) return;
+    if (!this.up || !this.nc) return;
+    const bytes = payload.length;
+    if (!this.backlog.take(bytes)) return;
+    this.unflushed += bytes;
     try {
-      this.nc?.publish(topic, payload);
+      this.nc.publish(topic, payload);
     } catch {
       // closed or buffer full: dropped by design
     }
@@ -212,6 +248,7 @@ export class NatsTransport implements Transport {
 
   async close(): Promise<void> {
     this.events = null;
+    if (this.flushTimer) clearInterval(this.flushTimer);
     const nc = this.nc;
     this.nc = null;
     if (!nc) return;

@@ -5,6 +5,7 @@ import { Cluster, type ClusterNode, type Redis, type RedisOptions } from 'ioredi
 import type { Logger } from 'pino';
 import type { Transport, TransportEvents } from '../cluster/transport.js';
 import * as commands from './redis-commands.js';
+import { Backlog } from './backlog.js';
 import { reconnectDelay } from './redis-options.js';
 
 /** Resolves once a node connection is ready (connecting it if idle), ended, or after timeoutMs. */
@@ -27,8 +28,10 @@ export class RedisClusterTransport implements Transport {
   private readonly sub: Cluster;
   private events: TransportEvents | null = null;
   private down = false;
+  private readonly backlog: Backlog;
 
   constructor(nodes: ClusterNode[], redisOptions: RedisOptions, private readonly log: Logger) {
+    this.backlog = new Backlog(log);
     const { host: _h, port: _p, db: _db, lazyConnect: _l, retryStrategy: _r, ...shared } = redisOptions;
     const common = {
       lazyConnect: true,
@@ -73,7 +76,10 @@ export class RedisClusterTransport implements Transport {
 
   publish(topic: string, payload: string): void {
     if (this.pub.status !== 'ready') return;
-    this.pub.spublish(topic, payload).catch(() => undefined);
+    const bytes = payload.length;
+    if (!this.backlog.take(bytes)) return;
+    const settle = () => this.backlog.release(bytes);
+    this.pub.spublish(topic, payload).then(settle, settle);
   }
 
   async subscribe(topic: string): Promise<void> {

@@ -5,14 +5,17 @@ import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Transport, TransportEvents } from '../cluster/transport.js';
 import * as commands from './redis-commands.js';
+import { Backlog } from './backlog.js';
 
 export class RedisTransport implements Transport {
   private readonly pub: Redis;
   private readonly sub: Redis;
   private events: TransportEvents | null = null;
   private down = false;
+  private readonly backlog: Backlog;
 
   constructor(options: RedisOptions, private readonly log: Logger) {
+    this.backlog = new Backlog(log);
     this.pub = new Redis({ ...options, enableOfflineQueue: false, maxRetriesPerRequest: 1 });
     // The subscriber keeps its offline queue: only (un)subscribe commands go there, bounded by channels held.
     this.sub = new Redis({ ...options, autoResubscribe: true, maxRetriesPerRequest: null });
@@ -43,7 +46,10 @@ export class RedisTransport implements Transport {
 
   publish(topic: string, payload: string): void {
     if (this.pub.status !== 'ready') return;
-    this.pub.publish(topic, payload).catch(() => undefined);
+    const bytes = payload.length;
+    if (!this.backlog.take(bytes)) return;
+    const settle = () => this.backlog.release(bytes);
+    this.pub.publish(topic, payload).then(settle, settle);
   }
 
   async subscribe(topic: string): Promise<void> {

@@ -77,9 +77,20 @@ export class ChannelHub {
      * Resolves false when the socket closed or unsubscribed meanwhile.
      */
     async join(sock, channel, presence) {
-        const app = sock.app;
         const sub = { userId: presence?.userId ?? null, ready: false };
         sock.channels.set(channel, sub);
+        try {
+            return await this.joinSteps(sock, channel, presence, sub);
+        }
+        catch (err) {
+            // Never leave a half-joined socket behind (counted, but never told it succeeded).
+            if (sock.channels.get(channel) === sub)
+                this.leave(sock, channel);
+            throw err;
+        }
+    }
+    async joinSteps(sock, channel, presence, sub) {
+        const app = sock.app;
         const first = this.registry.addSubscriber(app.id, channel, sock);
         const newMember = presence ? this.adapter.presenceJoin(app.id, channel, presence.userId, presence.info) : false;
         this.metrics.app(app.id).subscriptions.inc();

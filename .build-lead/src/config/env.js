@@ -25,6 +25,11 @@ export const ENV_BINDINGS = [
     bind('NATS_USERNAME', 'adapter.nats.username'),
     bind('NATS_PASSWORD', 'adapter.nats.password'),
     bind('NATS_TOKEN', 'adapter.nats.token'),
+    // Sockudo's older names for the same settings (the ADAPTER_ ones below win).
+    bind('CLUSTER_HEALTH_ENABLED', 'adapter.cluster_health.enabled', 'boolean'),
+    bind('CLUSTER_HEALTH_HEARTBEAT_INTERVAL', 'adapter.cluster_health.heartbeat_interval_ms', 'number'),
+    bind('CLUSTER_HEALTH_NODE_TIMEOUT', 'adapter.cluster_health.node_timeout_ms', 'number'),
+    bind('CLUSTER_HEALTH_CLEANUP_INTERVAL', 'adapter.cluster_health.cleanup_interval_ms', 'number'),
     bind('ADAPTER_CLUSTER_HEALTH_ENABLED', 'adapter.cluster_health.enabled', 'boolean'),
     bind('ADAPTER_CLUSTER_HEALTH_HEARTBEAT_INTERVAL_MS', 'adapter.cluster_health.heartbeat_interval_ms', 'number'),
     bind('ADAPTER_CLUSTER_HEALTH_NODE_TIMEOUT_MS', 'adapter.cluster_health.node_timeout_ms', 'number'),

@@ -46,6 +46,15 @@ function normaliseAppList(raw) {
     manager.array = array;
     delete manager.apps;
 }
+/** Sockudo also reads a top-level `cluster_health` (older files): it fills `adapter.cluster_health`. */
+function normaliseClusterHealth(raw) {
+    const top = raw.cluster_health;
+    if (!top || typeof top !== 'object' || Array.isArray(top))
+        return;
+    const adapter = (raw.adapter ??= {});
+    adapter.cluster_health = { ...top, ...(adapter.cluster_health ?? {}) };
+    delete raw.cluster_health;
+}
 function withApps(raw, env) {
     const manager = (raw.app_manager ??= {});
     const array = (manager.array ??= {});
@@ -70,6 +79,7 @@ export function loadConfig(options = {}) {
         source = resolve(cwd, 'config/config.json');
     const raw = source ? readJsonFile(source) : {};
     normaliseAppList(raw);
+    normaliseClusterHealth(raw);
     const unknownKeys = findUnknownKeys(configSchema, raw);
     applyEnv(raw, env);
     withApps(raw, env);

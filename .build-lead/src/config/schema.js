@@ -120,6 +120,11 @@ export const configSchema = z.object({
             node_timeout_ms: lenient(z.number().int().positive().default(5000)),
             cleanup_interval_ms: lenient(z.number().int().positive().default(1000)),
         })
+            // A heartbeat slower than the timeout would declare every healthy peer dead.
+            .refine((h) => h.heartbeat_interval_ms * 2 <= h.node_timeout_ms, {
+            message: 'heartbeat_interval_ms must be at most half of node_timeout_ms',
+            path: ['heartbeat_interval_ms'],
+        })
             .prefault({}),
     })
         .prefault({}),

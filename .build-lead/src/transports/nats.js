@@ -2,6 +2,7 @@
 // cache-channel store. Subjects are tokens joined by "."; parts are escaped so
 // channel names with dots stay one token.
 import { connect } from 'nats';
+import { Backlog } from './backlog.js';
 /** Cache channels keep their last event for 30 minutes (the bucket's max age). */
 const CACHE_TTL_MS = 30 * 60 * 1000;
 /** Claims live long enough to outlast any cleanup race. */
@@ -21,9 +22,32 @@ export class NatsTransport {
     events = null;
     /** nats.js buffers publishes while reconnecting without a bound; we drop them instead. */
     up = false;
+    /** nats.js does not report what is still unsent: a periodic flush round trip confirms it. */
+    backlog;
+    unflushed = 0;
+    flushing = false;
+    flushTimer = null;
     constructor(settings, log) {
         this.settings = settings;
         this.log = log;
+        this.backlog = new Backlog(log);
+    }
+    /** Every 250 ms: a flush round trip; when it returns, what was published before it was sent. */
+    confirmSent() {
+        const nc = this.nc;
+        if (!nc || this.flushing || this.unflushed === 0)
+            return;
+        const covered = this.unflushed;
+        this.unflushed = 0;
+        this.flushing = true;
+        nc.flush().then(() => {
+            this.flushing = false;
+            this.backlog.release(covered);
+        }, () => {
+            // Connection gone: nats.js drops its buffer on close; reconnects start clean.
+            this.flushing = false;
+            this.backlog.release(covered);
+        });
     }
     topic(...parts) {
         return parts.map(escapeToken).join('.');
@@ -36,12 +60,17 @@ export class NatsTransport {
             reconnect: true,
             maxReconnectAttempts: -1,
             reconnectTimeWait: 500,
+            // A server that stops answering (not just closing) is declared gone in about 4 s.
+            pingInterval: 2000,
+            maxPingOut: 2,
             timeout: s.connectTimeoutMs,
             ...(s.username ? { user: s.username, pass: s.password ?? undefined } : {}),
             ...(s.token ? { token: s.token } : {}),
         };
         this.nc = await connect(options);
         this.up = true;
+        this.flushTimer = setInterval(() => this.confirmSent(), 250);
+        this.flushTimer.unref();
         void this.watchStatus(this.nc);
     }
     async watchStatus(nc) {
@@ -57,10 +86,14 @@ export class NatsTransport {
         }
     }
     publish(topic, payload) {
-        if (!this.up)
+        if (!this.up || !this.nc)
             return;
+        const bytes = payload.length;
+        if (!this.backlog.take(bytes))
+            return;
+        this.unflushed += bytes;
         try {
-            this.nc?.publish(topic, payload);
+            this.nc.publish(topic, payload);
         }
         catch {
             // closed or buffer full: dropped by design
@@ -202,6 +235,8 @@ export class NatsTransport {
     }
     async close() {
         this.events = null;
+        if (this.flushTimer)
+            clearInterval(this.flushTimer);
         const nc = this.nc;
         this.nc = null;
         if (!nc)

@@ -3,6 +3,7 @@
 // cluster instead of every message reaching every Redis node.
 import { Cluster } from 'ioredis';
 import * as commands from './redis-commands.js';
+import { Backlog } from './backlog.js';
 import { reconnectDelay } from './redis-options.js';
 /** Resolves once a node connection is ready (connecting it if idle), ended, or after timeoutMs. */
 function nodeReady(node, timeoutMs) {
@@ -26,8 +27,10 @@ export class RedisClusterTransport {
     sub;
     events = null;
     down = false;
+    backlog;
     constructor(nodes, redisOptions, log) {
         this.log = log;
+        this.backlog = new Backlog(log);
         const { host: _h, port: _p, db: _db, lazyConnect: _l, retryStrategy: _r, ...shared } = redisOptions;
         const common = {
             lazyConnect: true,
@@ -71,7 +74,11 @@ export class RedisClusterTransport {
     publish(topic, payload) {
         if (this.pub.status !== 'ready')
             return;
-        this.pub.spublish(topic, payload).catch(() => undefined);
+        const bytes = payload.length;
+        if (!this.backlog.take(bytes))
+            return;
+        const settle = () => this.backlog.release(bytes);
+        this.pub.spublish(topic, payload).then(settle, settle);
     }
     async subscribe(topic) {
         await this.sub.ssubscribe(topic);

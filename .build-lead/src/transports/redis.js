@@ -3,14 +3,17 @@
 // ioredis reconnects with backoff and restores subscriptions itself.
 import { Redis } from 'ioredis';
 import * as commands from './redis-commands.js';
+import { Backlog } from './backlog.js';
 export class RedisTransport {
     log;
     pub;
     sub;
     events = null;
     down = false;
+    backlog;
     constructor(options, log) {
         this.log = log;
+        this.backlog = new Backlog(log);
         this.pub = new Redis({ ...options, enableOfflineQueue: false, maxRetriesPerRequest: 1 });
         // The subscriber keeps its offline queue: only (un)subscribe commands go there, bounded by channels held.
         this.sub = new Redis({ ...options, autoResubscribe: true, maxRetriesPerRequest: null });
@@ -40,7 +43,11 @@ export class RedisTransport {
     publish(topic, payload) {
         if (this.pub.status !== 'ready')
             return;
-        this.pub.publish(topic, payload).catch(() => undefined);
+        const bytes = payload.length;
+        if (!this.backlog.take(bytes))
+            return;
+        const settle = () => this.backlog.release(bytes);
+        this.pub.publish(topic, payload).then(settle, settle);
     }
     async subscribe(topic) {
         await this.sub.subscribe(topic);

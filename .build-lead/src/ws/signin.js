@@ -7,6 +7,15 @@ import { sendFrame } from './socket.js';
 /** Pusher's watchlist limit: the first 100 ids are kept, 4302 tells the client. */
 export const MAX_WATCHLIST = 100;
 const fail = (sock, message) => sendFrame(sock, errorFrame(CloseCode.UNAUTHORIZED, message));
+function encodable(value) {
+    try {
+        JSON.stringify(value);
+        return true;
+    }
+    catch {
+        return false;
+    }
+}
 export function handleSignin(ctx, sock, rawData) {
     const app = sock.app;
     const data = dataAsObject(rawData);
@@ -33,6 +42,10 @@ export function handleSignin(ctx, sock, rawData) {
         return fail(sock, `user id is longer than ${MAX_USER_ID_LENGTH} characters`);
     if (sock.user && sock.user.id !== id)
         return fail(sock, 'This connection is already signed in as another user');
+    // user_info is re-encoded into presence frames; too deep for JSON.stringify, it would break
+    // every later subscribe to a presence channel this user joins.
+    if (!encodable(user.user_info))
+        return fail(sock, 'user_data.user_info is nested too deeply');
     let watchlist = Array.isArray(user.watchlist) ? user.watchlist.filter((w) => typeof w === 'string') : [];
     const overflow = watchlist.length > MAX_WATCHLIST;
     if (overflow)

@@ -1,0 +1,159 @@
+#!/usr/bin/env node
+// chorus start [--config FILE] | --help | --version
+import { loadConfig } from './config/load.js';
+import { ConfigError } from './config/errors.js';
+import { createLogger } from './log.js';
+import { startServer, StartupError } from './server.js';
+import { VERSION } from './version.js';
+import { reloadApps } from './apps/reload.js';
+import { APPS_HELP, runApps, runMigrate } from './commands/apps.js';
+
+const HELP = `Chorus ${VERSION}: a Pusher-compatible WebSocket server
+
+Usage:
+  chorus start [--config FILE]   start a node (FILE, or $CONFIG_FILE, or ./config/config.json, or defaults)
+  chorus migrate [--config FILE] create the MySQL apps table
+  chorus apps list|add|disable|enable [--config FILE]   manage apps in MySQL (chorus apps --help)
+  chorus --help                  show this help
+  chorus --version               print the version
+
+Environment variables override the file (Sockudo's names: PORT, HOST, ADAPTER_DRIVER, ...).
+LOG_LEVEL sets the log level (default info).
+`;
+
+interface Args {
+  command: string | null;
+  config?: string;
+  help: boolean;
+  version: boolean;
+  /** positional arguments after the command (for `apps`) */
+  rest: string[];
+  /** --name value flags of subcommands */
+  flags: Map<string, string>;
+}
+
+/** Flags that subcommands take with a value. */
+const VALUE_FLAGS = new Set(['id', 'key', 'secret', 'json']);
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { command: null, help: false, version: false, rest: [], flags: new Map() };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--help' || a === '-h') args.help = true;
+    else if (a === '--version' || a === '-v') args.version = true;
+    else if (a === '--config' || a === '-c') {
+      const next = argv[++i];
+      if (!next) throw new ConfigError('--config needs a file path');
+      args.config = next;
+    } else if (a.startsWith('--config=')) args.config = a.slice('--config='.length);
+    else if (a.startsWith('--') && VALUE_FLAGS.has(a.slice(2)) && args.command === 'apps') {
+      const next = argv[++i];
+      if (next === undefined) throw new ConfigError(`${a} needs a value`);
+      args.flags.set(a.slice(2), next);
+    } else if (!a.startsWith('-') && args.command === null) args.command = a;
+    else if (!a.startsWith('-') && args.command === 'apps') args.rest.push(a);
+    else throw new ConfigError(`unknown argument: ${a}`);
+  }
+  return args;
+}
+
+async function main(): Promise<void> {
+  let args: Args;
+  try {
+    args = parseArgs(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`chorus: ${(err as Error).message}\n\n${HELP}`);
+    process.exit(2);
+  }
+  if (args.help) {
+    process.stdout.write(args.command === 'apps' || args.command === 'migrate' ? `${APPS_HELP}\n` : HELP);
+    return;
+  }
+  if (args.version) {
+    process.stdout.write(`${VERSION}\n`);
+    return;
+  }
+  if (args.command === 'migrate' || args.command === 'apps') {
+    await runAdminCommand(args);
+    return;
+  }
+  if (args.command !== 'start') {
+    process.stderr.write(`chorus: ${args.command ? `unknown command "${args.command}"` : 'missing command'}\n\n${HELP}`);
+    process.exit(2);
+  }
+
+  const log = createLogger();
+  let loaded;
+  try {
+    loaded = loadConfig({ file: args.config });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      log.fatal({ code: err.code }, err.message);
+      process.stderr.write(`chorus: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  for (const key of loaded.unknownKeys) log.warn({ key }, `unknown config key "${key}" ignored`);
+  log.info({ config_file: loaded.source ?? '(embedded defaults)' }, 'configuration loaded');
+
+  let server;
+  try {
+    server = await startServer(loaded.config, log);
+  } catch (err) {
+    const code = err instanceof ConfigError ? 2 : 1;
+    log.fatal({ code: (err as StartupError).code ?? 'STARTUP_FAILED' }, (err as Error).message);
+    process.stderr.write(`chorus: ${(err as Error).message}\n`);
+    process.exit(code);
+  }
+
+  const stop = (signal: string) => {
+    log.info({ signal }, 'shutdown requested');
+    const graceMs = loaded.config.shutdown_grace_period * 1000;
+    const force = setTimeout(() => {
+      log.warn('grace period over, exiting');
+      process.exit(0);
+    }, graceMs + 1000);
+    force.unref();
+    server.shutdown().then(
+      () => process.exit(0),
+      (err) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGHUP', () => {
+    try {
+      const next = loadConfig({ file: args.config });
+      reloadApps(server.ctx, next.config.app_manager.array.apps ?? []).then(
+        (result) => {
+          if (result) log.info(result, 'apps reloaded');
+          else log.warn('SIGHUP ignored: apps come from a database (use its cache TTL)');
+        },
+        (err) => log.error({ err }, 'reload failed; keeping the current apps'),
+      );
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'reload refused: invalid configuration; keeping the current apps');
+    }
+  });
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
+
+async function runAdminCommand(args: Args): Promise<void> {
+  const out = (line: string) => process.stdout.write(`${line}\n`);
+  try {
+    const { config } = loadConfig({ file: args.config });
+    if (args.command === 'migrate') await runMigrate(config, out);
+    else await runApps(config, args.rest, args.flags, out);
+  } catch (err) {
+    process.stderr.write(`chorus: ${(err as Error).message}\n`);
+    process.exit(err instanceof ConfigError ? 2 : 1);
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`chorus: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,135 @@
+// Environment variables that override the config file, with Sockudo's names.
+import { ConfigError } from './errors.js';
+
+type Kind = 'string' | 'number' | 'boolean' | 'list';
+
+interface EnvBinding {
+  env: string;
+  path: string[];
+  kind: Kind;
+}
+
+const bind = (env: string, path: string, kind: Kind = 'string'): EnvBinding => ({
+  env,
+  path: path.split('.'),
+  kind,
+});
+
+export const ENV_BINDINGS: readonly EnvBinding[] = [
+  bind('HOST', 'host'),
+  bind('PORT', 'port', 'number'),
+  bind('DEBUG', 'debug', 'boolean'),
+  bind('PATH_PREFIX', 'path_prefix'),
+  bind('ACTIVITY_TIMEOUT', 'activity_timeout', 'number'),
+  bind('SHUTDOWN_GRACE_PERIOD', 'shutdown_grace_period', 'number'),
+  bind('USER_AUTHENTICATION_TIMEOUT', 'user_authentication_timeout', 'number'),
+  bind('WEBSOCKET_MAX_PAYLOAD_KB', 'websocket_max_payload_kb', 'number'),
+  bind('METRICS_ENABLED', 'metrics.enabled', 'boolean'),
+  bind('METRICS_HOST', 'metrics.host'),
+  bind('METRICS_PORT', 'metrics.port', 'number'),
+  bind('METRICS_PROMETHEUS_PREFIX', 'metrics.prometheus.prefix'),
+  bind('ADAPTER_DRIVER', 'adapter.driver'),
+  bind('ADAPTER_REDIS_PREFIX', 'adapter.redis.prefix'),
+  bind('ADAPTER_NATS_PREFIX', 'adapter.nats.prefix'),
+  bind('NATS_SERVERS', 'adapter.nats.servers', 'list'),
+  bind('NATS_USERNAME', 'adapter.nats.username'),
+  bind('NATS_PASSWORD', 'adapter.nats.password'),
+  bind('NATS_TOKEN', 'adapter.nats.token'),
+  bind('ADAPTER_CLUSTER_HEALTH_ENABLED', 'adapter.cluster_health.enabled', 'boolean'),
+  bind('ADAPTER_CLUSTER_HEALTH_HEARTBEAT_INTERVAL_MS', 'adapter.cluster_health.heartbeat_interval_ms', 'number'),
+  bind('ADAPTER_CLUSTER_HEALTH_NODE_TIMEOUT_MS', 'adapter.cluster_health.node_timeout_ms', 'number'),
+  bind('ADAPTER_CLUSTER_HEALTH_CLEANUP_INTERVAL_MS', 'adapter.cluster_health.cleanup_interval_ms', 'number'),
+  bind('APP_MANAGER_DRIVER', 'app_manager.driver'),
+  bind('APP_MANAGER_CACHE_ENABLED', 'app_manager.cache.enabled', 'boolean'),
+  bind('APP_MANAGER_CACHE_TTL', 'app_manager.cache.ttl', 'number'),
+  bind('CACHE_DRIVER', 'cache.driver'),
+  bind('QUEUE_DRIVER', 'queue.driver'),
+  bind('RATE_LIMITER_DRIVER', 'rate_limiter.driver'),
+  bind('RATE_LIMITER_ENABLED', 'rate_limiter.enabled', 'boolean'),
+  bind('DATABASE_REDIS_HOST', 'database.redis.host'),
+  bind('DATABASE_REDIS_PORT', 'database.redis.port', 'number'),
+  bind('DATABASE_REDIS_USERNAME', 'database.redis.username'),
+  bind('DATABASE_REDIS_PASSWORD', 'database.redis.password'),
+  bind('DATABASE_REDIS_DB', 'database.redis.db', 'number'),
+  bind('DATABASE_REDIS_KEY_PREFIX', 'database.redis.key_prefix'),
+  bind('REDIS_URL', 'database.redis.url'),
+  bind('REDIS_CLUSTER_NODES', 'database.redis.cluster_nodes', 'list'),
+  bind('DATABASE_MYSQL_HOST', 'database.mysql.host'),
+  bind('DATABASE_MYSQL_PORT', 'database.mysql.port', 'number'),
+  bind('DATABASE_MYSQL_USERNAME', 'database.mysql.username'),
+  bind('DATABASE_MYSQL_PASSWORD', 'database.mysql.password'),
+  bind('DATABASE_MYSQL_DATABASE', 'database.mysql.database'),
+  bind('DATABASE_MYSQL_TABLE_NAME', 'database.mysql.table_name'),
+  bind('WEBHOOKS_BATCHING_ENABLED', 'webhooks.batching.enabled', 'boolean'),
+  bind('WEBHOOKS_BATCHING_DURATION', 'webhooks.batching.duration', 'number'),
+  bind('INSTANCE_PROCESS_ID', 'instance.process_id'),
+  bind('SSL_ENABLED', 'ssl.enabled', 'boolean'),
+  bind('SSL_CERT_PATH', 'ssl.cert_path'),
+  bind('SSL_KEY_PATH', 'ssl.key_path'),
+];
+
+/** The demo app's fields that Sockudo's SOCKUDO_DEFAULT_APP_* variables set. */
+export const DEFAULT_APP_ENV = {
+  id: 'SOCKUDO_DEFAULT_APP_ID',
+  key: 'SOCKUDO_DEFAULT_APP_KEY',
+  secret: 'SOCKUDO_DEFAULT_APP_SECRET',
+  enable_client_messages: 'SOCKUDO_DEFAULT_APP_ENABLE_CLIENT_MESSAGES',
+  enabled: 'SOCKUDO_DEFAULT_APP_ENABLED',
+} as const;
+
+export function convertEnvValue(name: string, raw: string, kind: Kind): unknown {
+  const value = raw.trim();
+  switch (kind) {
+    case 'string':
+      return raw;
+    case 'number': {
+      const n = Number(value);
+      if (value === '' || !Number.isFinite(n)) {
+        throw new ConfigError(`environment variable ${name}: expected a number, got "${value}"`);
+      }
+      return n;
+    }
+    case 'boolean': {
+      const v = value.toLowerCase();
+      if (v === 'true' || v === '1' || v === 'yes' || v === 'on') return true;
+      if (v === 'false' || v === '0' || v === 'no' || v === 'off') return false;
+      throw new ConfigError(`environment variable ${name}: expected true or false, got "${value}"`);
+    }
+    case 'list':
+      return value
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0);
+  }
+}
+
+function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    const next = node[key];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[path[path.length - 1]] = value;
+}
+
+/** Writes every set environment variable into the raw (not yet validated) config object. */
+export function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
+  for (const binding of ENV_BINDINGS) {
+    const value = env[binding.env];
+    if (value === undefined || value === '') continue;
+    setPath(raw, binding.path, convertEnvValue(binding.env, value, binding.kind));
+  }
+}
+
+/** The demo app's overrides from SOCKUDO_DEFAULT_APP_*, already typed. */
+export function defaultAppFromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [field, name] of Object.entries(DEFAULT_APP_ENV)) {
+    const value = env[name];
+    if (value === undefined || value === '') continue;
+    const isFlag = field === 'enable_client_messages' || field === 'enabled';
+    out[field] = convertEnvValue(name, value, isFlag ? 'boolean' : 'string');
+  }
+  return out;
+}

@@ -1,0 +1,227 @@
+// The single source of truth for every option Chorus reads, with its default.
+// Key names follow Sockudo's config.json so an existing file starts unchanged.
+import { z } from 'zod';
+
+/** Sockudo accepts numbers as JSON numbers or numeric strings. */
+const integer = z.preprocess(
+  (v) => (typeof v === 'string' && /^-?\d+$/.test(v.trim()) ? Number(v) : v),
+  z.number().int(),
+);
+
+/** A size limit: missing or null takes the default; a negative number means "no limit". */
+const limit = (fallback: number | null) =>
+  z
+    .union([integer, z.null()])
+    .optional()
+    .transform((v) => (v === undefined || v === null ? fallback : v < 0 ? null : v));
+
+/** A quota or rate: as in Sockudo, 0 (or null, or negative) means "no limit". */
+const quota = (fallback: number | null) =>
+  z
+    .union([integer, z.null()])
+    .optional()
+    .transform((v) => (v === undefined ? fallback : v === null || v <= 0 ? null : v));
+
+const idLike = z.union([z.string().min(1), z.number().int().nonnegative().transform(String)]);
+
+export const webhookEventTypes = [
+  'channel_occupied',
+  'channel_vacated',
+  'member_added',
+  'member_removed',
+  'client_event',
+  'cache_miss',
+  'subscription_count',
+] as const;
+
+export const webhookSchema = z.object({
+  url: z.string().url(),
+  event_types: z.array(z.enum(webhookEventTypes)).min(1),
+  filter: z
+    .object({
+      channel_prefix: z.string().optional(),
+      channel_suffix: z.string().optional(),
+      channel_pattern: z.string().optional(),
+    })
+    .optional(),
+  headers: z.record(z.string(), z.string()).prefault({}),
+});
+
+export const appSchema = z.object({
+  id: idLike,
+  key: z.string().min(1),
+  secret: z.string().min(1),
+  enabled: z.boolean().default(true),
+  enable_client_messages: z.boolean().default(false),
+  enable_user_authentication: z.boolean().default(false),
+  enable_watchlist_events: z.boolean().default(true),
+  /** Opt-in `pusher_internal:subscription_count` events (Pusher's "subscription counting"). */
+  enable_subscription_count: z.boolean().default(false),
+  max_connections: quota(null),
+  max_backend_events_per_second: quota(null),
+  max_client_events_per_second: quota(10),
+  max_read_requests_per_second: quota(null),
+  max_presence_members_per_channel: limit(100),
+  max_presence_member_size_in_kb: limit(1),
+  max_channel_name_length: limit(200),
+  max_event_channels_at_once: limit(100),
+  max_event_name_length: limit(200),
+  max_event_payload_in_kb: limit(10),
+  max_event_batch_size: limit(10),
+  allowed_origins: z.array(z.string()).nullish().transform((v) => v ?? []),
+  webhooks: z.array(webhookSchema).nullish().transform((v) => v ?? []),
+});
+
+export type AppConfig = z.output<typeof appSchema>;
+export type WebhookConfig = z.output<typeof webhookSchema>;
+
+const port = z.number().int().min(0).max(65535);
+
+const rateLimit = (maxRequests: number, windowSeconds: number) =>
+  z
+    .object({
+      max_requests: z.number().int().positive().default(maxRequests),
+      window_seconds: z.number().int().positive().default(windowSeconds),
+      identifier: z.string().optional(),
+      trust_hops: z.number().int().nonnegative().default(0),
+    })
+    .prefault({});
+
+export const configSchema = z.object({
+  debug: z.boolean().default(false),
+  mode: z.string().default('production'),
+  host: z.string().default('0.0.0.0'),
+  port: port.default(6001),
+  path_prefix: z
+    .string()
+    .default('')
+    .transform((p) => p.replace(/\/+$/, ''))
+    .refine((p) => p === '' || p.startsWith('/'), 'must be empty or start with "/"'),
+  /** Seconds advertised to clients in connection_established; the server pings after this much silence. */
+  activity_timeout: z.number().int().positive().default(120),
+  /** Seconds a drain may take before the process exits anyway. */
+  shutdown_grace_period: z.number().nonnegative().default(10),
+  /** Seconds a connection of an app with enable_user_authentication has to sign in. */
+  user_authentication_timeout: z.number().positive().default(30),
+  websocket_max_payload_kb: z.number().int().positive().default(64),
+  /** Node-wide connection cap across all apps (null: none). */
+  max_connections: quota(null),
+  /** Channels one connection may hold; a subscribe flood costs a broker subscription each (0: no cap). */
+  max_channels_per_connection: quota(1000),
+  adapter: z
+    .object({
+      driver: z.enum(['local', 'redis', 'redis-cluster', 'nats']).default('local'),
+      redis: z
+        .object({
+          prefix: z.string().default('chorus'),
+          requests_timeout: z.number().int().positive().default(5000),
+          cluster_mode: z.boolean().default(false),
+        })
+        .prefault({}),
+      nats: z
+        .object({
+          servers: z.array(z.string()).default(['nats://127.0.0.1:4222']),
+          prefix: z.string().default('chorus'),
+          username: z.string().nullish(),
+          password: z.string().nullish(),
+          token: z.string().nullish(),
+          connection_timeout_ms: z.number().int().positive().default(5000),
+          requests_timeout: z.number().int().positive().default(5000),
+        })
+        .prefault({}),
+      cluster_health: z
+        .object({
+          enabled: z.boolean().default(true),
+          heartbeat_interval_ms: z.number().int().positive().default(1000),
+          node_timeout_ms: z.number().int().positive().default(5000),
+          cleanup_interval_ms: z.number().int().positive().default(1000),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  database: z
+    .object({
+      redis: z
+        .object({
+          host: z.string().default('127.0.0.1'),
+          port: port.default(6379),
+          username: z.string().nullish(),
+          password: z.string().nullish(),
+          db: z.number().int().nonnegative().default(0),
+          key_prefix: z.string().default('chorus:'),
+          url: z.string().nullish(),
+          cluster_nodes: z
+            .array(z.union([z.string(), z.object({ host: z.string(), port })]))
+            .default([]),
+        })
+        .prefault({}),
+      mysql: z
+        .object({
+          host: z.string().default('127.0.0.1'),
+          port: port.default(3306),
+          username: z.string().default('root'),
+          password: z.string().default(''),
+          database: z.string().default('chorus'),
+          table_name: z.string().default('applications'),
+          connection_pool_size: z.number().int().positive().default(10),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  app_manager: z
+    .object({
+      driver: z.enum(['memory', 'array', 'mysql']).default('memory'),
+      array: z.object({ apps: z.array(appSchema).optional() }).prefault({}),
+      cache: z
+        .object({
+          enabled: z.boolean().default(true),
+          ttl: z.number().int().positive().default(300),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  cache: z.object({ driver: z.enum(['memory', 'redis', 'redis-cluster', 'none']).default('memory') }).prefault({}),
+  queue: z.object({ driver: z.enum(['memory', 'sync', 'redis', 'redis-cluster']).default('memory') }).prefault({}),
+  webhooks: z
+    .object({
+      batching: z
+        .object({
+          enabled: z.boolean().default(false),
+          duration: z.number().int().positive().default(50),
+        })
+        .prefault({}),
+      vacated_delay_ms: z.number().int().nonnegative().default(3000),
+    })
+    .prefault({}),
+  metrics: z
+    .object({
+      enabled: z.boolean().default(true),
+      driver: z.string().default('prometheus'),
+      host: z.string().default('0.0.0.0'),
+      port: port.default(9601),
+      prometheus: z.object({ prefix: z.string().default('chorus_') }).prefault({}),
+    })
+    .prefault({}),
+  rate_limiter: z
+    .object({
+      enabled: z.boolean().default(false),
+      driver: z.enum(['memory', 'local', 'redis', 'redis-cluster']).default('memory'),
+      fail_open: z.boolean().default(true),
+      api_rate_limit: rateLimit(100, 60),
+      websocket_rate_limit: rateLimit(20, 60),
+    })
+    .prefault({}),
+  instance: z.object({ process_id: z.string().optional() }).prefault({}),
+  ssl: z
+    .object({
+      enabled: z.boolean().default(false),
+      cert_path: z.string().default(''),
+      key_path: z.string().default(''),
+      passphrase: z.string().nullish(),
+    })
+    .prefault({}),
+  client: z.object({ enabled: z.boolean().optional() }).prefault({}),
+});
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;

@@ -1,0 +1,56 @@
+// Checks a signed HTTP API request exactly as the Pusher SDKs sign it.
+import type { App } from '../apps/app.js';
+import { httpStringToSign, hmacSha256Hex, md5Hex, safeEqual } from '../protocol/signatures.js';
+
+/** Pusher refuses requests whose auth_timestamp is further than this from now. */
+export const TIMESTAMP_WINDOW_SECONDS = 600;
+
+/** Query parameters with lower-cased keys and decoded values (the form that is signed). */
+export function parseQuery(query: string): Map<string, string> {
+  const params = new Map<string, string>();
+  if (!query) return params;
+  if (query.charCodeAt(0) !== 63 && query.indexOf('%') < 0 && query.indexOf('+') < 0) {
+    for (const part of query.split('&')) {
+      if (part.length === 0) continue;
+      const eq = part.indexOf('=');
+      params.set((eq < 0 ? part : part.slice(0, eq)).toLowerCase(), eq < 0 ? '' : part.slice(eq + 1));
+    }
+    return params;
+  }
+  for (const [k, v] of new URLSearchParams(query)) params.set(k.toLowerCase(), v);
+  return params;
+}
+
+/** Returns why the request is not authentic, or null when it is. */
+export function requestAuthProblem(
+  app: App,
+  method: string,
+  paths: readonly string[],
+  params: Map<string, string>,
+  body: Buffer,
+  nowSeconds = Math.floor(Date.now() / 1000),
+): string | null {
+  const key = params.get('auth_key');
+  const timestamp = params.get('auth_timestamp');
+  const signature = params.get('auth_signature');
+  if (!key || !timestamp || !signature) return 'Missing auth_key, auth_timestamp or auth_signature';
+  if (!safeEqual(key, app.key)) return 'Unknown auth_key';
+  const version = params.get('auth_version');
+  if (version !== undefined && version !== '1.0') return 'Unsupported auth_version';
+  const ts = Number(timestamp);
+  if (!/^\d+$/.test(timestamp) || Math.abs(nowSeconds - ts) > TIMESTAMP_WINDOW_SECONDS) {
+    return `auth_timestamp is more than ${TIMESTAMP_WINDOW_SECONDS} seconds from the server time`;
+  }
+  const bodyMd5 = params.get('body_md5');
+  if (body.length > 0) {
+    if (!bodyMd5) return 'body_md5 is required with a body';
+    if (!safeEqual(bodyMd5, md5Hex(body))) return 'body_md5 does not match the body';
+  } else if (bodyMd5 !== undefined && !safeEqual(bodyMd5, md5Hex(body))) {
+    return 'body_md5 does not match the body';
+  }
+  for (const path of paths) {
+    const expected = hmacSha256Hex(app.secret, httpStringToSign(method, path, params));
+    if (safeEqual(signature, expected)) return null;
+  }
+  return 'Invalid signature';
+}

@@ -1,0 +1,184 @@
+// Prometheus metrics with the names soketi's and Sockudo's dashboards know,
+// under a configurable prefix. Labels are bounded: app ids, endpoints, statuses.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
+
+type AppCounter = Counter<'app_id'>;
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly connected: Gauge<'app_id'>;
+  private readonly newConnections: AppCounter;
+  private readonly disconnections: AppCounter;
+  private readonly bytesIn: AppCounter;
+  private readonly bytesOut: AppCounter;
+  private readonly messagesIn: AppCounter;
+  private readonly messagesOut: AppCounter;
+  private readonly httpBytesIn: AppCounter;
+  private readonly httpBytesOut: AppCounter;
+  private readonly httpCalls: Counter<'app_id' | 'endpoint' | 'status'>;
+  private readonly publishes: AppCounter;
+  private readonly clientEvents: AppCounter;
+  private readonly rateLimited: Counter<'app_id' | 'kind'>;
+  private readonly connectionErrors: Counter<'app_id' | 'code'>;
+  private readonly subscriptions: AppCounter;
+  private readonly unsubscriptions: AppCounter;
+  /** Bound children per app, so the hot path skips label hashing. */
+  private readonly perApp = new Map<string, PerApp>();
+  private readonly flushers: Array<() => void> = [];
+  private readonly httpChildren = new Map<string, Inc>();
+
+  private buffered<L extends string>(counter: Counter<L>, labels: LabelValues<L>): Inc {
+    const child = counter.labels(labels);
+    let pending = 0;
+    this.flushers.push(() => {
+      if (pending !== 0) {
+        child.inc(pending);
+        pending = 0;
+      }
+    });
+    return { inc: (v = 1) => void (pending += v) };
+  }
+
+  constructor(readonly prefix: string) {
+    const r = [this.registry];
+    const counter = <L extends string>(name: string, help: string, labelNames: L[]) =>
+      new Counter<L>({ name: prefix + name, help, labelNames, registers: r });
+    this.connected = new Gauge({ name: prefix + 'connected', help: 'Current WebSocket connections', labelNames: ['app_id'], registers: r });
+    this.newConnections = counter('new_connections_total', 'WebSocket connections opened', ['app_id']);
+    this.disconnections = counter('new_disconnections_total', 'WebSocket connections closed', ['app_id']);
+    this.bytesIn = counter('socket_received_bytes', 'Bytes received over WebSockets', ['app_id']);
+    this.bytesOut = counter('socket_transmitted_bytes', 'Bytes sent over WebSockets', ['app_id']);
+    this.messagesIn = counter('ws_messages_received_total', 'WebSocket frames received', ['app_id']);
+    this.messagesOut = counter('ws_messages_sent_total', 'WebSocket frames sent (fan-out deliveries included)', ['app_id']);
+    this.httpBytesIn = counter('http_received_bytes', 'HTTP API request bytes', ['app_id']);
+    this.httpBytesOut = counter('http_transmitted_bytes', 'HTTP API response bytes', ['app_id']);
+    this.httpCalls = counter('http_calls_received_total', 'HTTP API calls', ['app_id', 'endpoint', 'status']);
+    this.publishes = counter('publishes_total', 'Events published through the HTTP API (per channel)', ['app_id']);
+    this.clientEvents = counter('client_events_total', 'Client events relayed', ['app_id']);
+    this.rateLimited = counter('rate_limit_triggered_total', 'Requests or frames refused by a rate limit', ['app_id', 'kind']);
+    this.connectionErrors = counter('connection_errors_total', 'Connections refused or closed with a protocol error', ['app_id', 'code']);
+    this.subscriptions = counter('channel_subscriptions_total', 'Channel subscriptions', ['app_id']);
+    this.unsubscriptions = counter('channel_unsubscriptions_total', 'Channel unsubscriptions', ['app_id']);
+    collectDefaultMetrics({ register: this.registry, prefix });
+  }
+
+  /** Cluster membership as a gauge, read at scrape time. */
+  watchCluster(liveNodes: () => number): void {
+    new Gauge({
+      name: this.prefix + 'cluster_nodes',
+      help: 'Live nodes in the cluster, this one included',
+      registers: [this.registry],
+      collect() {
+        this.set(liveNodes());
+      },
+    });
+  }
+
+  /** Webhook outcomes per app, delivery latency, and the queue depth read at scrape time. */
+  webhooks(queueDepth: () => Promise<number>): {
+    sent(appId: string, latencySeconds: number): void;
+    failed(appId: string): void;
+    retried(appId: string): void;
+    dead(appId: string): void;
+  } {
+    const r = [this.registry];
+    const counter = (name: string, help: string) =>
+      new Counter({ name: this.prefix + name, help, labelNames: ['app_id'], registers: r });
+    const sent = counter('webhooks_sent_total', 'Webhook requests answered with 2xx');
+    const failed = counter('webhooks_failed_total', 'Webhook attempts that failed (network error or non-2xx)');
+    const retried = counter('webhooks_retried_total', 'Webhook batches scheduled for another attempt');
+    const dead = counter('webhooks_dead_lettered_total', 'Webhook batches given up after the last attempt');
+    const latency = new Histogram({
+      name: this.prefix + 'webhook_delivery_seconds',
+      help: 'Time from the event to the 2xx answer, retries included',
+      labelNames: ['app_id'],
+      buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120, 600],
+      registers: r,
+    });
+    new Gauge({
+      name: this.prefix + 'webhook_queue_depth',
+      help: 'Webhook batches waiting or retrying',
+      registers: r,
+      async collect() {
+        this.set(await queueDepth());
+      },
+    });
+    return {
+      sent: (appId, seconds) => {
+        sent.inc({ app_id: appId });
+        latency.observe({ app_id: appId }, seconds);
+      },
+      failed: (appId) => failed.inc({ app_id: appId }),
+      retried: (appId) => retried.inc({ app_id: appId }),
+      dead: (appId) => dead.inc({ app_id: appId }),
+    };
+  }
+
+  app(appId: string): PerApp {
+    let m = this.perApp.get(appId);
+    if (!m) {
+      const l: LabelValues<'app_id'> = { app_id: appId };
+      m = {
+        connected: this.connected.labels(l),
+        newConnections: this.buffered(this.newConnections, l),
+        disconnections: this.buffered(this.disconnections, l),
+        bytesIn: this.buffered(this.bytesIn, l),
+        bytesOut: this.buffered(this.bytesOut, l),
+        messagesIn: this.buffered(this.messagesIn, l),
+        messagesOut: this.buffered(this.messagesOut, l),
+        httpBytesIn: this.buffered(this.httpBytesIn, l),
+        httpBytesOut: this.buffered(this.httpBytesOut, l),
+        publishes: this.buffered(this.publishes, l),
+        clientEvents: this.buffered(this.clientEvents, l),
+        subscriptions: this.buffered(this.subscriptions, l),
+        unsubscriptions: this.buffered(this.unsubscriptions, l),
+      };
+      this.perApp.set(appId, m);
+    }
+    return m;
+  }
+
+  httpCall(appId: string, endpoint: string, status: number): void {
+    const key = appId + '\n' + endpoint + '\n' + status;
+    let c = this.httpChildren.get(key);
+    if (!c) this.httpChildren.set(key, (c = this.buffered(this.httpCalls, { app_id: appId, endpoint, status: String(status) })));
+    c.inc();
+  }
+
+  rateLimit(appId: string, kind: 'backend_events' | 'read_requests' | 'client_events' | 'api_ip' | 'websocket_ip'): void {
+    this.rateLimited.inc({ app_id: appId, kind });
+  }
+
+  connectionError(appId: string, code: number): void {
+    this.connectionErrors.inc({ app_id: appId, code: String(code) });
+  }
+
+  async render(): Promise<string> {
+    for (const f of this.flushers) f();
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
+
+interface Inc {
+  inc(value?: number): void;
+}
+
+export interface PerApp {
+  connected: { inc(v?: number): void; dec(v?: number): void };
+  newConnections: Inc;
+  disconnections: Inc;
+  bytesIn: Inc;
+  bytesOut: Inc;
+  messagesIn: Inc;
+  messagesOut: Inc;
+  httpBytesIn: Inc;
+  httpBytesOut: Inc;
+  publishes: Inc;
+  clientEvents: Inc;
+  subscriptions: Inc;
+  unsubscriptions: Inc;
+}

@@ -1,0 +1,79 @@
+// Encoding of server-to-client frames and decoding of client frames.
+// Outbound app and internal events carry `data` as a JSON string ("double encoding").
+
+export interface ClientFrame {
+  event: string;
+  channel?: unknown;
+  data?: unknown;
+}
+
+export type DecodeResult = { ok: true; frame: ClientFrame } | { ok: false; reason: string };
+
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+/** Parses a text frame; never throws. */
+export function decodeClientFrame(message: ArrayBuffer): DecodeResult {
+  let text: string;
+  try {
+    text = decoder.decode(message);
+  } catch {
+    return { ok: false, reason: 'frame is not valid UTF-8' };
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return { ok: false, reason: 'frame is not valid JSON' };
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    return { ok: false, reason: 'frame must be a JSON object' };
+  }
+  const event = (parsed as ClientFrame).event;
+  if (typeof event !== 'string' || event.length === 0) {
+    return { ok: false, reason: 'frame must have a string "event"' };
+  }
+  return { ok: true, frame: parsed as ClientFrame };
+}
+
+/** pusher-js sends `data` of pusher:* events as an object; some clients send a JSON string. */
+export function dataAsObject(data: unknown): Record<string, unknown> | null {
+  if (typeof data === 'string') {
+    try {
+      data = JSON.parse(data);
+    } catch {
+      return null;
+    }
+  }
+  return typeof data === 'object' && data !== null && !Array.isArray(data) ? (data as Record<string, unknown>) : null;
+}
+
+/** A channel event whose data is already a string (app events, internal events). */
+export function encodeChannelEvent(event: string, channel: string, data: string, userId?: string): string {
+  let out = '{"event":' + JSON.stringify(event) + ',"channel":' + JSON.stringify(channel) + ',"data":' + JSON.stringify(data);
+  if (userId !== undefined) out += ',"user_id":' + JSON.stringify(userId);
+  return out + '}';
+}
+
+/** A client event relayed as sent: data may be any JSON value. */
+export function encodeClientEvent(event: string, channel: string, data: unknown, userId?: string): string {
+  return JSON.stringify(userId === undefined ? { event, channel, data } : { event, channel, data, user_id: userId });
+}
+
+export const encodeEvent = (event: string, data: unknown): string =>
+  data === undefined ? JSON.stringify({ event }) : JSON.stringify({ event, data });
+
+export const connectionEstablished = (socketId: string, activityTimeout: number): string =>
+  encodeEvent('pusher:connection_established', JSON.stringify({ socket_id: socketId, activity_timeout: activityTimeout }));
+
+export const errorFrame = (code: number | null, message: string, channel?: string): string =>
+  JSON.stringify(
+    channel === undefined
+      ? { event: 'pusher:error', data: { code, message } }
+      : { event: 'pusher:error', channel, data: { code, message } },
+  );
+
+export const PONG = '{"event":"pusher:pong","data":{}}';
+export const PING = '{"event":"pusher:ping","data":{}}';
+
+export const subscriptionError = (channel: string, type: string, error: string, status: number): string =>
+  JSON.stringify({ event: 'pusher:subscription_error', channel, data: { type, error, status } });

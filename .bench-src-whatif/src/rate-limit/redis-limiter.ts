@@ -1,0 +1,60 @@
+// Rate limits shared by every node through Redis: one round trip per check,
+// running one Lua script that reads, compares and increments atomically.
+// When Redis cannot answer, the check fails open or closed as configured.
+import { Cluster, Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { RateLimiter } from './limiter.js';
+
+const SCRIPT = `
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+local points = tonumber(ARGV[1])
+if used + points > tonumber(ARGV[2]) then return 0 end
+redis.call('INCRBY', KEYS[1], points)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+`;
+
+type Scripted = (Redis | Cluster) & {
+  chorusConsume(key: string, points: number, limit: number, ttlMs: number): Promise<number>;
+};
+
+export class RedisRateLimiter implements RateLimiter {
+  private readonly client: Scripted;
+  private failing = false;
+
+  constructor(
+    client: Redis | Cluster,
+    private readonly prefix: string,
+    private readonly failOpen: boolean,
+    private readonly log: Logger,
+  ) {
+    client.defineCommand('chorusConsume', { numberOfKeys: 1, lua: SCRIPT });
+    client.on('error', () => undefined);
+    this.client = client as Scripted;
+  }
+
+  async consume(key: string, points: number, limit: number, windowMs = 1000): Promise<boolean> {
+    const now = Date.now();
+    const window = now - (now % windowMs);
+    // The window start is part of the key, so a window's count never leaks into the next.
+    const redisKey = `${this.prefix}rl:${key}:${window}`;
+    try {
+      const allowed = (await this.client.chorusConsume(redisKey, points, limit, windowMs * 2)) === 1;
+      if (this.failing) {
+        this.failing = false;
+        this.log.info('rate limiter reaches Redis again');
+      }
+      return allowed;
+    } catch (err) {
+      if (!this.failing) {
+        this.failing = true;
+        this.log.error({ err: (err as Error).message, fail_open: this.failOpen }, 'rate limiter cannot reach Redis');
+      }
+      return this.failOpen;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.client.quit().catch(() => this.client.disconnect());
+  }
+}

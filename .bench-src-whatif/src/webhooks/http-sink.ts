@@ -1,0 +1,172 @@
+// Webhooks as Pusher sends them: {"time_ms", "events"} signed with the app
+// secret, optionally batched per endpoint, channel_vacated and member_removed
+// held back to absorb quick reconnects (cluster-wide, through markers), queued
+// (memory or Redis) and retried with backoff, then dead-lettered.
+import type { Logger } from 'pino';
+import type { App } from '../apps/app.js';
+import type { AppStore } from '../apps/store.js';
+import type { WebhookEvent, WebhookSink } from './events.js';
+import { webhookMatches } from './filter.js';
+import { deliver, newJob, type WebhookJob } from './job.js';
+import type { Markers } from './markers.js';
+import type { WebhookQueue } from './queue.js';
+
+export { webhookMatches } from './filter.js';
+
+export interface WebhookOptions {
+  batching: boolean;
+  batchMs: number;
+  vacatedDelayMs: number;
+  /** attempts per batch before it is dead-lettered */
+  maxAttempts: number;
+  requestTimeoutMs: number;
+}
+
+export interface WebhookCounters {
+  sent(appId: string, latencySeconds: number): void;
+  failed(appId: string): void;
+  retried(appId: string): void;
+  dead(appId: string): void;
+}
+
+/** The pair a removal and the addition that cancels it share. */
+function markerKey(appId: string, e: WebhookEvent): string | null {
+  if (e.name === 'channel_vacated' || e.name === 'channel_occupied') return `${appId}:c:${e.channel}`;
+  if (e.name === 'member_removed' || e.name === 'member_added') return `${appId}:m:${e.channel}:${e.user_id}`;
+  return null;
+}
+
+const isRemoval = (e: WebhookEvent) => e.name === 'channel_vacated' || e.name === 'member_removed';
+
+export class HttpWebhookSink implements WebhookSink {
+  private readonly open = new Map<string, { job: WebhookJob; timer: NodeJS.Timeout }>();
+  /** removals waiting out the delay on this node */
+  private readonly held = new Map<NodeJS.Timeout, { app: App; event: WebhookEvent; key: string }>();
+  private readonly pending = new Set<Promise<unknown>>();
+  private closed = false;
+
+  constructor(
+    private readonly options: WebhookOptions,
+    private readonly queue: WebhookQueue,
+    private readonly markers: Markers,
+    private readonly apps: AppStore,
+    private readonly counters: WebhookCounters,
+    private readonly log: Logger,
+  ) {
+    queue.start((job) => this.attempt(job));
+  }
+
+  emit(app: App, event: WebhookEvent): void {
+    if (this.closed) return;
+    const key = this.options.vacatedDelayMs > 0 ? markerKey(app.id, event) : null;
+    if (!key) {
+      this.route(app, event);
+      return;
+    }
+    if (isRemoval(event)) {
+      this.track(this.markers.set(key, this.options.vacatedDelayMs * 2 + 5000));
+      const timer = setTimeout(() => {
+        this.held.delete(timer);
+        this.release(app, event, key);
+      }, this.options.vacatedDelayMs);
+      timer.unref();
+      this.held.set(timer, { app, event, key });
+      return;
+    }
+    // An addition within the delay takes the removal's marker: neither is sent.
+    this.track(
+      this.markers.take(key).then(
+        (cancelled) => cancelled || this.route(app, event),
+        () => this.route(app, event),
+      ),
+    );
+  }
+
+  /** The delay is over: the removal goes out unless an addition took its marker. */
+  private release(app: App, event: WebhookEvent, key: string): void {
+    this.track(
+      this.markers.take(key).then(
+        (stillHeld) => stillHeld && this.route(app, event),
+        () => this.route(app, event),
+      ),
+    );
+  }
+
+  private track(p: Promise<unknown>): void {
+    const tracked = p.catch(() => undefined).finally(() => this.pending.delete(tracked));
+    this.pending.add(tracked);
+  }
+
+  private route(app: App, event: WebhookEvent): void {
+    for (const hook of app.webhooks) {
+      if (!webhookMatches(hook, event)) continue;
+      if (!this.options.batching) {
+        this.queue.push(newJob(app, hook, event));
+        continue;
+      }
+      const k = `${app.id}\n${hook.url}`;
+      const open = this.open.get(k);
+      if (open) {
+        open.job.events.push(event);
+        continue;
+      }
+      const job = newJob(app, hook, event);
+      const timer = setTimeout(() => {
+        this.open.delete(k);
+        this.queue.push(job);
+      }, this.options.batchMs);
+      timer.unref();
+      this.open.set(k, { job, timer });
+    }
+  }
+
+  private async attempt(job: WebhookJob): Promise<'done' | 'retry' | 'dead'> {
+    const app = await this.apps.findById(job.appId).catch(() => null);
+    if (!app) {
+      this.log.error({ app_id: job.appId, webhook_id: job.id }, 'webhook dead-lettered: app unknown');
+      this.counters.dead(job.appId);
+      return 'dead';
+    }
+    job.attempts++;
+    const result = await deliver(job, app, this.options.requestTimeoutMs);
+    if (result.ok) {
+      this.counters.sent(job.appId, (Date.now() - job.createdAt) / 1000);
+      return 'done';
+    }
+    this.counters.failed(job.appId);
+    if (job.attempts >= this.options.maxAttempts || this.closed) {
+      this.counters.dead(job.appId);
+      this.log.error(
+        { app_id: job.appId, url: job.url, webhook_id: job.id, attempts: job.attempts, reason: result.reason },
+        'webhook dead-lettered',
+      );
+      return 'dead';
+    }
+    this.counters.retried(job.appId);
+    this.log.warn({ app_id: job.appId, url: job.url, webhook_id: job.id, reason: result.reason, attempts: job.attempts }, 'webhook failed, will retry');
+    return 'retry';
+  }
+
+  async flush(deadlineMs: number): Promise<void> {
+    const deadline = Date.now() + deadlineMs;
+    for (const [timer, h] of this.held) {
+      clearTimeout(timer);
+      this.held.delete(timer);
+      this.release(h.app, h.event, h.key);
+    }
+    await Promise.race([Promise.allSettled([...this.pending]), new Promise((r) => setTimeout(r, deadlineMs).unref())]);
+    for (const [k, o] of this.open) {
+      clearTimeout(o.timer);
+      this.open.delete(k);
+      this.queue.push(o.job);
+    }
+    await this.queue.flush(Math.max(0, deadline - Date.now()));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const timer of this.held.keys()) clearTimeout(timer);
+    this.held.clear();
+    await this.queue.close();
+  }
+}
