@@ -11,7 +11,7 @@ import type { AppStore } from './apps/store.js';
 import { ChannelHub } from './channels/hub.js';
 import { LocalRegistry } from './channels/registry.js';
 import type { Adapter } from './cluster/adapter.js';
-import { busMetrics, HorizontalAdapter } from './cluster/horizontal-adapter.js';
+import { HorizontalAdapter } from './cluster/horizontal-adapter.js';
 import { LocalAdapter } from './cluster/local-adapter.js';
 import { PeerWebhooks } from './cluster/peer-webhooks.js';
 import type { Transport } from './cluster/transport.js';
@@ -105,7 +105,7 @@ function createAdapter(config: Config, registry: LocalRegistry, log: Logger, met
     nodeTimeoutMs: health.node_timeout_ms,
     cleanupIntervalMs: health.cleanup_interval_ms,
     requestTimeoutMs: isNats ? config.adapter.nats.requests_timeout : config.adapter.redis.requests_timeout,
-    onBusMessage: busMetrics(metrics.registry, metrics.prefix),
+    observer: metrics.bus(),
   }, log);
 }
 

@@ -8,7 +8,7 @@ import { StaticAppStore } from './apps/static-store.js';
 import { RedisRateLimiter } from './rate-limit/redis-limiter.js';
 import { ChannelHub } from './channels/hub.js';
 import { LocalRegistry } from './channels/registry.js';
-import { busMetrics, HorizontalAdapter } from './cluster/horizontal-adapter.js';
+import { HorizontalAdapter } from './cluster/horizontal-adapter.js';
 import { LocalAdapter } from './cluster/local-adapter.js';
 import { PeerWebhooks } from './cluster/peer-webhooks.js';
 import { NatsTransport } from './transports/nats.js';
@@ -88,7 +88,7 @@ function createAdapter(config, registry, log, metrics) {
         nodeTimeoutMs: health.node_timeout_ms,
         cleanupIntervalMs: health.cleanup_interval_ms,
         requestTimeoutMs: isNats ? config.adapter.nats.requests_timeout : config.adapter.redis.requests_timeout,
-        onBusMessage: busMetrics(metrics.registry, metrics.prefix),
+        observer: metrics.bus(),
     }, log);
 }
 export function createAppStore(config, log) {

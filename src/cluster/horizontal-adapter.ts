@@ -8,7 +8,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import { Counter, type Registry } from 'prom-client';
 import { PresenceBook, type MemberRef } from '../channels/presence-book.js';
 import type { LocalRegistry } from '../channels/registry.js';
 import type { Adapter, ChannelCounts, ClusterMember, ClusterNode } from './adapter.js';
@@ -24,6 +23,15 @@ import {
 import { RequestTracker } from './requests.js';
 import type { Transport } from './transport.js';
 
+export interface BusObserver {
+  /** a payload arrived (a node without interest in a channel sees none of its traffic) */
+  message(kind: 'channel' | 'control', bytes: number): void;
+  /** the broker connection came back after an outage */
+  reconnected(): void;
+  /** a round trip to the broker, measured once per heartbeat */
+  rtt(seconds: number): void;
+}
+
 export interface HorizontalOptions {
   /** topic prefix (adapter.redis.prefix / adapter.nats.prefix) */
   prefix: string;
@@ -35,7 +43,8 @@ export interface HorizontalOptions {
   cleanupIntervalMs: number;
   requestTimeoutMs: number;
   /** Called for every payload this node receives from the bus (metrics: proves interest routing). */
-  onBusMessage?: (kind: 'channel' | 'control', bytes: number) => void;
+  /** What the node reports about its bus (metrics). */
+  observer?: BusObserver;
 }
 
 /** What the cluster-health side (webhooks for lost peers) hears about peers. */
@@ -44,21 +53,6 @@ export interface PeerEvents {
   lost(peer: Peer, reason: LossReason, removed: MemberRef[], channels: string[]): void;
   /** A peer we had declared dead is back (a false alarm): users and channels that returned with it. */
   revived(peer: Peer, added: Array<MemberRef & { info: unknown }>, channels: string[]): void;
-}
-
-/** `onBusMessage` as Prometheus counters: a node without local interest in a channel sees none of its traffic. */
-export function busMetrics(registry: Registry, prefix: string): NonNullable<HorizontalOptions['onBusMessage']> {
-  const labelNames = ['kind'] as const;
-  const messages = new Counter({ name: prefix + 'bus_messages_received_total', help: 'Payloads received from the cluster bus', labelNames, registers: [registry] });
-  const bytes = new Counter({ name: prefix + 'bus_bytes_received_total', help: 'Bytes received from the cluster bus', labelNames, registers: [registry] });
-  const bound = {
-    channel: [messages.labels({ kind: 'channel' }), bytes.labels({ kind: 'channel' })],
-    control: [messages.labels({ kind: 'control' }), bytes.labels({ kind: 'control' })],
-  };
-  return (kind, n) => {
-    bound[kind][0].inc();
-    bound[kind][1].inc(n);
-  };
 }
 
 /** How long a subscription may wait for the broker before the node goes on without it. */
@@ -420,7 +414,18 @@ export class HorizontalAdapter implements Adapter {
     this.membership.sweep(now);
   }
 
+  private measureRtt(): void {
+    const observer = this.options.observer;
+    if (!observer || !this.brokerUp) return;
+    const started = process.hrtime.bigint();
+    this.transport.ping().then(
+      () => observer.rtt(Number(process.hrtime.bigint() - started) / 1e9),
+      () => undefined,
+    );
+  }
+
   private heartbeat(): void {
+    this.measureRtt();
     this.send({ t: 'hb', n: this.nodeId, p: this.processId, d: this.presence.digestOf(this.nodeId), s: this.seq });
   }
 
@@ -439,7 +444,7 @@ export class HorizontalAdapter implements Adapter {
 
   private onMessage(topic: string, payload: string): void {
     const control = topic === this.controlTopic || topic === this.ownTopic;
-    this.options.onBusMessage?.(control ? 'control' : 'channel', Buffer.byteLength(payload));
+    this.options.observer?.message(control ? 'control' : 'channel', Buffer.byteLength(payload));
     if (control) {
       let message: ControlMessage;
       try {
@@ -601,6 +606,7 @@ export class HorizontalAdapter implements Adapter {
       return;
     }
     this.log.info('broker connection restored; resynchronising');
+    this.options.observer?.reconnected();
     // Peers answer hello with snapshots; they notice our own drift from our heartbeat digest.
     this.send({ t: 'hello', n: this.nodeId, p: this.processId });
     this.heartbeat();

@@ -36,5 +36,7 @@ export interface Transport {
   put(key: string, value: string, ttlMs: number): Promise<void>;
   /** The value and its remaining time to live, or null. */
   get(key: string): Promise<{ value: string; ttlMs: number } | null>;
+  /** One round trip to the broker (for the RTT metric). */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }

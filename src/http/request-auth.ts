@@ -9,6 +9,16 @@ export const TIMESTAMP_WINDOW_SECONDS = 600;
 export function parseQuery(query: string): Map<string, string> {
   const params = new Map<string, string>();
   if (!query) return params;
+  // Fast path for what the SDKs send (no leading '?', nothing to decode): the same pairs
+  // URLSearchParams yields, at ~60% of its cost on every API call (bench/README.md).
+  if (query.charCodeAt(0) !== 63 && query.indexOf('%') < 0 && query.indexOf('+') < 0) {
+    for (const part of query.split('&')) {
+      if (part.length === 0) continue;
+      const eq = part.indexOf('=');
+      params.set((eq < 0 ? part : part.slice(0, eq)).toLowerCase(), eq < 0 ? '' : part.slice(eq + 1));
+    }
+    return params;
+  }
   for (const [k, v] of new URLSearchParams(query)) params.set(k.toLowerCase(), v);
   return params;
 }

@@ -246,6 +246,10 @@ export class NatsTransport implements Transport {
     return ttlMs > 0 ? { value: entry.string(), ttlMs } : null;
   }
 
+  async ping(): Promise<void> {
+    await this.nc?.rtt();
+  }
+
   async close(): Promise<void> {
     this.events = null;
     if (this.flushTimer) clearInterval(this.flushTimer);

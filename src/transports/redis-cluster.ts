@@ -122,6 +122,10 @@ export class RedisClusterTransport implements Transport {
     return this.pub;
   }
 
+  async ping(): Promise<void> {
+    await this.pub.ping();
+  }
+
   async close(): Promise<void> {
     this.events = null;
     await Promise.allSettled([this.pub.quit(), this.sub.quit()]);

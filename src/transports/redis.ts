@@ -93,6 +93,10 @@ export class RedisTransport implements Transport {
     return this.pub;
   }
 
+  async ping(): Promise<void> {
+    await this.pub.ping();
+  }
+
   async close(): Promise<void> {
     this.events = null;
     await Promise.allSettled([this.pub.quit(), this.sub.quit()]);

@@ -106,7 +106,8 @@ function publishAll(ctx: NodeContext, app: App, event: EventToPublish): void {
 export async function triggerEvent(ctx: NodeContext, app: App, body: unknown): Promise<Reply> {
   const checked = checkEvent(app, body, false);
   if (!checked.ok) return checked.reply;
-  if (!(await withinBackendLimit(ctx, app, [checked.event]))) {
+  // No limit: no await (one promise and microtask less per publish).
+  if (app.max_backend_events_per_second !== null && !(await withinBackendLimit(ctx, app, [checked.event]))) {
     ctx.metrics.rateLimit(app.id, 'backend_events');
     return errorReply(429, 'Too many events: max_backend_events_per_second exceeded');
   }

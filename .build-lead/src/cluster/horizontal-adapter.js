@@ -7,25 +7,10 @@
 //   live peers with a deadline.
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { Counter } from 'prom-client';
 import { PresenceBook } from '../channels/presence-book.js';
 import { Membership } from './membership.js';
 import { channelPayload, entriesFromWire, entriesToWire, parseChannelPayload, } from './messages.js';
 import { RequestTracker } from './requests.js';
-/** `onBusMessage` as Prometheus counters: a node without local interest in a channel sees none of its traffic. */
-export function busMetrics(registry, prefix) {
-    const labelNames = ['kind'];
-    const messages = new Counter({ name: prefix + 'bus_messages_received_total', help: 'Payloads received from the cluster bus', labelNames, registers: [registry] });
-    const bytes = new Counter({ name: prefix + 'bus_bytes_received_total', help: 'Bytes received from the cluster bus', labelNames, registers: [registry] });
-    const bound = {
-        channel: [messages.labels({ kind: 'channel' }), bytes.labels({ kind: 'channel' })],
-        control: [messages.labels({ kind: 'control' }), bytes.labels({ kind: 'control' })],
-    };
-    return (kind, n) => {
-        bound[kind][0].inc();
-        bound[kind][1].inc(n);
-    };
-}
 /** How long a subscription may wait for the broker before the node goes on without it. */
 const SUBSCRIBE_WAIT_MS = 3000;
 export class HorizontalAdapter {
@@ -352,7 +337,15 @@ export class HorizontalAdapter {
         }
         this.membership.sweep(now);
     }
+    measureRtt() {
+        const observer = this.options.observer;
+        if (!observer || !this.brokerUp)
+            return;
+        const started = process.hrtime.bigint();
+        this.transport.ping().then(() => observer.rtt(Number(process.hrtime.bigint() - started) / 1e9), () => undefined);
+    }
     heartbeat() {
+        this.measureRtt();
         this.send({ t: 'hb', n: this.nodeId, p: this.processId, d: this.presence.digestOf(this.nodeId), s: this.seq });
     }
     sendSnapshot(to) {
@@ -366,7 +359,7 @@ export class HorizontalAdapter {
     }
     onMessage(topic, payload) {
         const control = topic === this.controlTopic || topic === this.ownTopic;
-        this.options.onBusMessage?.(control ? 'control' : 'channel', Buffer.byteLength(payload));
+        this.options.observer?.message(control ? 'control' : 'channel', Buffer.byteLength(payload));
         if (control) {
             let message;
             try {
@@ -545,6 +538,7 @@ export class HorizontalAdapter {
             return;
         }
         this.log.info('broker connection restored; resynchronising');
+        this.options.observer?.reconnected();
         // Peers answer hello with snapshots; they notice our own drift from our heartbeat digest.
         this.send({ t: 'hello', n: this.nodeId, p: this.processId });
         this.heartbeat();

@@ -44,6 +44,32 @@ export class Metrics {
         this.unsubscriptions = counter('channel_unsubscriptions_total', 'Channel unsubscriptions', ['app_id']);
         collectDefaultMetrics({ register: this.registry, prefix });
     }
+    /** The cluster bus: payloads and bytes received by kind, broker reconnects and round-trip time. */
+    bus() {
+        const r = [this.registry];
+        const labelNames = ['kind'];
+        const messages = new Counter({ name: this.prefix + 'bus_messages_received_total', help: 'Payloads received from the cluster bus', labelNames, registers: r });
+        const bytes = new Counter({ name: this.prefix + 'bus_bytes_received_total', help: 'Bytes received from the cluster bus', labelNames, registers: r });
+        const reconnects = new Counter({ name: this.prefix + 'broker_reconnects_total', help: 'Times the broker connection came back after an outage', registers: r });
+        const rtt = new Histogram({
+            name: this.prefix + 'broker_rtt_seconds',
+            help: 'Round trip to the broker, measured once per heartbeat',
+            buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
+            registers: r,
+        });
+        const bound = {
+            channel: [messages.labels({ kind: 'channel' }), bytes.labels({ kind: 'channel' })],
+            control: [messages.labels({ kind: 'control' }), bytes.labels({ kind: 'control' })],
+        };
+        return {
+            message: (kind, n) => {
+                bound[kind][0].inc();
+                bound[kind][1].inc(n);
+            },
+            reconnected: () => reconnects.inc(),
+            rtt: (seconds) => rtt.observe(seconds),
+        };
+    }
     /** Cluster membership as a gauge, read at scrape time. */
     watchCluster(liveNodes) {
         new Gauge({

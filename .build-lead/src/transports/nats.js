@@ -233,6 +233,9 @@ export class NatsTransport {
         const ttlMs = CACHE_TTL_MS - (Date.now() - entry.created.getTime());
         return ttlMs > 0 ? { value: entry.string(), ttlMs } : null;
     }
+    async ping() {
+        await this.nc?.rtt();
+    }
     async close() {
         this.events = null;
         if (this.flushTimer)

@@ -110,6 +110,9 @@ export class RedisClusterTransport {
     get client() {
         return this.pub;
     }
+    async ping() {
+        await this.pub.ping();
+    }
     async close() {
         this.events = null;
         await Promise.allSettled([this.pub.quit(), this.sub.quit()]);

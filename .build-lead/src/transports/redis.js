@@ -80,6 +80,9 @@ export class RedisTransport {
     get client() {
         return this.pub;
     }
+    async ping() {
+        await this.pub.ping();
+    }
     async close() {
         this.events = null;
         await Promise.allSettled([this.pub.quit(), this.sub.quit()]);
