@@ -1,3 +1,0 @@
-export class AppStoreError extends Error {
-    code = 'APP_STORE_UNAVAILABLE';
-}

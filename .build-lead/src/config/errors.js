@@ -1,8 +1,0 @@
-/** A configuration the node cannot start with; the CLI exits with code 2. */
-export class ConfigError extends Error {
-    code = 'CONFIG_INVALID';
-    constructor(message) {
-        super(message);
-        this.name = 'ConfigError';
-    }
-}
