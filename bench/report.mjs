@@ -34,7 +34,7 @@ for (const r of rows) {
   switch (r.scenario) {
     case 'conn': {
       const target = r.connections >= 19_000 ? `≤2 KB/conn${ok(r.rss_per_conn_kb, 2)}` : '-';
-      out.push(`| 1 | idle connections | ${r.connections} sockets, ${r.channels} | **${r.rss_per_conn_kb} KB RSS/conn** (heap ${r.heap_used_per_conn_kb} KB); ${r.subscribed} subscribed in ${r.connect_subscribe_s} s (${r.connects_per_s}/s), ${r.failed} failed; node CPU ${r.node_cpu_ms_per_1k_connects} ms/1k connects | ${target} | ${SOKETI.conn} / ${UWS.conn} KB | ${sat(r)} |`);
+      out.push(`| 1 | idle connections | ${r.connections} sockets, ${r.channels} | **${r.rss_per_conn_kb} KB RSS/conn** ${r.heap_used_per_conn_kb === null ? '' : ` (heap ${r.heap_used_per_conn_kb} KB)`}; ${r.subscribed} subscribed in ${r.connect_subscribe_s} s (${r.connects_per_s}/s), ${r.failed} failed; node CPU ${r.node_cpu_ms_per_1k_connects} ms/1k connects | ${target} | ${SOKETI.conn} / ${UWS.conn} KB | ${sat(r)} |`);
       break;
     }
     case 'fanout': {
@@ -67,7 +67,7 @@ for (const r of rows) {
   }
 }
 console.log(`\n### ${machine?.server ?? 'chorus'} (${file.replace(ROOT + '/', '')})\n`);
-console.log(`Machine: ${machine?.nproc} × ${machine?.model} @ ${machine?.mhz} MHz, ${machine?.memGb} GB, Linux ${machine?.kernel}, Node ${machine?.node}; commit ${machine?.commit}; load at start ${machine?.load1_at_start}; ${machine?.duration_s} s windows\n`);
+console.log(`Machine: ${machine?.nproc} × ${machine?.model} @ ${machine?.mhz} MHz, ${machine?.memGb} GB, Linux ${machine?.kernel}, Node ${machine?.node}; ${machine?.server?.startsWith('bare') ? 'bench/baseline-uws.mjs' : `commit ${machine?.commit}`}; load at start ${machine?.load1_at_start}; ${machine?.duration_s} s windows\n`);
 console.log(out.join('\n'));
 
 // idle-connection memory: slope between the two sizes, extrapolated

@@ -44,6 +44,8 @@ export async function startNode(options = {}) {
     mkdirSync(profileDir, { recursive: true });
     nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${resolve(profileDir)}`, `--cpu-prof-name=${options.name ?? 'node'}-${Date.now()}.cpuprofile`);
   }
+  // BENCH_NODE_ARGS: extra node flags for the server only (e.g. --trace-gc)
+  if (process.env.BENCH_NODE_ARGS) nodeArgs.push(...process.env.BENCH_NODE_ARGS.split(' ').filter(Boolean));
   // perf can then name JIT-compiled JS functions (perf-<pid>.map in /tmp)
   if (process.env.BENCH_PERF_DIR) nodeArgs.push('--perf-basic-prof');
   // BENCH_SERVER=uws: the bare-uWS baseline instead of Chorus (no config, no metrics)
