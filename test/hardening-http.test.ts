@@ -203,12 +203,14 @@ describe('hardening: hostile HTTP requests', () => {
     const chunk = (n: number) => `${(n).toString(16)}\r\n${'a'.repeat(n)}\r\n`;
     // Chunked framing: the server cannot know the size up front.
     const r = await rawHttp(node.port, req('POST', EVENTS, ['Transfer-Encoding: chunked']) + chunk(65536).repeat(40), { waitMs: 5000 });
-    assert.equal(r.status, 413);
+    // The server answers 413 and closes with the client's bytes still unread, so the kernel may
+    // reset the connection before the client reads the answer (status 0): either way, refused.
+    assert.ok(r.status === 413 || r.status === 0, `status ${r.status}`);
     assert.ok(r.closed);
     // One declared 64 MB chunk, streamed: cut off after the limit, not read to the end.
     const total = 64 * 1024 * 1024;
     const s = await rawHttp(node.port, req('POST', EVENTS, ['Transfer-Encoding: chunked']) + `${total.toString(16)}\r\n`, { stream: total, waitMs: 15_000 });
-    assert.equal(s.status, 413);
+    assert.ok(s.status === 413 || s.status === 0, `status ${s.status}`);
     assert.ok(s.closed, 'server closed the connection');
     assert.ok(s.written < total, `wrote ${s.written} of ${total} bytes before the close`);
     await stillDelivers(node, client, ++tick);
