@@ -12,12 +12,13 @@ import { http } from './scenarios/http.mjs';
 import { clientevents } from './scenarios/clientevents.mjs';
 import { crossnode } from './scenarios/crossnode.mjs';
 import { churn } from './scenarios/churn.mjs';
+import { ratelimit } from './scenarios/ratelimit.mjs';
 import { active } from './lib/harness.mjs';
 import { CLI, ROOT } from './lib/node.mjs';
 import { loadavg1, machineInfo } from './lib/proc.mjs';
 import { topSelf } from './profile-top.mjs';
 
-const SCENARIOS = { conn, fanout, many: manychannels, http, 'client-events': clientevents, 'cross-node': crossnode, churn };
+const SCENARIOS = { conn, fanout, many: manychannels, http, 'client-events': clientevents, 'cross-node': crossnode, churn, ratelimit };
 
 function parseArgs(argv) {
   const a = { only: null, small: process.env.BENCH_SMALL === '1', duration: null, profile: false, brokers: null, server: 'chorus' };
