@@ -103,7 +103,7 @@ export class ChannelHub implements ClusterNode {
     sub: Subscription,
   ): Promise<boolean> {
     const app = sock.app!;
-    const first = this.registry.addSubscriber(app.id, channel, sock);
+    const first = this.registry.addSubscriber(app.id, channel);
     const newMember = presence ? this.adapter.presenceJoin(app.id, channel, presence.userId, presence.info) : false;
     this.metrics.app(app.id).subscriptions.inc();
     if (first) {
@@ -136,7 +136,7 @@ export class ChannelHub implements ClusterNode {
     const app = sock.app!;
     sock.channels.delete(channel);
     if (sub.ready && !sock.closed) sock.ws!.unsubscribe(topicOf(app.id, channel));
-    const last = this.registry.removeSubscriber(app.id, channel, sock);
+    const last = this.registry.removeSubscriber(app.id, channel);
     this.metrics.app(app.id).unsubscriptions.inc();
     if (sub.userId !== null && this.adapter.presenceLeave(app.id, channel, sub.userId)) {
       this.memberRemoved(app, channel, sub.userId);

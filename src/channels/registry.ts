@@ -2,8 +2,9 @@
 // channels with their local subscribers, and signed-in users.
 import type { SocketData } from '../ws/socket.js';
 
+/** A channel's local subscribers are only ever counted (each socket knows its own channels). */
 export class LocalChannel {
-  readonly sockets = new Set<SocketData>();
+  count = 0;
 }
 
 export class AppLocalState {
@@ -30,27 +31,27 @@ export class LocalRegistry {
   }
 
   /** Adds a subscriber; true when it is the channel's first on this node. */
-  addSubscriber(appId: string, channel: string, socket: SocketData): boolean {
+  addSubscriber(appId: string, channel: string): boolean {
     const state = this.app(appId);
     let ch = state.channels.get(channel);
     const first = ch === undefined;
     if (!ch) state.channels.set(channel, (ch = new LocalChannel()));
-    ch.sockets.add(socket);
+    ch.count++;
     return first;
   }
 
   /** Removes a subscriber; true when the channel has none left on this node. */
-  removeSubscriber(appId: string, channel: string, socket: SocketData): boolean {
+  removeSubscriber(appId: string, channel: string): boolean {
     const state = this.apps.get(appId);
     const ch = state?.channels.get(channel);
-    if (!state || !ch || !ch.sockets.delete(socket)) return false;
-    if (ch.sockets.size > 0) return false;
+    if (!state || !ch) return false;
+    if (--ch.count > 0) return false;
     state.channels.delete(channel);
     return true;
   }
 
   subscriberCount(appId: string, channel: string): number {
-    return this.apps.get(appId)?.channels.get(channel)?.sockets.size ?? 0;
+    return this.apps.get(appId)?.channels.get(channel)?.count ?? 0;
   }
 
   localChannels(appId: string): ReadonlyMap<string, LocalChannel> {

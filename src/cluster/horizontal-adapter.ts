@@ -313,7 +313,7 @@ export class HorizontalAdapter implements Adapter {
 
   async occupiedChannels(appId: string): Promise<Map<string, number>> {
     const out = new Map<string, number>();
-    for (const [name, ch] of this.registry.localChannels(appId)) out.set(name, ch.sockets.size);
+    for (const [name, ch] of this.registry.localChannels(appId)) out.set(name, ch.count);
     for (const v of (await this.ask('channels', appId)).values()) {
       if (!Array.isArray(v)) continue;
       for (const [name, count] of v as Array<[string, number]>) out.set(name, (out.get(name) ?? 0) + count);
@@ -353,7 +353,7 @@ export class HorizontalAdapter implements Adapter {
       case 'count':
         return this.registry.subscriberCount(a, c ?? '');
       case 'channels':
-        return [...this.registry.localChannels(a)].map(([name, ch]) => [name, ch.sockets.size]);
+        return [...this.registry.localChannels(a)].map(([name, ch]) => [name, ch.count]);
       case 'conns':
         return this.registry.connectionCount(a);
     }

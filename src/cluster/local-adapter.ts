@@ -77,7 +77,7 @@ export class LocalAdapter implements Adapter {
 
   async occupiedChannels(appId: string): Promise<Map<string, number>> {
     const out = new Map<string, number>();
-    for (const [name, ch] of this.registry.localChannels(appId)) out.set(name, ch.sockets.size);
+    for (const [name, ch] of this.registry.localChannels(appId)) out.set(name, ch.count);
     return out;
   }
 

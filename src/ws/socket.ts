@@ -23,7 +23,6 @@ export interface SocketData {
   /** Null only for connections refused at upgrade (they carry `refusal`). */
   app: App | null;
   refusal: ProtocolError | null;
-  ip: string;
   /** channel name -> its subscription */
   channels: Map<string, Subscription>;
   user: SignedInUser | null;

@@ -61,7 +61,8 @@ export function handleUpgrade(ctx: NodeContext, res: HttpResponse, req: HttpRequ
   const secProtocol = req.getHeader('sec-websocket-protocol');
   const secExtensions = req.getHeader('sec-websocket-extensions');
   const origin = req.getHeader('origin');
-  const ip = clientIp(res, req, ctx.config.rate_limiter.websocket_rate_limit.trust_hops);
+  // Only the per-IP limit reads the address (reading it has a cost on every upgrade).
+  const ip = ctx.config.rate_limiter.enabled ? clientIp(res, req, ctx.config.rate_limiter.websocket_rate_limit.trust_hops) : '';
   let aborted = false;
   res.onAborted(() => {
     aborted = true;
@@ -79,7 +80,6 @@ export function handleUpgrade(ctx: NodeContext, res: HttpResponse, req: HttpRequ
       socketId: newSocketId(ctx.registry.sockets),
       app: refusal ? null : app,
       refusal,
-      ip,
       channels: new Map(),
       user: null,
       lastSeen: Date.now(),
