@@ -9,6 +9,10 @@ const REQUIRED = [
   ['redis-server', 'redis-server'],
   ['redis-cli', 'redis-tools'],
   ['nats-server', 'nats-server'],
+  // apps from MySQL: a throwaway MariaDB per test file
+  ['mariadbd', 'mariadb-server'],
+  ['mariadb-install-db', 'mariadb-server'],
+  ['mariadb', 'mariadb-client'],
   ['chromium', 'chromium'],
   // operations: the shipped balancer configs run for real, compose files are checked, TLS certs made
   ['nginx', 'nginx'],
@@ -37,7 +41,7 @@ console.log(`installing test dependencies: ${missing.join(' ')}`);
 const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
 try {
   execFileSync('apt-get', ['update'], { stdio: 'inherit', env, timeout: 300_000 });
-  execFileSync('apt-get', ['install', '-y', '--no-install-recommends', ...missing], { stdio: 'inherit', env, timeout: 900_000 });
+  execFileSync('apt-get', ['install', '-y', ...missing], { stdio: 'inherit', env, timeout: 900_000 });
 } catch (err) {
   console.error(`installing failed (${err.message}); run:\n  ${command}`);
   process.exit(1);
