@@ -7,21 +7,13 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startMariadb, type Mariadb } from './helpers/brokers.js';
 import { runCli, startNode, writeConfig, type ChorusNode, type TestApp } from './helpers/node.js';
-import { connected, dataOf, pusherClient, rawSocket, serverSdk, sleep, waitFor, type PusherClient, type RawSocket } from './helpers/clients.js';
+import { connected, dataOf, pusherClient, rawSocket, serverSdk, sleep, waitFor, type PusherClient, type RawSocket, until } from './helpers/clients.js';
 import { signedFetch } from './helpers/signing.js';
 import { startWebhookReceiver, type WebhookReceiver } from './helpers/webhook-receiver.js';
 
 /** The node's cache TTL in seconds, and a wait that is surely past it. */
 const TTL_S = 1;
 const PAST_TTL_MS = TTL_S * 1000 + 400;
-
-async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 /** Opens a raw socket and returns it with its first frame. */
 async function firstFrame(node: ChorusNode, key: string): Promise<{ sock: RawSocket; frame: RawSocket['frames'][number] }> {

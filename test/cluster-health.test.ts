@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startNats, startRedis, startRedisCluster } from './helpers/brokers.js';
 import { startNode, type ChorusNode, type TestApp } from './helpers/node.js';
-import { dataOf, pusherClient, rawSocket, serverSdk, sleep, waitFor, type PusherClient, type RawSocket } from './helpers/clients.js';
+import { dataOf, pusherClient, rawSocket, serverSdk, sleep, waitFor, type PusherClient, type RawSocket, until } from './helpers/clients.js';
 import { startWebhookReceiver, type WebhookReceiver } from './helpers/webhook-receiver.js';
 
 /** Short wait for something that must NOT arrive, used only after a positive control. */
@@ -57,14 +57,6 @@ const setups: AdapterSetup[] = [
 ];
 
 // helpers
-
-async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 let seq = 0;
 const fresh = (base: string) => `${base}-${++seq}-${Date.now().toString(36)}`;

@@ -9,17 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { connect, createServer, type Socket } from 'node:net';
 import { startNats, startRedis, startRedisCluster, waitForReplicasSynced, type Broker, type RedisCluster } from './helpers/brokers.js';
 import { DEMO_APP, startNode, type ChorusNode, type TestApp } from './helpers/node.js';
-import {
-  connected,
-  dataOf,
-  pusherClient,
-  rawSocket,
-  serverSdk,
-  sleep,
-  waitFor,
-  type PusherClient,
-  type RawSocket,
-} from './helpers/clients.js';
+import { connected, dataOf, pusherClient, rawSocket, serverSdk, sleep, waitFor, type PusherClient, type RawSocket, until } from './helpers/clients.js';
 
 type Frame = RawSocket['frames'][number];
 
@@ -171,14 +161,6 @@ const natsSetup: AdapterSetup = {
 };
 
 // helpers
-
-async function until(check: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 async function socketIdOf(sock: RawSocket): Promise<string> {
   const f = sock.frames.find((x) => x.event === 'pusher:connection_established') ??

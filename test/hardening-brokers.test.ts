@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { startNats, startRedis, type Broker } from './helpers/brokers.js';
 import { DEMO_APP, startNode, type ChorusNode } from './helpers/node.js';
-import { connected, pusherClient, rawSocket, serverSdk, sleep, waitFor, type PusherClient, type RawSocket } from './helpers/clients.js';
+import { connected, pusherClient, rawSocket, serverSdk, sleep, waitFor, type PusherClient, type RawSocket, until } from './helpers/clients.js';
 
 /** Fast membership so a fault is noticed (and healed) within a test's time. */
 const HEALTH_ENV = {
@@ -38,14 +38,6 @@ async function liveMiB(node: ChorusNode): Promise<number> {
   const res = await fetch(`http://127.0.0.1:${node.metricsPort}/debug/heap`);
   const { memory } = (await res.json()) as { memory: NodeJS.MemoryUsage };
   return (memory.heapUsed + memory.external) / 1024 / 1024;
-}
-
-async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await Promise.resolve().then(check).catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(100);
-  }
 }
 
 const count = (sock: RawSocket, event: string) => sock.frames.filter((f) => f.event === event).length;

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { DEMO_APP, startNode, type ChorusNode } from './helpers/node.js';
-import { dataOf, rawSocket, serverSdk, sleep, type RawSocket } from './helpers/clients.js';
+import { dataOf, rawSocket, serverSdk, sleep, type RawSocket, until } from './helpers/clients.js';
 
 const ROUNDS = Number(process.env.SOAK_ROUNDS ?? 40);
 const SOCKETS = Number(process.env.SOAK_SOCKETS ?? 200);
@@ -32,14 +32,6 @@ function rssMiB(pid: number): number {
 
 const mib = (bytes: number) => bytes / 1024 / 1024;
 const tally = (list: string[]) => list.reduce<Record<string, number>>((m, k) => ((m[k] = (m[k] ?? 0) + 1), m), {});
-
-async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 describe(`hardening: soak, ${ROUNDS} rounds x ${SOCKETS} sockets`, () => {
   let node: ChorusNode;

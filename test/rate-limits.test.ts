@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startRedis, type Broker } from './helpers/brokers.js';
 import { DEMO_APP, startNode, type ChorusNode, type TestApp } from './helpers/node.js';
-import { connected, dataOf, pusherClient, rawSocket, sleep, waitFor, type PusherClient, type RawSocket } from './helpers/clients.js';
+import { connected, dataOf, pusherClient, rawSocket, sleep, waitFor, type PusherClient, type RawSocket, until } from './helpers/clients.js';
 import { readResponse, signedFetch, signedQuery, type ApiResponse } from './helpers/signing.js';
 
 /** Short wait for something that must NOT arrive, used only after a positive control. */
@@ -22,14 +22,6 @@ const CONN_APP: TestApp = { id: 'app-conn', key: 'conn-key', secret: 'conn-secre
 const BURST_APP: TestApp = { id: 'app-burst', key: 'burst-key', secret: 'burst-secret', max_connections: 2 };
 const SPREAD_APP: TestApp = { id: 'app-spread', key: 'spread-key', secret: 'spread-secret', max_connections: 2 };
 const APPS = [BACKEND_APP, BATCH_APP, READ_APP, CLIENT_APP, CONN_APP, BURST_APP, SPREAD_APP];
-
-async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 /**
  * Runs `fn` right after a window boundary (windows are fixed, aligned to multiples of windowMs

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { startRedis, type Broker } from './helpers/brokers.js';
-import { connected, pusherClient, sleep, waitFor, type PusherClient } from './helpers/clients.js';
+import { connected, pusherClient, sleep, waitFor, type PusherClient, until } from './helpers/clients.js';
 import { DEMO_APP, startNode, type ChorusNode } from './helpers/node.js';
 import { startWebhookReceiver, type WebhookReceiver } from './helpers/webhook-receiver.js';
 
@@ -13,15 +13,6 @@ const HEALTH = {
   ADAPTER_CLUSTER_HEALTH_NODE_TIMEOUT_MS: '1500',
   ADAPTER_CLUSTER_HEALTH_CLEANUP_INTERVAL_MS: '200',
 };
-
-async function until(pred: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await pred()) return;
-    await sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 function processingList(redis: Broker, prefix: string, nodeId: string): string[] {
   const out = spawnSync('redis-cli', ['-p', String(redis.port), 'LRANGE', `${prefix}{webhooks}:processing:${nodeId}`, '0', '-1'], {

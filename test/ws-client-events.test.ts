@@ -4,17 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { DEMO_APP, startNode, type ChorusNode, type TestApp } from './helpers/node.js';
-import {
-  connected,
-  dataOf,
-  pusherClient,
-  rawSocket,
-  serverSdk,
-  sleep,
-  waitFor,
-  type PusherClient,
-  type RawSocket,
-} from './helpers/clients.js';
+import { connected, dataOf, pusherClient, rawSocket, serverSdk, sleep, waitFor, type PusherClient, type RawSocket, until, framesOf, roundTrip } from './helpers/clients.js';
 
 type Frame = RawSocket['frames'][number];
 
@@ -68,24 +58,6 @@ async function rawSubscribed(
 }
 
 /** Every frame of an event seen by a socket so far. */
-const framesOf = (sock: RawSocket, event: string) => sock.frames.filter((f) => f.event === event);
-
-/** Polls the recorded frames until the predicate holds (bounded). */
-async function until(check: () => boolean, timeoutMs = 3000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
-/** Sends a ping and waits for the pong: every frame sent before it has been processed. */
-async function roundTrip(sock: RawSocket): Promise<void> {
-  const before = framesOf(sock, 'pusher:pong').length;
-  sock.send({ event: 'pusher:ping', data: {} });
-  await until(() => framesOf(sock, 'pusher:pong').length > before, 3000, 'pong');
-}
-
 describe('client events', () => {
   let node: ChorusNode;
   const open: Array<RawSocket | PusherClient> = [];

@@ -158,3 +158,21 @@ export function cleanup(...items: Array<PusherClient | RawSocket | ChorusNode | 
     }),
   );
 }
+
+/** Polls `check` (a throw counts as false) until it holds; rejects after `timeoutMs`. Bounded. */
+export async function until(check: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await Promise.resolve().then(check).catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+export const framesOf = (sock: RawSocket, event: string) => sock.frames.filter((f) => f.event === event);
+
+/** Sends a ping and waits for the pong: every frame sent before it has been processed. */
+export async function roundTrip(sock: RawSocket): Promise<void> {
+  const before = framesOf(sock, 'pusher:pong').length;
+  sock.send({ event: 'pusher:ping', data: {} });
+  await until(() => framesOf(sock, 'pusher:pong').length > before, 3000, 'pong');
+}
