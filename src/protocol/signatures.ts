@@ -1,10 +1,23 @@
 // HMAC signatures for channel auth, user sign-in, the HTTP API and webhooks.
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, hash, timingSafeEqual, type KeyObject } from 'node:crypto';
+
+/** Key objects per secret: importing the key once saves work on every signature. Bounded. */
+const keys = new Map<string, KeyObject>();
+
+function keyFor(secret: string): KeyObject {
+  let key = keys.get(secret);
+  if (!key) {
+    if (keys.size >= 10_000) keys.clear();
+    keys.set(secret, (key = createSecretKey(Buffer.from(secret))));
+  }
+  return key;
+}
 
 export const hmacSha256Hex = (secret: string, data: string): string =>
-  createHmac('sha256', secret).update(data).digest('hex');
+  createHmac('sha256', keyFor(secret)).update(data).digest('hex');
 
-export const md5Hex = (data: string | Buffer): string => createHash('md5').update(data).digest('hex');
+/** One-shot MD5 (crypto.hash skips the Hash object). */
+export const md5Hex = (data: string | Buffer): string => hash('md5', data, 'hex');
 
 /** Compares two strings in time that depends only on their length. */
 export function safeEqual(a: string, b: string): boolean {
