@@ -21,6 +21,8 @@ import {
   type RequestKind,
 } from './messages.js';
 import { RequestTracker } from './requests.js';
+import { TtlCache } from './ttl-cache.js';
+import { LocalMarkers } from '../webhooks/markers.js';
 import type { Transport } from './transport.js';
 
 export interface BusObserver {
@@ -76,6 +78,9 @@ export class HorizontalAdapter implements Adapter {
   /** peer -> app\nchannel it has local subscribers for (to clean up after it dies) */
   private readonly interest = new Map<string, Set<string>>();
   private readonly startedAt = Date.now();
+  /** fallbacks when the broker has no shared state */
+  private readonly localCache = new TtlCache<string>();
+  private readonly localMarkers = new LocalMarkers();
   /**
    * Deltas and snapshots travel on different topics (on Redis Cluster, different
    * shards), so they can overtake each other. Each delta carries the sender's
@@ -205,8 +210,15 @@ export class HorizontalAdapter implements Adapter {
     return result;
   }
 
+  /** Without shared broker state: does any live peer hold the channel (from interest messages)? */
+  private heldByPeers(appId: string, channel: string): boolean {
+    const k = `${appId}\n${channel}`;
+    return this.membership.liveIds().some((id) => this.interest.get(id)?.has(k));
+  }
+
   async channelOccupied(appId: string, channel: string): Promise<boolean> {
     this.send({ t: 'ci', n: this.nodeId, s: ++this.seq, a: appId, c: channel });
+    if (!this.transport.sharedState) return !this.heldByPeers(appId, channel);
     const { changed, members } = await this.occupancyChange('add', this.occupancyKey(appId, channel), this.nodeId);
     // Members no live node accounts for are left over from nodes that died unseen (a whole-cluster restart).
     const settled = Date.now() - this.startedAt > this.options.nodeTimeoutMs;
@@ -221,17 +233,22 @@ export class HorizontalAdapter implements Adapter {
 
   async channelVacated(appId: string, channel: string): Promise<boolean> {
     this.send({ t: 'cx', n: this.nodeId, s: ++this.seq, a: appId, c: channel });
+    if (!this.transport.sharedState) return !this.heldByPeers(appId, channel);
     return this.removeOccupant(appId, channel, this.nodeId);
   }
 
   /** Puts a returned peer back in a channel's set; true when that refilled an empty channel. */
   async restoreOccupant(appId: string, channel: string, nodeId: string): Promise<boolean> {
+    if (!this.transport.sharedState) return false;
     const { changed, members } = await this.occupancyChange('add', this.occupancyKey(appId, channel), nodeId);
     return changed && members.length === 1;
   }
 
   /** Takes a node out of a channel's set; true when that emptied it. */
   async removeOccupant(appId: string, channel: string, nodeId: string): Promise<boolean> {
+    if (!this.transport.sharedState) {
+      return this.registry.subscriberCount(appId, channel) === 0 && !this.heldByPeers(appId, channel);
+    }
     const { changed, members } = await this.occupancyChange('remove', this.occupancyKey(appId, channel), nodeId);
     return changed && members.length === 0;
   }
@@ -328,6 +345,8 @@ export class HorizontalAdapter implements Adapter {
   }
 
   async reserveConnection(appId: string, max: number): Promise<boolean> {
+    // Without shared state: the cluster's count now (concurrent upgrades may overshoot a little).
+    if (!this.transport.sharedState) return (await this.connectionCount(appId)) < max;
     // Until this node has heard every peer's heartbeat it cannot tell dead counts from live ones.
     const settled = Date.now() - this.startedAt > this.options.heartbeatIntervalMs * 3;
     const live = settled ? this.membership.liveIds() : null;
@@ -341,6 +360,7 @@ export class HorizontalAdapter implements Adapter {
   }
 
   releaseConnection(appId: string): void {
+    if (!this.transport.sharedState) return;
     this.transport.quotaRelease(this.quotaKey(appId), this.nodeId).catch(() => undefined);
   }
 
@@ -362,12 +382,21 @@ export class HorizontalAdapter implements Adapter {
   // cache channels
 
   cacheSet(appId: string, channel: string, frame: string, ttlSeconds: number): void {
+    if (!this.transport.sharedState) {
+      // Per node only: the last event published through this node.
+      this.localCache.set(this.cacheKey(appId, channel), frame, ttlSeconds * 1000);
+      return;
+    }
     this.transport.put(this.cacheKey(appId, channel), frame, ttlSeconds * 1000).catch((err: Error) => {
       this.log.warn({ app_id: appId, channel, err: err.message }, 'cache write failed');
     });
   }
 
   async cacheGet(appId: string, channel: string): Promise<{ frame: string; ttl: number } | null> {
+    if (!this.transport.sharedState) {
+      const hit = this.localCache.get(this.cacheKey(appId, channel));
+      return hit ? { frame: hit.value, ttl: Math.ceil(hit.remainingMs / 1000) } : null;
+    }
     try {
       const hit = await this.transport.get(this.cacheKey(appId, channel));
       return hit ? { frame: hit.value, ttl: Math.ceil(hit.ttlMs / 1000) } : null;
@@ -381,14 +410,34 @@ export class HorizontalAdapter implements Adapter {
     return `${this.options.keyPrefix}cache:${appId}:${channel}`;
   }
 
-  /** Claims a one-off duty (e.g. webhooks for a dead peer) for exactly one node. */
-  claim(duty: string, ttlMs: number): Promise<boolean> {
+  /**
+   * Claims a one-off duty (e.g. webhooks for a dead peer) for exactly one node. Without shared
+   * state the live node with the smallest id takes it (right whenever the survivors agree on
+   * who is live).
+   */
+  async claim(duty: string, ttlMs: number): Promise<boolean> {
+    if (!this.transport.sharedState) return this.membership.liveIds().every((id) => id > this.nodeId);
     return this.transport.claim(`${this.options.keyPrefix}claim:${duty}`, ttlMs);
   }
 
   /** Gives a claim up; true only for the one caller that found it. */
-  takeClaim(duty: string): Promise<boolean> {
+  async takeClaim(duty: string): Promise<boolean> {
+    if (!this.transport.sharedState) return false;
     return this.transport.take(`${this.options.keyPrefix}claim:${duty}`);
+  }
+
+  /** Marks a held webhook removal (see webhooks/markers.ts); per node without shared state. */
+  async setMarker(key: string, ttlMs: number): Promise<void> {
+    if (!this.transport.sharedState) return this.localMarkers.set(key, ttlMs);
+    if (await this.claim(`mark:${key}`, ttlMs)) return;
+    // A leftover from a node that died while holding: replace it.
+    await this.takeClaim(`mark:${key}`);
+    await this.claim(`mark:${key}`, ttlMs);
+  }
+
+  async takeMarker(key: string): Promise<boolean> {
+    if (!this.transport.sharedState) return this.localMarkers.take(key);
+    return this.takeClaim(`mark:${key}`);
   }
 
   // the bus

@@ -10,6 +10,11 @@ export interface TransportEvents {
 }
 
 export interface Transport {
+  /**
+   * False when the broker has no shared key-value state (NATS without JetStream): the adapter
+   * then falls back to per-node answers for claims, occupancy, quotas and the cache.
+   */
+  readonly sharedState: boolean;
   /** Builds a topic name from parts in the broker's own syntax (escaping what it must). */
   topic(...parts: string[]): string;
   /** Connects and subscribes nothing yet; rejects if the broker cannot be reached at all. */

@@ -36,6 +36,8 @@ export class NatsTransport implements Transport {
   private nc: NatsConnection | null = null;
   private readonly subs = new Map<string, Subscription>();
   private readonly buckets = new Map<Bucket, Promise<KV>>();
+  /** JetStream (key-value buckets) is enabled on the server; probed at connect. */
+  sharedState = true;
   private events: TransportEvents | null = null;
   /** nats.js buffers publishes while reconnecting without a bound; we drop them instead. */
   private up = false;
@@ -90,6 +92,14 @@ export class NatsTransport implements Transport {
     };
     this.nc = await connect(options);
     this.up = true;
+    try {
+      await this.nc.jetstreamManager();
+    } catch {
+      this.sharedState = false;
+      this.log.warn(
+        'NATS server has no JetStream: claims, occupancy edges, connection quotas and cache channels fall back to per-node answers (start nats-server with -js)',
+      );
+    }
     this.flushTimer = setInterval(() => this.confirmSent(), 250);
     this.flushTimer.unref();
     void this.watchStatus(this.nc);

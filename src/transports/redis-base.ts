@@ -19,6 +19,7 @@ export interface PubSubCommands {
 }
 
 export abstract class RedisTransportBase<C extends Client> implements Transport {
+  readonly sharedState = true;
   private events: TransportEvents | null = null;
   private down = false;
   private readonly backlog: Backlog;

@@ -24,23 +24,20 @@ export class LocalMarkers implements Markers {
   }
 }
 
-/** What a broker offers for markers (the horizontal adapter). */
+/** Markers in the broker, through the horizontal adapter (any node can take them). */
 export interface MarkerBroker {
-  claim(key: string, ttlMs: number): Promise<boolean>;
-  takeClaim(key: string): Promise<boolean>;
+  setMarker(key: string, ttlMs: number): Promise<void>;
+  takeMarker(key: string): Promise<boolean>;
 }
 
 export class BrokerMarkers implements Markers {
   constructor(private readonly broker: MarkerBroker) {}
 
-  async set(key: string, ttlMs: number): Promise<void> {
-    if (await this.broker.claim(`mark:${key}`, ttlMs)) return;
-    // A leftover from a node that died while holding: replace it.
-    await this.broker.takeClaim(`mark:${key}`);
-    await this.broker.claim(`mark:${key}`, ttlMs);
+  set(key: string, ttlMs: number): Promise<void> {
+    return this.broker.setMarker(key, ttlMs);
   }
 
   take(key: string): Promise<boolean> {
-    return this.broker.takeClaim(`mark:${key}`);
+    return this.broker.takeMarker(key);
   }
 }
