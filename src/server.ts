@@ -77,7 +77,7 @@ function createTransport(config: Config, log: Logger): Transport {
     case 'redis-cluster': {
       const nodes = clusterNodes(config);
       if (nodes.length === 0) {
-        throw new ConfigError('adapter.driver "redis-cluster" needs REDIS_CLUSTER_NODES or database.redis.cluster_nodes');
+        throw new ConfigError('adapter.driver "redis-cluster" needs REDIS_CLUSTER_NODES, database.redis.cluster_nodes or adapter.cluster.nodes');
       }
       return new RedisClusterTransport(nodes, redisOptions(config), log);
     }

@@ -118,6 +118,14 @@ export const configSchema = z.object({
           cluster_mode: z.boolean().default(false),
         })
         .prefault({}),
+      /** Sockudo's redis-cluster adapter block; `nodes` is used when database.redis.cluster_nodes is empty. */
+      cluster: z
+        .object({
+          nodes: z.array(z.union([z.string(), z.object({ host: z.string(), port: lenient(port) })])).default([]),
+          prefix: z.string().optional(),
+          request_timeout_ms: lenient(z.number().int().positive().optional()),
+        })
+        .prefault({}),
       nats: z
         .object({
           servers: z.array(z.string()).default(['nats://127.0.0.1:4222']),

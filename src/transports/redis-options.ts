@@ -35,7 +35,8 @@ export function redisOptions(config: Config): RedisOptions {
 
 /** Redis Cluster seed nodes from REDIS_CLUSTER_NODES / database.redis.cluster_nodes. */
 export function clusterNodes(config: Config): Array<{ host: string; port: number }> {
-  return config.database.redis.cluster_nodes.map((n) => {
+  const listed = config.database.redis.cluster_nodes.length > 0 ? config.database.redis.cluster_nodes : config.adapter.cluster.nodes;
+  return listed.map((n) => {
     if (typeof n !== 'string') return n;
     const text = n.replace(/^rediss?:\/\//, '');
     const i = text.lastIndexOf(':');
