@@ -47,17 +47,7 @@ after(async () => {
 });
 
 /** The SDK with an encryption master key, for private-encrypted- channels. */
-function encryptingSdk(app: TestApp = DEMO_APP): PusherServer {
-  return new PusherServer({
-    appId: app.id,
-    key: app.key,
-    secret: app.secret,
-    host: '127.0.0.1',
-    port: String(node.port),
-    useTLS: false,
-    encryptionMasterKeyBase64: MASTER_KEY,
-  });
-}
+const encryptingSdk = (app: TestApp = DEMO_APP): PusherServer => serverSdk(node, app, { encryptionMasterKeyBase64: MASTER_KEY });
 
 function track<T extends RawSocket | PusherClient>(x: T): T {
   open.push(x);

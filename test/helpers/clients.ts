@@ -12,7 +12,8 @@ export const Pusher: PusherClass = ((PusherModule as unknown as { default?: Push
   (PusherModule as unknown as PusherClass));
 export type PusherClient = InstanceType<PusherClass>;
 
-export function serverSdk(node: { port: number }, app: TestApp = DEMO_APP): PusherServer {
+/** The `pusher` server SDK for a node; `extra` adds SDK options (e.g. encryptionMasterKeyBase64). */
+export function serverSdk(node: { port: number }, app: TestApp = DEMO_APP, extra: Record<string, unknown> = {}): PusherServer {
   return new PusherServer({
     appId: app.id,
     key: app.key,
@@ -20,6 +21,7 @@ export function serverSdk(node: { port: number }, app: TestApp = DEMO_APP): Push
     host: '127.0.0.1',
     port: String(node.port),
     useTLS: false,
+    ...extra,
   });
 }
 
