@@ -6,15 +6,25 @@ import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export function freePort() {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => res(port));
+/** Ports handed out by this process: the kernel may offer a just-released port again. */
+const handedOut = new Set();
+
+export async function freePort() {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = await new Promise((res, rej) => {
+      const srv = createServer();
+      srv.once('error', rej);
+      srv.listen(0, '127.0.0.1', () => {
+        const { port: p } = srv.address();
+        srv.close(() => res(p));
+      });
     });
-  });
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error('no fresh free port after 50 tries');
 }
 
 async function waitForPort(port, timeoutMs = 10_000) {
@@ -63,11 +73,12 @@ export async function startRedis() {
 export async function startRedisCluster() {
   const nodes = [];
   for (let i = 0; i < 6; i++) {
-    const port = await freePort();
+    // The cluster bus port is set explicitly: the default (port + 10000) may be taken or past 65535.
+    const [port, busPort] = [await freePort(), await freePort()];
     const dir = mkdtempSync(join(tmpdir(), `chorus-bench-rc${i}-`));
     const proc = spawn(
       'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'),
+      ['--port', String(port), '--cluster-port', String(busPort), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'),
         '--cluster-node-timeout', '2000', '--save', '', '--appendonly', 'no', '--dir', dir],
       { stdio: 'ignore' },
     );

@@ -6,15 +6,25 @@ import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+/** Ports handed out by this process: the kernel may offer a just-released port again. */
+const handedOut = new Set<number>();
+
 export async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => res(port));
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = await new Promise<number>((res, rej) => {
+      const srv = createServer();
+      srv.once('error', rej);
+      srv.listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as { port: number }).port;
+        srv.close(() => res(p));
+      });
     });
-  });
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error('no fresh free port after 50 tries');
 }
 
 async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
@@ -43,7 +53,22 @@ export interface Broker {
   resume(): void;
 }
 
-function managed(start: () => ChildProcess, port: number): Broker {
+/** Brokers still running when the test file's process exits are killed, never left behind. */
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const p of running) p.kill('SIGKILL');
+});
+
+/** Tracks a broker process; unref'd so one a failed hook could not stop never holds the test file open. */
+function tracked(proc: ChildProcess): ChildProcess {
+  running.add(proc);
+  proc.once('exit', () => running.delete(proc));
+  proc.unref();
+  return proc;
+}
+
+function managed(startRaw: () => ChildProcess, port: number): Broker {
+  const start = () => tracked(startRaw());
   const broker: Broker = {
     port,
     proc: start(),
@@ -91,18 +116,29 @@ export interface RedisCluster {
 export async function startRedisCluster(): Promise<RedisCluster> {
   const nodes: Broker[] = [];
   for (let i = 0; i < 6; i++) {
-    const port = await freePort();
+    // The cluster bus port is set explicitly: the default (port + 10000) may be taken or past 65535.
+    const [port, busPort] = [await freePort(), await freePort()];
     const dir = mkdtempSync(join(tmpdir(), `chorus-rc${i}-`));
     const start = () =>
       spawn(
         'redis-server',
-        ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'),
-          '--cluster-node-timeout', '2000', '--save', '', '--appendonly', 'no', '--dir', dir],
+        ['--port', String(port), '--cluster-port', String(busPort), '--bind', '127.0.0.1', '--cluster-enabled', 'yes',
+          '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-node-timeout', '2000', '--save', '', '--appendonly', 'no', '--dir', dir],
         { stdio: 'ignore' },
       );
     const b = managed(start, port);
     nodes.push(b);
   }
+  try {
+    return await formCluster(nodes);
+  } catch (err) {
+    // Never leave servers behind: they would keep the test process alive.
+    await Promise.all(nodes.map((n) => n.stop()));
+    throw err;
+  }
+}
+
+async function formCluster(nodes: Broker[]): Promise<RedisCluster> {
   await Promise.all(nodes.map((n) => waitForPort(n.port)));
   const addrs = nodes.map((n) => `127.0.0.1:${n.port}`);
   const created = spawnSync('redis-cli', ['--cluster', 'create', ...addrs, '--cluster-replicas', '1', '--cluster-yes'], {

@@ -100,7 +100,11 @@ export async function startNode(options: StartOptions = {}): Promise<ChorusNode>
       rej(new Error(`node exited with ${code} before listening:\n${logs.join('\n')}`));
     });
   });
-  const { port, metricsPort, nodeId } = await ready;
+  const { port, metricsPort, nodeId } = await ready.catch((err: Error) => {
+    // A node that never listened must not outlive the test file (it would keep it running).
+    proc.kill('SIGKILL');
+    throw err;
+  });
   const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
     const timeout = new Promise<null>((r) => setTimeout(() => r(null), 15_000).unref());
