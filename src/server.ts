@@ -170,6 +170,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     throw new StartupError(`cannot reach the ${config.adapter.driver} broker: ${(err as Error).message}`, 'BROKER_UNREACHABLE');
   }
 
+  // Bounded: a Redis that is down at start leaves the limiter failing open or closed as configured.
+  if (rateLimiter instanceof RedisRateLimiter) await rateLimiter.ready(5000);
   const listenSocket = await listen(uws, config.host, config.port);
   const port = uWS.us_socket_local_port(listenSocket as unknown as uWS.us_socket);
   const stopLiveness = startLiveness(ctx);

@@ -33,6 +33,20 @@ export class RedisRateLimiter implements RateLimiter {
     this.client = client as Scripted;
   }
 
+  /** Resolves once the connection is up (or after `timeoutMs`): a fail-closed limiter must not refuse the first requests only because it is still connecting. */
+  ready(timeoutMs: number): Promise<void> {
+    if (this.client.status === 'ready') return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.client.off('ready', done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.client.once('ready', done);
+    });
+  }
+
   async consume(key: string, points: number, limit: number, windowMs = 1000): Promise<boolean> {
     const now = Date.now();
     const window = now - (now % windowMs);
