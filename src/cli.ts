@@ -5,7 +5,7 @@ import { ConfigError } from './config/errors.js';
 import { createLogger } from './log.js';
 import { startServer, StartupError } from './server.js';
 import { VERSION } from './version.js';
-import { reloadApps } from './apps/reload.js';
+import { reloadApps } from './core/reload.js';
 import { APPS_HELP, runApps, runMigrate } from './commands/apps.js';
 
 const HELP = `Chorus ${VERSION}: a Pusher-compatible WebSocket server
@@ -126,7 +126,7 @@ async function main(): Promise<void> {
   process.on('SIGHUP', () => {
     try {
       const next = loadConfig({ file: args.config });
-      reloadApps(server.ctx, next.config.app_manager.array.apps ?? []).then(
+      reloadApps(server.apps, server.core.registry, next.config.app_manager.array.apps ?? []).then(
         (result) => {
           if (result) log.info(result, 'apps reloaded');
           else log.warn('SIGHUP ignored: apps come from a database (use its cache TTL)');

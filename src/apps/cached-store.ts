@@ -66,6 +66,11 @@ export class CachedAppStore implements AppStore {
     }
   }
 
+  peekById(id: string): App | null | undefined {
+    const hit = this.byId.get(id);
+    return hit && Date.now() - hit.fetchedAt < this.ttlMs ? hit.app : undefined;
+  }
+
   async list(): Promise<App[]> {
     return this.inner.list();
   }

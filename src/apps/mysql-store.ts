@@ -94,6 +94,10 @@ export class MysqlAppStore implements AppStore {
     return this.one('id', id);
   }
 
+  peekById(): undefined {
+    return undefined;
+  }
+
   async list(): Promise<App[]> {
     return (await this.query(`SELECT * FROM \`${this.table}\` ORDER BY \`id\``)).map(rowToApp);
   }

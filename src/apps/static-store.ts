@@ -23,6 +23,10 @@ export class StaticAppStore implements AppStore {
     return this.byId.get(id) ?? null;
   }
 
+  peekById(id: string): App | null {
+    return this.byId.get(id) ?? null;
+  }
+
   async list(): Promise<App[]> {
     return [...this.byId.values()];
   }

@@ -6,6 +6,11 @@ export interface AppStore {
   findByKey(key: string): Promise<App | null>;
   /** The app with this id, or null when none exists. */
   findById(id: string): Promise<App | null>;
+  /**
+   * The app with this id if the store knows it without waiting (memory, or a fresh cache
+   * entry): null when it knows there is none, undefined when it would have to ask.
+   */
+  peekById(id: string): App | null | undefined;
   /** Every app the store knows (used by reload and admin commands). */
   list(): Promise<App[]>;
   close(): Promise<void>;

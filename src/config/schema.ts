@@ -22,7 +22,15 @@ const quota = (fallback: number | null) =>
     .optional()
     .transform((v) => (v === undefined ? fallback : v === null || v <= 0 ? null : v));
 
-const idLike = z.union([z.string().min(1), z.number().int().nonnegative().transform(String)]);
+/**
+ * App ids appear in URLs and broker keys: letters, digits and `. _ ~ -` only (numbers
+ * are accepted as Pusher's numeric ids). Keys: no whitespace, slash or URL syntax.
+ */
+const appId = z.union([
+  z.string().regex(/^[A-Za-z0-9._~-]{1,100}$/, 'app id must be 1-100 letters, digits or . _ ~ -'),
+  z.number().int().nonnegative().transform(String),
+]);
+const appKey = z.string().regex(/^[^\s/?#%]{1,256}$/, 'app key must be 1-256 characters without whitespace, "/", "?", "#" or "%"');
 
 export const webhookEventTypes = [
   'channel_occupied',
@@ -48,8 +56,8 @@ export const webhookSchema = z.object({
 });
 
 export const appSchema = z.object({
-  id: idLike,
-  key: z.string().min(1),
+  id: appId,
+  key: appKey,
   secret: z.string().min(1),
   enabled: z.boolean().default(true),
   enable_client_messages: z.boolean().default(false),
@@ -108,6 +116,14 @@ export const configSchema = z.object({
   max_connections: quota(null),
   /** Channels one connection may hold; a subscribe flood costs a broker subscription each (0: no cap). */
   max_channels_per_connection: quota(1000),
+  /**
+   * Connections one client address may hold at once (0: no cap). Off by default: behind a proxy
+   * every client has the proxy's address unless trust_hops says how many hops to trust.
+   */
+  max_connections_per_ip: quota(null),
+  /** A connection's budget of subscribe/unsubscribe/sign-in frames: refilled per second, up to a burst (0: no budget). */
+  max_control_frames_per_second: quota(20),
+  max_control_frames_burst: lenient(z.number().int().positive().default(1100)),
   adapter: z
     .object({
       driver: z.enum(['local', 'redis', 'redis-cluster', 'nats']).default('local'),

@@ -22,6 +22,7 @@ export class Metrics {
   private readonly connectionErrors: Counter<'app_id' | 'code'>;
   private readonly subscriptions: AppCounter;
   private readonly unsubscriptions: AppCounter;
+  private readonly handlerErrors: Counter<'where'>;
   /** Bound children per app, so the hot path skips label hashing. */
   private readonly perApp = new Map<string, PerApp>();
 
@@ -45,12 +46,14 @@ export class Metrics {
     this.connectionErrors = counter('connection_errors_total', 'Connections refused or closed with a protocol error', ['app_id', 'code']);
     this.subscriptions = counter('channel_subscriptions_total', 'Channel subscriptions', ['app_id']);
     this.unsubscriptions = counter('channel_unsubscriptions_total', 'Channel unsubscriptions', ['app_id']);
+    this.handlerErrors = counter('handler_errors_total', 'Handlers that threw (the connection or request was closed; a bug to report)', ['where']);
     collectDefaultMetrics({ register: this.registry, prefix });
   }
 
-  /** The cluster bus: payloads and bytes received by kind, broker reconnects and round-trip time. */
+  /** The cluster bus: payloads and bytes received by kind, dropped messages, broker reconnects and round-trip time. */
   bus(): {
     message(kind: 'channel' | 'control', bytes: number): void;
+    invalid(type: string, reason: string): void;
     reconnected(): void;
     rtt(seconds: number): void;
   } {
@@ -58,6 +61,12 @@ export class Metrics {
     const labelNames = ['kind'] as const;
     const messages = new Counter({ name: this.prefix + 'bus_messages_received_total', help: 'Payloads received from the cluster bus', labelNames, registers: r });
     const bytes = new Counter({ name: this.prefix + 'bus_bytes_received_total', help: 'Bytes received from the cluster bus', labelNames, registers: r });
+    const invalid = new Counter({
+      name: this.prefix + 'bus_messages_invalid_total',
+      help: 'Messages from the cluster bus dropped because they do not decode (by message type and reason)',
+      labelNames: ['type', 'reason'] as const,
+      registers: r,
+    });
     const reconnects = new Counter({ name: this.prefix + 'broker_reconnects_total', help: 'Times the broker connection came back after an outage', registers: r });
     const rtt = new Histogram({
       name: this.prefix + 'broker_rtt_seconds',
@@ -74,6 +83,8 @@ export class Metrics {
         bound[kind][0].inc();
         bound[kind][1].inc(n);
       },
+      // Types and reasons come from a fixed set (decodeControl), never from the payload.
+      invalid: (type, reason) => invalid.inc({ type, reason }),
       reconnected: () => reconnects.inc(),
       rtt: (seconds) => rtt.observe(seconds),
     };
@@ -159,8 +170,12 @@ export class Metrics {
     this.httpCalls.inc({ app_id: appId, endpoint, status: String(status) });
   }
 
-  rateLimit(appId: string, kind: 'backend_events' | 'read_requests' | 'client_events' | 'api_ip' | 'websocket_ip'): void {
+  rateLimit(appId: string, kind: 'backend_events' | 'read_requests' | 'client_events' | 'control_frames' | 'api_ip' | 'websocket_ip'): void {
     this.rateLimited.inc({ app_id: appId, kind });
+  }
+
+  handlerError(where: 'upgrade' | 'open' | 'message' | 'close' | 'http'): void {
+    this.handlerErrors.inc({ where });
   }
 
   connectionError(appId: string, code: number): void {

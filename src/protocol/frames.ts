@@ -77,3 +77,42 @@ export const PING = '{"event":"pusher:ping","data":{}}';
 
 export const subscriptionError = (channel: string, type: string, error: string, status: number): string =>
   JSON.stringify({ event: 'pusher:subscription_error', channel, data: { type, error, status } });
+
+export const cacheMissFrame = (channel: string): string => JSON.stringify({ event: 'pusher:cache_miss', channel });
+
+export const signinSuccessFrame = (userData: string): string =>
+  JSON.stringify({ event: 'pusher:signin_success', data: JSON.stringify({ user_data: userData }) });
+
+/** `pusher_internal:watchlist_events` as pusher-js's watchlist facade reads it. */
+export function watchlistFrame(online: readonly string[], offline: readonly string[]): string {
+  const events: Array<{ name: string; user_ids: readonly string[] }> = [];
+  if (online.length) events.push({ name: 'online', user_ids: online });
+  if (offline.length) events.push({ name: 'offline', user_ids: offline });
+  return JSON.stringify({ event: 'pusher_internal:watchlist_events', data: JSON.stringify({ events }) });
+}
+
+export const memberAddedFrame = (channel: string, userId: string, info: unknown): string =>
+  encodeChannelEvent('pusher_internal:member_added', channel, JSON.stringify({ user_id: userId, user_info: info }));
+
+export const memberRemovedFrame = (channel: string, userId: string): string =>
+  encodeChannelEvent('pusher_internal:member_removed', channel, JSON.stringify({ user_id: userId }));
+
+export const subscriptionCountFrame = (channel: string, count: number): string =>
+  encodeChannelEvent('pusher_internal:subscription_count', channel, JSON.stringify({ subscription_count: count }));
+
+/**
+ * The presence part of subscription_succeeded. The hash is built without a prototype:
+ * a user id "__proto__" is an own key like any other.
+ */
+export function presenceSucceededData(members: Iterable<[string, { info: unknown }]>): string {
+  const ids: string[] = [];
+  const hash: Record<string, unknown> = Object.create(null);
+  for (const [userId, member] of members) {
+    ids.push(userId);
+    hash[userId] = member.info;
+  }
+  return JSON.stringify({ presence: { ids, hash, count: ids.length } });
+}
+
+export const subscriptionSucceededFrame = (channel: string, data = '{}'): string =>
+  encodeChannelEvent('pusher_internal:subscription_succeeded', channel, data);

@@ -36,6 +36,8 @@ export class RedisRateLimiter implements RateLimiter {
   /** Resolves once the connection is up (or after `timeoutMs`): a fail-closed limiter must not refuse the first requests only because it is still connecting. */
   ready(timeoutMs: number): Promise<void> {
     if (this.client.status === 'ready') return Promise.resolve();
+    // A lazy client connects on its first command.
+    this.client.ping().catch(() => undefined);
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);

@@ -1,23 +1,37 @@
-// Builds the webhook pipeline from the config: queue (memory or Redis), markers
-// (local or in the broker), the sink, and the recovery of a lost node's jobs.
-import { Cluster, Redis } from 'ioredis';
+// Builds the webhook pipeline from its settings: queue (memory or Redis), the
+// sink, and the recovery of a lost node's jobs. When and by which node an edge
+// (occupied, vacated, member added/removed) is reported is the cluster's business:
+// the sink sends what it is given.
+import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { AppStore } from '../apps/store.js';
-import type { Adapter } from '../cluster/adapter.js';
-import { HorizontalAdapter } from '../cluster/horizontal-adapter.js';
-import type { Config } from '../config/schema.js';
+import { WEBHOOK_MAX_ATTEMPTS, WEBHOOK_ORPHAN_SWEEP_MS, WEBHOOK_TIMEOUT_MS } from '../config/limits.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { clusterNodes, redisOptions } from '../transports/redis-options.js';
 import { HttpWebhookSink } from './http-sink.js';
 import { retryDelayMs } from './job.js';
-import { BrokerMarkers, LocalMarkers } from './markers.js';
+import { LocalMarkers } from './markers.js';
 import { MemoryQueue, type WebhookQueue } from './queue.js';
 import { RedisQueue } from './redis-queue.js';
 
-/** Pusher retries for about five minutes; ten attempts with backoff capped at a minute cover that. */
-const MAX_ATTEMPTS = 10;
 const MAX_QUEUED = 10_000;
-const ORPHAN_SWEEP_MS = 30_000;
+
+export interface WebhookSettings {
+  batching: boolean;
+  batchMs: number;
+  /** a Redis client factory when queue.driver is redis or redis-cluster, else null */
+  redis: ((role: 'command' | 'blocking') => Redis | Cluster) | null;
+  keyPrefix: string;
+  nodeId: string;
+  /** how long after start the orphan sweep begins (the node must know its live peers first) */
+  settleMs: number;
+}
+
+/** What the orphan sweep needs to know of the cluster. */
+export interface WebhookCluster {
+  liveIds(): string[];
+  /** true on exactly one live node for the key */
+  owns(key: string): boolean;
+}
 
 export interface Webhooks {
   sink: HttpWebhookSink;
@@ -25,43 +39,35 @@ export interface Webhooks {
   recoverNode(nodeId: string): Promise<void>;
 }
 
-function redisClient(config: Config): Redis | Cluster {
-  const base = { ...redisOptions(config), lazyConnect: false, maxRetriesPerRequest: null };
-  return config.queue.driver === 'redis-cluster'
-    ? new Cluster(clusterNodes(config), { redisOptions: base })
-    : new Redis(base);
-}
-
-export function createWebhooks(config: Config, adapter: Adapter, apps: AppStore, metrics: Metrics, log: Logger): Webhooks {
+export function createWebhooks(settings: WebhookSettings, cluster: WebhookCluster, apps: AppStore, metrics: Metrics, log: Logger): Webhooks {
   let queue: WebhookQueue;
   let redisQueue: RedisQueue | null = null;
-  if (config.queue.driver === 'redis' || config.queue.driver === 'redis-cluster') {
+  if (settings.redis) {
     redisQueue = new RedisQueue(
-      redisClient(config),
-      redisClient(config),
-      { keyPrefix: config.database.redis.key_prefix, nodeId: adapter.nodeId, maxQueued: MAX_QUEUED, retryDelay: retryDelayMs },
+      settings.redis('command'),
+      settings.redis('blocking'),
+      { keyPrefix: settings.keyPrefix, nodeId: settings.nodeId, maxQueued: MAX_QUEUED, retryDelay: retryDelayMs },
       log,
     );
     queue = redisQueue;
   } else {
     queue = new MemoryQueue(MAX_QUEUED, retryDelayMs, log);
   }
-  const markers = adapter instanceof HorizontalAdapter ? new BrokerMarkers(adapter) : new LocalMarkers();
   const sink = new HttpWebhookSink(
     {
-      batching: config.webhooks.batching.enabled,
-      batchMs: config.webhooks.batching.duration,
-      vacatedDelayMs: config.webhooks.vacated_delay_ms,
-      maxAttempts: MAX_ATTEMPTS,
-      requestTimeoutMs: 5000,
+      batching: settings.batching,
+      batchMs: settings.batchMs,
+      vacatedDelayMs: 0,
+      maxAttempts: WEBHOOK_MAX_ATTEMPTS,
+      requestTimeoutMs: WEBHOOK_TIMEOUT_MS,
     },
     queue,
-    markers,
+    new LocalMarkers(),
     apps,
     metrics.webhooks(() => queue.depth()),
     log,
   );
-  if (redisQueue) startOrphanSweep(redisQueue, adapter, config, log);
+  if (redisQueue) startOrphanSweep(redisQueue, cluster, settings.settleMs, log);
   return {
     sink,
     recoverNode: async (nodeId) => {
@@ -75,19 +81,17 @@ export function createWebhooks(config: Config, adapter: Adapter, apps: AppStore,
  * was there to clean up, or a restart under a new id) go back to the queue, once
  * this node has been up long enough to know every live peer.
  */
-function startOrphanSweep(queue: RedisQueue, adapter: Adapter, config: Config, log: Logger): void {
+function startOrphanSweep(queue: RedisQueue, cluster: WebhookCluster, settleMs: number, log: Logger): void {
   const startedAt = Date.now();
-  const settleMs = config.adapter.cluster_health.node_timeout_ms * 2;
   const timer = setInterval(() => {
     if (Date.now() - startedAt < settleMs) return;
-    void (async () => {
-      const live = new Set(adapter.members().map((m) => m.nodeId));
+    (async () => {
+      const live = new Set(cluster.liveIds());
       for (const nodeId of await queue.processingNodes()) {
-        if (live.has(nodeId)) continue;
-        const claimed = adapter instanceof HorizontalAdapter ? await adapter.claim(`webhook-orphans:${nodeId}`, 60_000) : true;
-        if (claimed) await queue.recover(nodeId);
+        // Requeueing is idempotent (RPOPLPUSH until empty); one owner keeps it from running N times.
+        if (!live.has(nodeId) && cluster.owns(JSON.stringify(['webhook-orphans', nodeId]))) await queue.recover(nodeId);
       }
     })().catch((err: Error) => log.warn({ err: err.message }, 'webhook orphan sweep failed'));
-  }, Math.min(ORPHAN_SWEEP_MS, settleMs));
+  }, Math.min(WEBHOOK_ORPHAN_SWEEP_MS, settleMs));
   timer.unref();
 }

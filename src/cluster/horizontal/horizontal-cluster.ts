@@ -1,0 +1,355 @@
+// N nodes as one server over a broker: the parts composed. Each part has one job —
+// control bus (wire), membership (heartbeats, ownership), replica (presence, users,
+// interest, anti-entropy), channel bus (events by interest), queries, shared state —
+// and this file wires them and routes what the transport delivers.
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import { DEFAULT_REQUEST_TIMEOUT_MS, READY_AFTER_HEARTBEATS } from '../../config/limits.js';
+import type { Transport } from '../../transports/transport.js';
+import { EdgeEmitter, type EdgeSettings } from '../edges.js';
+import type { Cluster, ClusterMember, ClusterNode, LocalView, MembershipView, PresenceDirectory, UserDirectory } from '../ports.js';
+import { HorizontalChannelBus } from './channel-bus.js';
+import { ControlBus } from './control-bus.js';
+import { Membership, type LossReason, type Peer } from './membership.js';
+import { HorizontalQueries } from './queries.js';
+import { Replica } from './replica.js';
+import { RequestTracker } from './requests.js';
+import { brokerState, nodeLocalState, type SharedState } from './shared-state.js';
+import type { Message, MessageOf, PendingWire } from './wire.js';
+
+export interface BusObserver {
+  /** a payload arrived (a node without interest in a channel sees none of its traffic) */
+  message(kind: 'channel' | 'control', bytes: number): void;
+  /** a payload that was dropped: its type and why */
+  invalid(type: string, reason: string): void;
+  /** the broker connection came back after an outage */
+  reconnected(): void;
+  /** a round trip to the broker, measured once per heartbeat */
+  rtt(seconds: number): void;
+}
+
+export interface HorizontalSettings extends EdgeSettings {
+  /** topic prefix (adapter.redis.prefix / adapter.nats.prefix) */
+  prefix: string;
+  /** key prefix for broker state */
+  keyPrefix: string;
+  processId?: string;
+  heartbeatIntervalMs: number;
+  nodeTimeoutMs: number;
+  cleanupIntervalMs: number;
+  requestTimeoutMs?: number;
+}
+
+const noObserver: BusObserver = { message: () => undefined, invalid: () => undefined, reconnected: () => undefined, rtt: () => undefined };
+
+export class HorizontalCluster implements Cluster {
+  readonly nodeId: string;
+  readonly processId: string;
+  private node: ClusterNode | null = null;
+  private local: LocalView | null = null;
+  private readonly control: ControlBus;
+  private readonly membershipTable: Membership;
+  private readonly replica: Replica;
+  private readonly edges: EdgeEmitter;
+  private readonly requests: RequestTracker;
+  private readonly bus: HorizontalChannelBus;
+  private readonly queryPort: HorizontalQueries;
+  private state: SharedState | null = null;
+  private readonly startedAt = Date.now();
+  private timers: NodeJS.Timeout[] = [];
+  private brokerUp = true;
+
+  constructor(
+    private readonly transport: Transport,
+    private readonly settings: HorizontalSettings,
+    private readonly log: Logger,
+    private readonly observer: BusObserver = noObserver,
+  ) {
+    this.processId = settings.processId ?? `${hostname()}-${process.pid}`;
+    this.nodeId = `${this.processId}~${randomUUID().slice(0, 8)}`;
+    this.control = new ControlBus(transport, settings.prefix, this.nodeId, observer, log);
+    this.membershipTable = new Membership(this.nodeId, settings, {
+      joined: (peer) => this.peerJoined(peer),
+      lost: (peer, reason) => this.peerLost(peer, reason),
+      ownersChanged: () => undefined,
+    });
+    this.edges = new EdgeEmitter(settings, (key) => this.membershipTable.owns(key), (edge) => this.node?.edge(edge));
+    this.replica = new Replica(this.nodeId, this.edges, {
+      isLive: (id) => this.membershipTable.isLive(id),
+      send: (m, to) => this.control.send(m, to),
+    });
+    this.requests = new RequestTracker(Math.min(settings.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, settings.nodeTimeoutMs));
+    this.bus = new HorizontalChannelBus(
+      transport,
+      settings.prefix,
+      this.nodeId,
+      (appId, channel, held) => this.replica.setInterest(appId, channel, held),
+      { received: (n) => observer.message('channel', n), invalid: () => observer.invalid('channel', 'invalid') },
+      log,
+    );
+    this.queryPort = new HorizontalQueries({
+      requests: this.requests,
+      liveIds: () => this.membershipTable.liveIds(),
+      send: (m) => this.control.send(m),
+      local: () => this.local,
+      presence: this.presence,
+    });
+  }
+
+  get sharedState(): boolean {
+    return this.transport.sharedState;
+  }
+
+  // lifecycle
+
+  async start(node: ClusterNode, local: LocalView): Promise<void> {
+    this.node = node;
+    this.local = local;
+    this.replica.attach(node);
+    this.bus.attach(node);
+    await this.transport.connect({
+      message: (topic, payload) => this.route(topic, payload),
+      status: (up) => this.onBrokerStatus(up),
+    });
+    // Chosen once, at connect: the broker holds shared state or each node answers for itself.
+    this.state = this.transport.sharedState
+      ? brokerState({ transport: this.transport, keyPrefix: this.settings.keyPrefix, nodeId: this.nodeId, liveNodes: () => this.settledLiveNodes(), log: this.log })
+      : nodeLocalState({ local: () => this.local, countElsewhere: (appId) => this.queryPort.elsewhere(appId) });
+    if (!this.transport.sharedState) {
+      this.log.warn('the broker has no shared state: connection quotas and cache channels are per node (NATS: start nats-server with -js)');
+    }
+    await this.control.subscribe();
+    this.control.send({ t: 'hello', p: this.processId });
+    this.heartbeat();
+    this.timers.push(setInterval(() => this.heartbeat(), this.settings.heartbeatIntervalMs));
+    this.timers.push(setInterval(() => this.membershipTable.sweep(), this.settings.cleanupIntervalMs));
+    for (const t of this.timers) t.unref();
+  }
+
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    // Our last changes go out before we say goodbye; survivors take over waiting removals.
+    this.replica.flush();
+    if (this.membershipTable.liveIds().length === 0) this.edges.flush();
+    this.control.send({ t: 'bye' });
+    this.requests.close();
+    this.edges.close();
+    this.replica.close();
+    this.bus.close();
+    await this.transport.close();
+  }
+
+  /** Until this node has heard every peer's heartbeat it cannot tell dead counts from live ones. */
+  private settledLiveNodes(): string[] | null {
+    if (Date.now() - this.startedAt < this.settings.heartbeatIntervalMs * 3) return null;
+    return this.membershipTable.liveIds();
+  }
+
+  // ports
+
+  readonly channels = {
+    broadcast: (appId: string, channel: string, frame: string, exceptSocketId?: string) => this.bus.broadcast(appId, channel, frame, exceptSocketId),
+    watch: (appId: string, channel: string) => this.bus.watch(appId, channel),
+    unwatch: (appId: string, channel: string) => this.bus.unwatch(appId, channel),
+  };
+
+  readonly presence: PresenceDirectory = {
+    join: (appId, channel, userId, info) => this.replica.presenceJoin(appId, channel, userId, info),
+    leave: (appId, channel, userId) => this.replica.presenceLeave(appId, channel, userId),
+    members: (appId, channel) => this.replica.book.members(appId, channel),
+    memberCount: (appId, channel) => this.replica.book.memberCount(appId, channel),
+    has: (appId, channel, userId) => this.replica.book.has(appId, channel, userId),
+  };
+
+  readonly users: UserDirectory = {
+    online: (appId, userId) => this.replica.setSignedIn(appId, userId, true),
+    offline: (appId, userId) => this.replica.setSignedIn(appId, userId, false),
+    isOnline: (appId, userId) => this.replica.users.isOnline(appId, userId),
+    disconnectEverywhere: (appId, userId, code, msg) => this.control.send({ t: 'disc', a: appId, u: userId, code, msg }),
+  };
+
+  get queries(): HorizontalQueries {
+    return this.queryPort;
+  }
+
+  get quotas(): SharedState['quotas'] {
+    return this.sharedStatePort().quotas;
+  }
+
+  get cache(): SharedState['cache'] {
+    return this.sharedStatePort().cache;
+  }
+
+  private sharedStatePort(): SharedState {
+    if (!this.state) throw new Error('the cluster is not started');
+    return this.state;
+  }
+
+  readonly membership: MembershipView = {
+    members: (): ClusterMember[] => {
+      const now = Date.now();
+      return [
+        { nodeId: this.nodeId, processId: this.processId, self: true, lastSeenMs: 0 },
+        ...this.membershipTable.list().map((p) => ({ nodeId: p.nodeId, processId: p.processId, self: false, lastSeenMs: now - p.lastSeen })),
+      ];
+    },
+    owns: (key) => this.membershipTable.owns(key),
+  };
+
+  // the bus
+
+  private route(topic: string, payload: string): void {
+    try {
+      if (!this.control.isControlTopic(topic)) {
+        this.bus.receive(topic, payload);
+        return;
+      }
+      this.observer.message('control', payload.length);
+      const message = this.control.decode(payload);
+      if (message) this.onControl(message);
+    } catch (err) {
+      // Nothing a peer sends may throw into the broker client's callback.
+      this.observer.invalid('handler', 'threw');
+      this.log.error({ err: (err as Error).message, topic: topic.slice(0, 200) }, 'handling a bus message failed');
+    }
+  }
+
+  private onControl(m: Message): void {
+    switch (m.t) {
+      case 'bye':
+        this.membershipTable.left(m.n);
+        return;
+      case 'hb':
+        return this.onHeartbeat(m);
+      case 'hello':
+        this.membershipTable.seen(m.n, m.p, undefined);
+        this.sendSnapshot(m.n);
+        return;
+      case 'dead':
+        if (m.id !== this.nodeId) this.membershipTable.declareDead(m.id);
+        return;
+      case 'snap':
+        return this.onSnapshot(m);
+      case 'res':
+        this.requests.answer(m.id, m.n, m.val);
+        return;
+    }
+    // Anything else only from a peer we know (its heartbeat comes first).
+    if (!this.membershipTable.touch(m.n)) return;
+    switch (m.t) {
+      case 'd':
+        this.replica.applyDelta(m);
+        return;
+      case 'disc':
+        this.node?.disconnectUser(m.a, m.u, m.code, m.msg);
+        return;
+      case 'req':
+        this.control.send({ t: 'res', id: m.id, val: this.queryPort.answer(m.k, m.a, m.c) }, m.n);
+        return;
+      case 'snapreq':
+        this.sendSnapshot(m.n);
+        return;
+    }
+  }
+
+  private onHeartbeat(m: MessageOf<'hb'>): void {
+    const known = this.membershipTable.isLive(m.n);
+    const peer = this.membershipTable.seen(m.n, m.p, m.r ?? false);
+    if (!known) return; // peerJoined asked for its snapshot
+    // Deltas travel on this topic ahead of the heartbeat, so a gap means some were lost.
+    const inStep = this.replica.appliedFrom(m.n) >= m.s && this.replica.digestOf(m.n) === m.d;
+    if (inStep) {
+      peer.mismatches = 0;
+      return;
+    }
+    if (++peer.mismatches >= 2) {
+      peer.mismatches = 0;
+      this.control.send({ t: 'snapreq' }, m.n);
+    }
+  }
+
+  private onSnapshot(m: MessageOf<'snap'>): void {
+    if (!this.membershipTable.isLive(m.n)) return;
+    if (!this.replica.applySnapshot(m)) {
+      // Older than a batch already applied: it would undo it. Ask again.
+      this.control.send({ t: 'snapreq' }, m.n);
+      return;
+    }
+    if (m.pend) {
+      this.edges.adoptPending(
+        m.pend.map((p) =>
+          p[0] === 'c'
+            ? { edge: { kind: 'channel' as const, appId: p[1], channel: p[2], present: false }, remainingMs: p[3] }
+            : { edge: { kind: 'member' as const, appId: p[1], channel: p[2], userId: p[3], present: false }, remainingMs: p[4] },
+        ),
+      );
+    }
+  }
+
+  private sendSnapshot(to: string): void {
+    const pend: PendingWire[] = this.edges.pendingRemovals().map(({ edge, remainingMs }) =>
+      edge.kind === 'channel' ? ['c', edge.appId, edge.channel, remainingMs] : ['m', edge.appId, edge.channel, edge.userId, remainingMs],
+    );
+    this.control.send(this.replica.snapshot(pend), to);
+  }
+
+  private heartbeat(): void {
+    this.measureRtt();
+    this.updateReadiness();
+    this.replica.flush();
+    this.control.send({
+      t: 'hb',
+      p: this.processId,
+      s: this.replica.sequence,
+      d: this.replica.digestOf(this.nodeId),
+      r: this.membershipTable.isSelfReady,
+    });
+  }
+
+  /** Ready to own keys once it has been up a few heartbeats and holds every known peer's snapshot. */
+  private updateReadiness(): void {
+    if (this.membershipTable.isSelfReady) return;
+    const settled = Date.now() - this.startedAt >= this.settings.heartbeatIntervalMs * READY_AFTER_HEARTBEATS;
+    if (settled && this.replica.awaitingSnapshot.size === 0) this.membershipTable.setSelfReady(true);
+  }
+
+  private measureRtt(): void {
+    if (!this.brokerUp) return;
+    const started = process.hrtime.bigint();
+    this.transport.ping().then(
+      () => this.observer.rtt(Number(process.hrtime.bigint() - started) / 1e9),
+      () => undefined,
+    );
+  }
+
+  private peerJoined(peer: Peer): void {
+    this.log.info({ peer: peer.nodeId }, 'cluster peer joined');
+    this.replica.awaitingSnapshot.add(peer.nodeId);
+    this.control.send({ t: 'snapreq' }, peer.nodeId);
+  }
+
+  private peerLost(peer: Peer, reason: LossReason): void {
+    if (reason === 'left') this.log.info({ peer: peer.nodeId }, 'cluster peer left');
+    else this.log.warn({ peer: peer.nodeId, reason }, 'cluster peer lost');
+    this.requests.forget(peer.nodeId);
+    this.replica.dropNode(peer.nodeId);
+    // A graceful leaver closed its own connections first and its changes already arrived.
+    if (reason !== 'left') this.node?.peerLost(peer.nodeId, this.membershipTable.owns(JSON.stringify(['node', peer.nodeId])));
+  }
+
+  private onBrokerStatus(up: boolean): void {
+    if (up === this.brokerUp) return;
+    this.brokerUp = up;
+    if (!up) {
+      this.log.error('broker connection lost; local clients are served, cross-node delivery waits for it');
+      return;
+    }
+    this.log.info('broker connection restored; resynchronising');
+    this.observer.reconnected();
+    // Peers answer hello with snapshots; they notice our own drift from our heartbeat digest.
+    this.control.send({ t: 'hello', p: this.processId });
+    this.heartbeat();
+  }
+}

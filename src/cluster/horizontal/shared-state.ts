@@ -1,0 +1,84 @@
+// Cluster-wide state a node cannot hold by itself: connection quotas and the cache
+// of cache channels. Two implementations behind one port, chosen once at connect:
+// in the broker (exact), or per node when the broker has no shared state (NATS
+// without JetStream) — quotas from a count of the live nodes, the cache per node.
+import type { Logger } from 'pino';
+import type { Transport } from '../../transports/transport.js';
+import { brokerKey } from '../keys.js';
+import type { ChannelCache, ConnectionQuotas, LocalView } from '../ports.js';
+import { TtlCache } from '../ttl-cache.js';
+
+export interface SharedState {
+  readonly quotas: ConnectionQuotas;
+  readonly cache: ChannelCache;
+}
+
+export interface BrokerStateDeps {
+  transport: Transport;
+  keyPrefix: string;
+  nodeId: string;
+  /** the live nodes, once this node has heard every peer (null before: it cannot tell dead counts yet) */
+  liveNodes(): readonly string[] | null;
+  log: Logger;
+}
+
+export function brokerState(d: BrokerStateDeps): SharedState {
+  const quotaKey = (appId: string) => brokerKey(d.keyPrefix, 'conns', appId);
+  const cacheKey = (appId: string, channel: string) => brokerKey(d.keyPrefix, 'cache', appId, channel);
+  return {
+    quotas: {
+      reserve: async (appId, max) => {
+        try {
+          return await d.transport.quotaTake(quotaKey(appId), d.nodeId, max, d.liveNodes());
+        } catch (err) {
+          // Fail open: a broker outage must not lock every client out.
+          d.log.warn({ app_id: appId, err: (err as Error).message }, 'connection quota unavailable, admitting');
+          return true;
+        }
+      },
+      release: (appId) => {
+        d.transport.quotaRelease(quotaKey(appId), d.nodeId).catch(() => undefined);
+      },
+    },
+    cache: {
+      set: (appId, channel, frame, ttlSeconds) => {
+        d.transport.put(cacheKey(appId, channel), frame, ttlSeconds * 1000).catch((err: Error) => {
+          d.log.warn({ app_id: appId, channel, err: err.message }, 'cache write failed');
+        });
+      },
+      get: async (appId, channel) => {
+        try {
+          const hit = await d.transport.get(cacheKey(appId, channel));
+          return hit ? { frame: hit.value, ttl: Math.ceil(hit.ttlMs / 1000) } : null;
+        } catch (err) {
+          d.log.warn({ app_id: appId, channel, err: (err as Error).message }, 'cache read failed');
+          return null;
+        }
+      },
+    },
+  };
+}
+
+export interface NodeStateDeps {
+  local: () => LocalView | null;
+  /** connections of the app on the other live nodes (a request to them) */
+  countElsewhere(appId: string): Promise<number>;
+}
+
+/** Without shared state: the quota from the cluster's count now (concurrent upgrades may overshoot a little), the cache per node. */
+export function nodeLocalState(d: NodeStateDeps): SharedState {
+  const entries = new TtlCache<string>();
+  return {
+    quotas: {
+      reserve: async (appId, max) => (d.local()?.connectionCount(appId) ?? 0) + (await d.countElsewhere(appId)) < max,
+      release: () => undefined,
+    },
+    cache: {
+      set: (appId, channel, frame, ttlSeconds) => entries.set(JSON.stringify([appId, channel]), frame, ttlSeconds * 1000),
+      get: async (appId, channel) => {
+        const hit = entries.get(JSON.stringify([appId, channel]));
+        return hit ? { frame: hit.value, ttl: Math.ceil(hit.remainingMs / 1000) } : null;
+      },
+    },
+  };
+}

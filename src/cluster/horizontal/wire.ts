@@ -1,0 +1,126 @@
+// What nodes say to each other, versioned and validated where it enters. Control
+// messages are small JSON objects on the cluster topic (or a node's own topic);
+// channel events travel on per-channel topics as `c1\n<origin>\n<except>\n<frame>`,
+// so the frame is never parsed or re-encoded on the way.
+//
+// Compatibility: a node ignores fields it does not know and message types it does
+// not know, so a node one version ahead can add both. A message that fails its
+// schema is dropped and counted, never thrown into the broker client's callback.
+import { z } from 'zod';
+
+export const WIRE_VERSION = 1;
+
+const id = z.string().min(1).max(512);
+const name = z.string().max(4096);
+const seq = z.number().int().nonnegative();
+
+/** A state change of the sender's own part of the cluster state. */
+export const deltaOp = z.union([
+  /** a presence connection joined / left */
+  z.tuple([z.literal('pj'), name, name, name, z.unknown()]),
+  z.tuple([z.literal('pl'), name, name, name]),
+  /** a signed-in user's first connection on the node / last one gone */
+  z.tuple([z.literal('uon'), name, name]),
+  z.tuple([z.literal('uoff'), name, name]),
+  /** the node gained its first / lost its last local subscriber of a channel */
+  z.tuple([z.literal('ci'), name, name]),
+  z.tuple([z.literal('cx'), name, name]),
+]);
+export type DeltaOp = z.infer<typeof deltaOp>;
+
+const edgeWire = z.union([
+  z.tuple([z.literal('c'), name, name, z.number().nonnegative()]),
+  z.tuple([z.literal('m'), name, name, name, z.number().nonnegative()]),
+]);
+export type PendingWire = z.infer<typeof edgeWire>;
+
+export const requestKind = z.enum(['count', 'channels', 'conns']);
+export type RequestKind = z.infer<typeof requestKind>;
+
+const envelope = { v: z.number().int().positive().optional(), n: id };
+
+export const schemas = {
+  /** heartbeat: s the latest sequence number, d the digest of the sender's state, r ready to own keys */
+  hb: z.object({ ...envelope, t: z.literal('hb'), p: id, s: seq, d: z.number().int().nonnegative(), r: z.boolean().optional() }),
+  /** a node (re)joined: peers answer with their snapshots */
+  hello: z.object({ ...envelope, t: z.literal('hello'), p: id }),
+  /** graceful leave */
+  bye: z.object({ ...envelope, t: z.literal('bye') }),
+  /** state deltas, in order, numbered as one step */
+  d: z.object({ ...envelope, t: z.literal('d'), s: seq, ops: z.array(deltaOp).max(100_000) }),
+  /** close a user's connections with a code (terminate_connections, force_reconnect) */
+  disc: z.object({ ...envelope, t: z.literal('disc'), a: name, u: name, code: z.number().int(), msg: z.string().max(1000) }),
+  req: z.object({ ...envelope, t: z.literal('req'), id: seq, k: requestKind, a: name, c: name.optional() }),
+  res: z.object({ ...envelope, t: z.literal('res'), id: seq, val: z.unknown() }),
+  snapreq: z.object({ ...envelope, t: z.literal('snapreq') }),
+  snap: z.object({
+    ...envelope,
+    t: z.literal('snap'),
+    /** the sender's sequence number the snapshot includes up to */
+    s: seq,
+    /** presence entries: app, channel, user, info, connections */
+    e: z.array(z.tuple([name, name, name, z.unknown(), z.number().int().positive()])),
+    /** signed-in users: app, user */
+    o: z.array(z.tuple([name, name])),
+    /** channels with local subscribers: app, channel */
+    ch: z.array(z.tuple([name, name])),
+    /** removals the sender is waiting out (so a node that joins reports them if it owns them) */
+    pend: z.array(edgeWire).optional(),
+  }),
+  /** a node declared gone by someone who knows (the primary of a box of workers) */
+  dead: z.object({ ...envelope, t: z.literal('dead'), id }),
+} as const;
+
+export type MessageType = keyof typeof schemas;
+export type Message = { [K in MessageType]: z.infer<(typeof schemas)[K]> }[MessageType];
+export type MessageOf<K extends MessageType> = z.infer<(typeof schemas)[K]>;
+/** What a sender writes: the envelope's version is added on the way out. */
+export type Outgoing = { [K in MessageType]: Omit<MessageOf<K>, 'v' | 'n'> }[MessageType];
+
+export type DecodeFailure = { ok: false; reason: 'json' | 'shape' | 'unknown_type' | 'invalid'; type: string; from: string | null };
+export type Decoded = { ok: true; message: Message } | DecodeFailure;
+
+const isType = (t: string): t is MessageType => Object.prototype.hasOwnProperty.call(schemas, t);
+
+/** Decodes one control payload; never throws. */
+export function decodeControl(payload: string): Decoded {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(payload);
+  } catch {
+    return { ok: false, reason: 'json', type: 'unknown', from: null };
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { ok: false, reason: 'shape', type: 'unknown', from: null };
+  const { t, n } = raw as { t?: unknown; n?: unknown };
+  const from = typeof n === 'string' ? n.slice(0, 200) : null;
+  if (typeof t !== 'string') return { ok: false, reason: 'shape', type: 'unknown', from };
+  if (!isType(t)) return { ok: false, reason: 'unknown_type', type: 'other', from };
+  const parsed = schemas[t].safeParse(raw);
+  if (!parsed.success) return { ok: false, reason: 'invalid', type: t, from };
+  return { ok: true, message: parsed.data as Message };
+}
+
+export function encodeControl(nodeId: string, message: Outgoing): string {
+  return JSON.stringify({ v: WIRE_VERSION, n: nodeId, ...message });
+}
+
+// channel payloads
+
+const CHANNEL_V1 = 'c1\n';
+const SOCKET_ID = /^\d+\.\d+$/;
+
+export const encodeChannelPayload = (origin: string, except: string | undefined, frame: string): string =>
+  CHANNEL_V1 + origin + '\n' + (except ?? '') + '\n' + frame;
+
+export type ChannelPayload = { origin: string; except: string | undefined; frame: string };
+
+/** Splits a channel payload, copying the frame once; null when it is not one this version reads. */
+export function decodeChannelPayload(payload: string): ChannelPayload | null {
+  if (!payload.startsWith(CHANNEL_V1)) return null;
+  const a = payload.indexOf('\n', CHANNEL_V1.length);
+  const b = a < 0 ? -1 : payload.indexOf('\n', a + 1);
+  if (b < 0 || a === CHANNEL_V1.length || b === payload.length - 1) return null;
+  const except = payload.slice(a + 1, b);
+  if (except.length > 0 && (except.length > 64 || !SOCKET_ID.test(except))) return null;
+  return { origin: payload.slice(CHANNEL_V1.length, a), except: except.length > 0 ? except : undefined, frame: payload.slice(b + 1) };
+}

@@ -1,0 +1,147 @@
+// What a node needs from its peers, as small ports (one job each), and what the
+// cluster asks of the node in return. The local cluster answers from this node
+// alone; the horizontal one (redis, redis-cluster, nats, memory) for the whole
+// cluster. Every call that asks peers has a deadline and never rejects because
+// a peer is slow or gone. A newcomer learns the cluster from this file.
+
+// ---- upward: implemented by the node's core, called by the cluster ----
+
+export interface MemberRef {
+  readonly appId: string;
+  readonly channel: string;
+  readonly userId: string;
+}
+
+export interface MemberWithInfo extends MemberRef {
+  readonly info: unknown;
+}
+
+/**
+ * A cluster-wide edge, decided by exactly one node (the channel's owner): a channel
+ * gained its first subscriber anywhere / lost its last one, a presence user joined a
+ * channel / left it on every node. Removals are reported after the configured delay
+ * and are not reported at all when the addition comes back within it.
+ */
+export type ClusterEdge =
+  | { readonly kind: 'channel'; readonly appId: string; readonly channel: string; readonly present: boolean }
+  | { readonly kind: 'member'; readonly appId: string; readonly channel: string; readonly userId: string; readonly present: boolean };
+
+export interface ClusterNode {
+  /** Delivers a frame to this node's local subscribers of a channel. */
+  deliver(appId: string, channel: string, frame: string, exceptSocketId: string | undefined): void;
+  /** Closes every local connection signed in (or present) as the user, with this close code. */
+  disconnectUser(appId: string, userId: string, code: number, message: string): void;
+  /** A signed-in user went online/offline somewhere in the cluster (watchlists). */
+  userPresenceChanged(appId: string, userId: string, online: boolean): void;
+  /** Presence members gone with their node: the node tells its local subscribers. */
+  membersLost(refs: readonly MemberRef[]): void;
+  /** Presence members that came back with a peer (a false alarm): local subscribers are told. */
+  membersFound(refs: readonly MemberWithInfo[]): void;
+  /** A cluster-wide edge this node is the one to report (webhooks). */
+  edge(edge: ClusterEdge): void;
+  /** A peer is gone (not a graceful leave); `mine` is true on exactly one survivor. */
+  peerLost(nodeId: string, mine: boolean): void;
+}
+
+/** What the cluster reads of this node's own connections (the registry implements it). */
+export interface LocalView {
+  subscriberCount(appId: string, channel: string): number;
+  localChannels(appId: string): ReadonlyMap<string, number>;
+  connectionCount(appId: string): number;
+}
+
+// ---- downward: the ports the core calls ----
+
+/** Channel events between nodes, routed by interest. */
+export interface ChannelBus {
+  /** Sends a frame to the channel's subscribers on other nodes (local delivery is the caller's). */
+  broadcast(appId: string, channel: string, frame: string, exceptSocketId?: string): void;
+  /** This node gained its first local subscriber: resolves once events published anywhere reach it. */
+  watch(appId: string, channel: string): Promise<void>;
+  /** This node lost its last local subscriber. */
+  unwatch(appId: string, channel: string): void;
+}
+
+export interface PresenceMember {
+  readonly info: unknown;
+}
+
+/** The cluster-wide presence membership, replicated on every node: reads are local. */
+export interface PresenceDirectory {
+  /** A local connection joined; true when the user is new to the channel cluster-wide. */
+  join(appId: string, channel: string, userId: string, info: unknown): boolean;
+  /** A local connection left; true when the user has no connection left in the channel anywhere. */
+  leave(appId: string, channel: string, userId: string): boolean;
+  members(appId: string, channel: string): ReadonlyMap<string, PresenceMember>;
+  memberCount(appId: string, channel: string): number;
+  has(appId: string, channel: string, userId: string): boolean;
+}
+
+/** Signed-in users across the cluster (watchlists, terminate, force reconnect). */
+export interface UserDirectory {
+  /** The user's first local connection signed in; true when the user was offline everywhere. */
+  online(appId: string, userId: string): boolean;
+  /** The user's last local connection went; true when the user is now offline everywhere. */
+  offline(appId: string, userId: string): boolean;
+  isOnline(appId: string, userId: string): boolean;
+  /** Asks every other node to close the user's connections (the caller closes its own). */
+  disconnectEverywhere(appId: string, userId: string, code: number, message: string): void;
+}
+
+/** Cluster-wide figures for one channel. */
+export interface ChannelCounts {
+  readonly subscriptionCount: number;
+  /** distinct presence users (presence channels only) */
+  readonly userCount: number;
+}
+
+export interface ClusterQueries {
+  channelCounts(appId: string, channel: string): Promise<ChannelCounts>;
+  /** Occupied channels of an app with their subscription counts. */
+  occupiedChannels(appId: string): Promise<Map<string, number>>;
+  connectionCount(appId: string): Promise<number>;
+}
+
+/** Per-app connection quotas, cluster-wide. */
+export interface ConnectionQuotas {
+  /** Takes one of `max` slots of the app atomically; false when none is left. */
+  reserve(appId: string, max: number): Promise<boolean>;
+  release(appId: string): void;
+}
+
+/** Cache channels: the last event's frame, shared by the cluster where the broker can. */
+export interface ChannelCache {
+  set(appId: string, channel: string, frame: string, ttlSeconds: number): void;
+  get(appId: string, channel: string): Promise<{ frame: string; ttl: number } | null>;
+}
+
+export interface ClusterMember {
+  readonly nodeId: string;
+  readonly processId: string;
+  readonly self: boolean;
+  /** ms since the last heartbeat (0 for this node) */
+  readonly lastSeenMs: number;
+}
+
+export interface MembershipView {
+  /** The live members, this node first. */
+  members(): ClusterMember[];
+  /** True on exactly one live node for a key (while the nodes agree on who is live). */
+  owns(key: string): boolean;
+}
+
+export interface Cluster {
+  readonly nodeId: string;
+  /** Whether cluster-wide state (quotas, cache) is exact here, or per node (a broker without shared state). */
+  readonly sharedState: boolean;
+  readonly channels: ChannelBus;
+  readonly presence: PresenceDirectory;
+  readonly users: UserDirectory;
+  readonly queries: ClusterQueries;
+  readonly quotas: ConnectionQuotas;
+  readonly cache: ChannelCache;
+  readonly membership: MembershipView;
+  start(node: ClusterNode, local: LocalView): Promise<void>;
+  /** Leaves the cluster, telling peers at once. */
+  stop(): Promise<void>;
+}

@@ -1,0 +1,59 @@
+// The cluster a node runs in, from the config: alone (local), or over a broker
+// through its transport.
+import type { Logger } from 'pino';
+import { ConfigError } from '../config/errors.js';
+import type { Config } from '../config/schema.js';
+import { HorizontalCluster } from '../cluster/horizontal/horizontal-cluster.js';
+import { LocalCluster } from '../cluster/local/local-cluster.js';
+import type { Cluster } from '../cluster/ports.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { NatsTransport } from '../transports/nats.js';
+import { RedisClusterTransport } from '../transports/redis-cluster.js';
+import { RedisTransport } from '../transports/redis.js';
+import type { Transport } from '../transports/transport.js';
+import { redisSettings } from './settings.js';
+
+function createTransport(config: Config, log: Logger): Transport {
+  switch (config.adapter.driver) {
+    case 'redis':
+      return new RedisTransport(redisSettings(config, false), log);
+    case 'redis-cluster': {
+      const settings = redisSettings(config, true);
+      if (!settings.clusterNodes?.length) {
+        throw new ConfigError('adapter.driver "redis-cluster" needs REDIS_CLUSTER_NODES, database.redis.cluster_nodes or adapter.cluster.nodes');
+      }
+      return new RedisClusterTransport(settings, log);
+    }
+    case 'nats': {
+      const n = config.adapter.nats;
+      return new NatsTransport(
+        { servers: n.servers, username: n.username, password: n.password, token: n.token, connectTimeoutMs: n.connection_timeout_ms, prefix: n.prefix },
+        log,
+      );
+    }
+    default:
+      throw new ConfigError(`adapter.driver "${config.adapter.driver}" has no transport`);
+  }
+}
+
+export function createCluster(config: Config, log: Logger, metrics: Metrics): Cluster {
+  const removalDelayMs = config.webhooks.vacated_delay_ms;
+  if (config.adapter.driver === 'local') return new LocalCluster({ nodeId: config.instance.process_id, removalDelayMs });
+  const health = config.adapter.cluster_health;
+  const isNats = config.adapter.driver === 'nats';
+  return new HorizontalCluster(
+    createTransport(config, log),
+    {
+      prefix: isNats ? config.adapter.nats.prefix : config.adapter.redis.prefix,
+      keyPrefix: config.database.redis.key_prefix,
+      processId: config.instance.process_id,
+      heartbeatIntervalMs: health.heartbeat_interval_ms,
+      nodeTimeoutMs: health.node_timeout_ms,
+      cleanupIntervalMs: health.cleanup_interval_ms,
+      requestTimeoutMs: isNats ? config.adapter.nats.requests_timeout : config.adapter.redis.requests_timeout,
+      removalDelayMs,
+    },
+    log,
+    metrics.bus(),
+  );
+}

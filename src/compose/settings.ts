@@ -1,0 +1,62 @@
+// From the validated config to each part's own settings. The composition root (this
+// folder and server.ts) is the only code that reads the config's shape; every part
+// gets just what it needs.
+import type { Config } from '../config/schema.js';
+import type { CoreSettings } from '../core/core.js';
+import type { HttpSettings } from '../edge/http/settings.js';
+import type { IpLimits } from '../edge/ws/ip-gate.js';
+import type { WsSettings } from '../edge/ws/settings.js';
+import type { RedisSettings } from '../transports/redis-client.js';
+
+export function wsSettings(config: Config): WsSettings {
+  const rl = config.rate_limiter;
+  const ws = rl.websocket_rate_limit;
+  const rate = rl.enabled ? { maxRequests: ws.max_requests, windowSeconds: ws.window_seconds } : null;
+  const ipLimits: IpLimits | null =
+    rate || config.max_connections_per_ip !== null ? { trustHops: ws.trust_hops, maxConnections: config.max_connections_per_ip, rate } : null;
+  return {
+    pathPrefix: config.path_prefix,
+    activityTimeoutSeconds: config.activity_timeout,
+    maxPayloadBytes: config.websocket_max_payload_kb * 1024,
+    userAuthenticationTimeoutSeconds: config.user_authentication_timeout,
+    maxChannelsPerConnection: config.max_channels_per_connection,
+    controlBudget: { perSecond: config.max_control_frames_per_second ?? 0, burst: config.max_control_frames_burst },
+    ipLimits,
+  };
+}
+
+export function httpSettings(config: Config): HttpSettings {
+  const api = config.rate_limiter.api_rate_limit;
+  return {
+    pathPrefix: config.path_prefix,
+    apiIpLimit: config.rate_limiter.enabled ? { maxRequests: api.max_requests, windowSeconds: api.window_seconds, trustHops: api.trust_hops } : null,
+    maxBodyBytes: 10 * 1024 * 1024,
+  };
+}
+
+export const coreSettings = (config: Config): CoreSettings => ({ maxConnections: config.max_connections });
+
+/** Redis Cluster seed nodes from REDIS_CLUSTER_NODES / database.redis.cluster_nodes / adapter.cluster.nodes. */
+export function clusterNodes(config: Config): Array<{ host: string; port: number }> {
+  const listed = config.database.redis.cluster_nodes.length > 0 ? config.database.redis.cluster_nodes : config.adapter.cluster.nodes;
+  return listed.map((n) => {
+    if (typeof n !== 'string') return n;
+    const text = n.replace(/^rediss?:\/\//, '');
+    const i = text.lastIndexOf(':');
+    return i > 0 ? { host: text.slice(0, i), port: Number(text.slice(i + 1)) } : { host: text, port: 6379 };
+  });
+}
+
+/** One Redis deployment for every Redis-backed part; `cluster` asks for the Redis Cluster seeds. */
+export function redisSettings(config: Config, cluster: boolean): RedisSettings {
+  const r = config.database.redis;
+  return {
+    host: r.host,
+    port: r.port,
+    username: r.username,
+    password: r.password,
+    db: r.db,
+    url: r.url,
+    clusterNodes: cluster ? clusterNodes(config) : [],
+  };
+}

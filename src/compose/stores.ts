@@ -1,0 +1,43 @@
+// App stores and rate limiters from the config.
+import type { Logger } from 'pino';
+import { CachedAppStore } from '../apps/cached-store.js';
+import { MysqlAppStore } from '../apps/mysql-store.js';
+import { StaticAppStore } from '../apps/static-store.js';
+import type { AppStore } from '../apps/store.js';
+import type { Config } from '../config/schema.js';
+import { LocalRateLimiter, type RateLimiter } from '../rate-limit/limiter.js';
+import { RedisRateLimiter } from '../rate-limit/redis-limiter.js';
+import { createRedisClient } from '../transports/redis-client.js';
+import { redisSettings } from './settings.js';
+
+export function createAppStore(config: Config, log: Logger): AppStore {
+  if (config.app_manager.driver === 'memory' || config.app_manager.driver === 'array') {
+    return new StaticAppStore(config.app_manager.array.apps ?? []);
+  }
+  const m = config.database.mysql;
+  const store = new MysqlAppStore({
+    host: m.host,
+    port: m.port,
+    username: m.username,
+    password: m.password,
+    database: m.database,
+    table: m.table_name,
+    poolSize: m.connection_pool_size,
+  });
+  if (!config.app_manager.cache.enabled) return store;
+  let warned = 0;
+  return new CachedAppStore(store, config.app_manager.cache.ttl * 1000, (err) => {
+    // Once a minute at most: the database is down and known apps are served from cache.
+    if (Date.now() - warned > 60_000) {
+      warned = Date.now();
+      log.warn({ err: err.message }, 'app database unavailable, serving cached apps');
+    }
+  });
+}
+
+export function createRateLimiter(config: Config, log: Logger): RateLimiter {
+  const driver = config.rate_limiter.driver;
+  if (driver === 'memory' || driver === 'local') return new LocalRateLimiter();
+  const client = createRedisClient(redisSettings(config, driver === 'redis-cluster'), 'command');
+  return new RedisRateLimiter(client, config.database.redis.key_prefix, config.rate_limiter.fail_open, log);
+}

@@ -1,0 +1,73 @@
+// One client connection as the rest of the node sees it, whatever carries it
+// (a WebSocket today; an HTTP fallback session is another subclass). It exists only
+// once the connection is open and its app is known: refused upgrades never get one.
+import type { App } from '../apps/app.js';
+import type { PerApp } from '../metrics/metrics.js';
+
+export interface Subscription {
+  /** presence user id, null on other channel types */
+  readonly userId: string | null;
+  /** false while the cluster confirms cross-node delivery */
+  ready: boolean;
+}
+
+export interface SignedInUser {
+  readonly id: string;
+  readonly userData: string;
+  readonly info: unknown;
+  readonly watchlist: readonly string[];
+}
+
+export type TransportKind = 'ws' | 'xhr_streaming' | 'xhr_polling';
+
+export abstract class Connection {
+  /** channel name -> its subscription */
+  readonly channels = new Map<string, Subscription>();
+  user: SignedInUser | null = null;
+  /** ms timestamps for liveness */
+  lastSeen = Date.now();
+  pingSentAt = 0;
+  /** ms deadline to sign in (apps with enable_user_authentication), 0 when none */
+  authDeadline = 0;
+  /** client events: a fixed one-second window */
+  clientWindowStart = 0;
+  clientWindowCount = 0;
+  /** control frames (subscribe, unsubscribe, sign-in): a token bucket */
+  controlTokens: number;
+  controlRefilledAt = Date.now();
+  closed = false;
+
+  constructor(
+    readonly socketId: string,
+    /** replaced on SIGHUP when the app's settings change */
+    public app: App,
+    /** holds a slot of the app's cluster-wide connection quota */
+    readonly quota: boolean,
+    readonly metrics: PerApp,
+    controlBurst: number,
+  ) {
+    this.controlTokens = controlBurst;
+  }
+
+  abstract readonly transport: TransportKind;
+
+  /** Sends one frame to this connection alone; a no-op once closed. */
+  send(frame: string): void {
+    if (this.closed) return;
+    this.metrics.messagesOut.inc();
+    this.metrics.bytesOut.inc(frame.length);
+    this.write(frame);
+  }
+
+  /** Sends a last frame (when given), then closes with a code. A no-op once closed. */
+  abstract close(code: number, reason: string, lastFrame?: string | null): void;
+  /** Writes a frame; a connection whose output outruns it closes itself (4100). */
+  protected abstract write(frame: string): void;
+  /** Local fan-out: the connection receives what is published to the topic. */
+  abstract subscribeTopic(topic: string): void;
+  abstract unsubscribeTopic(topic: string): void;
+  /** Publishes to a topic's other subscribers (not to this connection). */
+  abstract publishToOthers(topic: string, frame: string): void;
+  /** Bytes accepted for this connection but not yet written to the network. */
+  abstract bufferedAmount(): number;
+}

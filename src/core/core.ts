@@ -1,0 +1,215 @@
+// The channel core: the only API the edges (WebSocket, HTTP, admin) call for
+// connections, joins, leaves, publishes, users and queries. It owns the local
+// registry and talks to the cluster through its ports; the cluster talks back
+// through the ClusterNode this file implements.
+import type { Logger } from 'pino';
+import type { App } from '../apps/app.js';
+import type { AppStore } from '../apps/store.js';
+import type { ChannelCounts, Cluster, ClusterEdge, ClusterMember, ClusterNode, MemberRef, MemberWithInfo, PresenceMember } from '../cluster/ports.js';
+import type { Connection, SignedInUser } from '../conn/connection.js';
+import type { LocalRegistry } from '../conn/registry.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { CloseCode, protocolError, type ProtocolError } from '../protocol/codes.js';
+import { errorFrame, memberAddedFrame, memberRemovedFrame } from '../protocol/frames.js';
+import { SubscriptionCounts } from './counts.js';
+import { wantsWebhook, type DomainEvents, type WebhookEvent } from './events.js';
+import { Fanout, type TopicFanout } from './fanout.js';
+import { Subscriptions, type PresenceJoin } from './subscriptions.js';
+import { Users } from './users.js';
+
+export interface CoreSettings {
+  /** node-wide connection cap across apps (null: none) */
+  maxConnections: number | null;
+}
+
+export interface CoreDeps {
+  topics: TopicFanout;
+  registry: LocalRegistry;
+  cluster: Cluster;
+  apps: AppStore;
+  metrics: Metrics;
+  events: DomainEvents;
+  log: Logger;
+  /** a lost node's queued webhooks go back to the queue (on the one survivor that owns the duty) */
+  onPeerLost?: (nodeId: string) => void;
+}
+
+export class Core {
+  readonly registry: LocalRegistry;
+  private readonly cluster: Cluster;
+  private readonly fanout: Fanout;
+  private readonly subscriptions: Subscriptions;
+  private readonly users: Users;
+  private readonly counts: SubscriptionCounts;
+  private draining = false;
+
+  constructor(
+    private readonly settings: CoreSettings,
+    private readonly deps: CoreDeps,
+  ) {
+    this.registry = deps.registry;
+    this.cluster = deps.cluster;
+    this.fanout = new Fanout(deps.topics, deps.registry, deps.cluster.channels, () => deps.cluster.cache, deps.metrics);
+    this.counts = new SubscriptionCounts(deps.cluster.queries, this.fanout, deps.events, (err) =>
+      deps.log.warn({ err: err.message }, 'subscription count failed'),
+    );
+    this.subscriptions = new Subscriptions(deps.registry, deps.cluster, this.fanout, this.counts, deps.events, deps.metrics);
+    this.users = new Users(deps.registry, deps.cluster.users);
+  }
+
+  get nodeId(): string {
+    return this.cluster.nodeId;
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  start(): Promise<void> {
+    return this.cluster.start(this.clusterNode, this.registry);
+  }
+
+  // connections
+
+  /** Whether a new connection of the app may open here; takes a quota slot when it may. */
+  async admit(app: App): Promise<{ refusal: ProtocolError | null; quota: boolean }> {
+    if (this.draining) return { refusal: protocolError(CloseCode.RECONNECT, 'Server is shutting down', true), quota: false };
+    const cap = this.settings.maxConnections;
+    if (cap !== null && this.registry.totalConnections() >= cap) {
+      return { refusal: protocolError(CloseCode.OVER_CAPACITY, 'Node is over capacity', true), quota: false };
+    }
+    if (app.max_connections === null) return { refusal: null, quota: false };
+    if (await this.cluster.quotas.reserve(app.id, app.max_connections)) return { refusal: null, quota: true };
+    return { refusal: protocolError(CloseCode.APP_OVER_QUOTA, 'App is over its connection quota', true), quota: false };
+  }
+
+  /** An admitted upgrade: counted before its connection opens. */
+  reserve(appId: string): void {
+    this.registry.reserve(appId);
+  }
+
+  /** An admission whose client went away before its upgrade. */
+  releaseQuota(appId: string): void {
+    this.cluster.quotas.release(appId);
+  }
+
+  opened(conn: Connection): void {
+    this.registry.add(conn);
+  }
+
+  /** Releases everything a closed connection held. */
+  closed(conn: Connection): void {
+    this.subscriptions.unsubscribeAll(conn);
+    this.users.signOut(conn);
+    this.registry.remove(conn);
+    if (conn.quota) this.cluster.quotas.release(conn.app.id);
+  }
+
+  // channels
+
+  subscribe(conn: Connection, channel: string, presence: PresenceJoin | null): Promise<boolean> {
+    return this.subscriptions.subscribe(conn, channel, presence);
+  }
+
+  unsubscribe(conn: Connection, channel: string): void {
+    this.subscriptions.unsubscribe(conn, channel);
+  }
+
+  publish(app: App, channel: string, event: string, data: string, exceptSocketId?: string): void {
+    this.fanout.publish(app, channel, event, data, exceptSocketId);
+  }
+
+  /** A client event (already checked by the edge) to the channel's other subscribers, and its webhook. */
+  clientEvent(conn: Connection, channel: string, frame: string, webhook: WebhookEvent | null): void {
+    this.fanout.relay(conn, channel, frame);
+    this.deps.metrics.app(conn.app.id).clientEvents.inc();
+    if (webhook) this.deps.events.emit(conn.app, webhook);
+  }
+
+  // users
+
+  signIn(conn: Connection, user: SignedInUser, watchlistOverflow: boolean): void {
+    this.users.signIn(conn, user, watchlistOverflow);
+  }
+
+  /** Closes the user's connections everywhere (terminate_connections: 4009; force_reconnect: 4200). */
+  disconnectUser(appId: string, userId: string, code: number, message: string): void {
+    this.users.disconnectEverywhere(appId, userId, code, message);
+  }
+
+  // queries
+
+  channelCounts(appId: string, channel: string): Promise<ChannelCounts> {
+    return this.cluster.queries.channelCounts(appId, channel);
+  }
+
+  occupiedChannels(appId: string): Promise<Map<string, number>> {
+    return this.cluster.queries.occupiedChannels(appId);
+  }
+
+  presenceMembers(appId: string, channel: string): ReadonlyMap<string, PresenceMember> {
+    return this.cluster.presence.members(appId, channel);
+  }
+
+  presenceMemberCount(appId: string, channel: string): number {
+    return this.cluster.presence.memberCount(appId, channel);
+  }
+
+  isPresent(appId: string, channel: string, userId: string): boolean {
+    return this.cluster.presence.has(appId, channel, userId);
+  }
+
+  cached(appId: string, channel: string): Promise<{ frame: string; ttl: number } | null> {
+    return this.cluster.cache.get(appId, channel);
+  }
+
+  clusterMembers(): ClusterMember[] {
+    return this.cluster.membership.members();
+  }
+
+  // lifecycle
+
+  /** Closes every connection with 4200 (clients reconnect at once, elsewhere). */
+  drain(): void {
+    this.draining = true;
+    const frame = errorFrame(CloseCode.RECONNECT, 'Server is shutting down, reconnect');
+    for (const conn of this.registry.all()) conn.close(CloseCode.RECONNECT, 'shutting down', frame);
+  }
+
+  async stop(): Promise<void> {
+    this.counts.close();
+    await this.cluster.stop();
+  }
+
+  // what the cluster asks of this node
+
+  private readonly clusterNode: ClusterNode = {
+    deliver: (appId, channel, frame, except) => this.fanout.deliver(appId, channel, frame, except),
+    disconnectUser: (appId, userId, code, message) => this.users.disconnectLocal(appId, userId, code, message),
+    userPresenceChanged: (appId, userId, online) => this.users.presenceChanged(appId, userId, online),
+    membersLost: (refs: readonly MemberRef[]) => {
+      for (const r of refs) this.fanout.deliver(r.appId, r.channel, memberRemovedFrame(r.channel, r.userId), undefined);
+    },
+    membersFound: (refs: readonly MemberWithInfo[]) => {
+      for (const r of refs) this.fanout.deliver(r.appId, r.channel, memberAddedFrame(r.channel, r.userId, r.info), undefined);
+    },
+    edge: (edge) => this.reportEdge(edge),
+    peerLost: (nodeId, mine) => {
+      if (mine) this.deps.onPeerLost?.(nodeId);
+    },
+  };
+
+  /** A cluster-wide edge this node reports: the app is looked up (it may come from a database). */
+  private reportEdge(edge: ClusterEdge): void {
+    const event: WebhookEvent =
+      edge.kind === 'channel'
+        ? { name: edge.present ? 'channel_occupied' : 'channel_vacated', channel: edge.channel }
+        : { name: edge.present ? 'member_added' : 'member_removed', channel: edge.channel, user_id: edge.userId };
+    this.deps.apps.findById(edge.appId).then(
+      (app) => {
+        if (app && wantsWebhook(app, event.name)) this.deps.events.emit(app, event);
+      },
+      (err: Error) => this.deps.log.warn({ app_id: edge.appId, err: err.message }, 'app lookup for a webhook failed'),
+    );
+  }
+}

@@ -1,0 +1,91 @@
+// Joining and leaving channels. Bookkeeping is synchronous (limits and counts see
+// the connection at once); the first local subscriber of a channel waits until the
+// cluster confirms cross-node delivery before the connection is told it succeeded,
+// so it receives every event published after it saw success.
+import type { App } from '../apps/app.js';
+import type { Cluster } from '../cluster/ports.js';
+import type { Connection, Subscription } from '../conn/connection.js';
+import type { LocalRegistry } from '../conn/registry.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { channelInfo } from '../protocol/channels.js';
+import { cacheMissFrame, memberAddedFrame, memberRemovedFrame, presenceSucceededData, subscriptionSucceededFrame } from '../protocol/frames.js';
+import type { SubscriptionCounts } from './counts.js';
+import { wantsWebhook, type DomainEvents } from './events.js';
+import { topicOf, type Fanout } from './fanout.js';
+
+export interface PresenceJoin {
+  userId: string;
+  info: unknown;
+}
+
+export class Subscriptions {
+  constructor(
+    private readonly registry: LocalRegistry,
+    private readonly cluster: Cluster,
+    private readonly fanout: Fanout,
+    private readonly counts: SubscriptionCounts,
+    private readonly events: DomainEvents,
+    private readonly metrics: Metrics,
+  ) {}
+
+  /**
+   * Subscribes a connection to a channel it does not hold yet, then tells it (succeeded,
+   * the cache or a cache miss) and the others (member_added, subscription_count).
+   * Resolves false when the connection closed or unsubscribed meanwhile.
+   */
+  async subscribe(conn: Connection, channel: string, presence: PresenceJoin | null): Promise<boolean> {
+    const sub: Subscription = { userId: presence?.userId ?? null, ready: false };
+    const app = conn.app;
+    conn.channels.set(channel, sub);
+    try {
+      const first = this.registry.addSubscriber(app.id, channel);
+      const newMember = presence ? this.cluster.presence.join(app.id, channel, presence.userId, presence.info) : false;
+      this.metrics.app(app.id).subscriptions.inc();
+      if (first) await this.cluster.channels.watch(app.id, channel);
+      if (conn.closed || conn.channels.get(channel) !== sub) return false;
+      sub.ready = true;
+      conn.subscribeTopic(topicOf(app.id, channel));
+      const data = presence ? presenceSucceededData(this.cluster.presence.members(app.id, channel)) : undefined;
+      conn.send(subscriptionSucceededFrame(channel, data));
+      if (newMember && presence) this.fanout.relay(conn, channel, memberAddedFrame(channel, presence.userId, presence.info));
+    } catch (err) {
+      // Never leave a half-joined connection behind (counted, but never told it succeeded).
+      if (conn.channels.get(channel) === sub) this.unsubscribe(conn, channel);
+      throw err;
+    }
+    if (channelInfo(channel).cache) await this.replayCache(conn, app, channel);
+    this.counts.changed(app, channel, this.registry.subscriberCount(app.id, channel));
+    return true;
+  }
+
+  private async replayCache(conn: Connection, app: App, channel: string): Promise<void> {
+    const cached = await this.cluster.cache.get(app.id, channel);
+    if (cached) {
+      conn.send(cached.frame);
+      return;
+    }
+    conn.send(cacheMissFrame(channel));
+    if (wantsWebhook(app, 'cache_miss')) this.events.emit(app, { name: 'cache_miss', channel });
+  }
+
+  /** Removes a connection from a channel; a no-op when it does not hold it. */
+  unsubscribe(conn: Connection, channel: string): void {
+    const sub = conn.channels.get(channel);
+    if (!sub) return;
+    const app = conn.app;
+    conn.channels.delete(channel);
+    if (sub.ready && !conn.closed) conn.unsubscribeTopic(topicOf(app.id, channel));
+    const last = this.registry.removeSubscriber(app.id, channel);
+    this.metrics.app(app.id).unsubscriptions.inc();
+    if (sub.userId !== null && this.cluster.presence.leave(app.id, channel, sub.userId)) {
+      this.fanout.toAll(app.id, channel, memberRemovedFrame(channel, sub.userId));
+    }
+    if (last) this.cluster.channels.unwatch(app.id, channel);
+    if (sub.ready) this.counts.changed(app, channel, this.registry.subscriberCount(app.id, channel));
+  }
+
+  /** Everything a closing connection held. */
+  unsubscribeAll(conn: Connection): void {
+    for (const channel of [...conn.channels.keys()]) this.unsubscribe(conn, channel);
+  }
+}

@@ -1,0 +1,176 @@
+// The Pusher HTTP API and health routes on the node's main port. A request is
+// authenticated before its body is read (the signature covers the query, body_md5
+// included), bodies are read within a node-wide budget, and no exception leaves a
+// uWS callback.
+import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
+import type { App } from '../../apps/app.js';
+import { kb } from '../../apps/app.js';
+import { AppStoreError } from '../../apps/store.js';
+import { BODY_TIMEOUT_MS } from '../../config/limits.js';
+import { NO_BODY, readBody, type BodyReader, type BodyResult } from './body.js';
+import { clientIp } from './client-ip.js';
+import { handlers, isReadEndpoint, type Endpoint } from './endpoints.js';
+import { bodyProblem, parseQuery, signatureProblem } from './request-auth.js';
+import { CORS_HEADERS, errorReply, writeReply, type Reply } from './respond.js';
+import type { HttpDeps } from './settings.js';
+
+/** The largest body an app may legitimately send: a full batch of full events. */
+export function bodyLimitOf(app: App): number {
+  const perEvent = (kb(app.max_event_payload_in_kb) ?? 1024 * 1024) + 64 * 1024;
+  return Math.max(1024 * 1024, perEvent * Math.max(1, app.max_event_batch_size ?? 100));
+}
+
+function safeDecode(s: string): string | null {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return null;
+  }
+}
+
+const BODY_REFUSALS: Record<Exclude<BodyResult, { ok: true }>['reason'], Reply> = {
+  too_large: { ...errorReply(413, 'Request body is too large'), close: true },
+  timeout: { ...errorReply(408, 'Request body not received in time'), close: true },
+  busy: { ...errorReply(503, 'Too many request bodies in flight, retry later'), close: true, headers: { 'Retry-After': '1' } },
+  busy_ip: { ...errorReply(429, 'Too many request bodies in flight from this address'), close: true },
+  aborted: { ...errorReply(400, 'Request aborted'), close: true },
+};
+
+/** What is known without waiting: the verdict on the app and the signature, or null to go on. */
+function earlyRefusal(app: App | null, appId: string, authProblem: () => string | null): Reply | null {
+  if (!app) return errorReply(404, `Unknown app ${appId.slice(0, 64)}`);
+  if (!app.enabled) return errorReply(403, 'App is disabled');
+  const problem = authProblem();
+  return problem ? errorReply(401, problem) : null;
+}
+
+function apiRoute(d: HttpDeps, endpoint: Endpoint, argCount: number) {
+  const { settings, metrics } = d;
+  const isRead = isReadEndpoint(endpoint);
+  return (res: HttpResponse, req: HttpRequest) => {
+    let aborted = false;
+    let body: BodyReader = NO_BODY;
+    /** true once the whole body is in (or there is none): only then may the connection stay open */
+    let bodyIn = true;
+    let appIdForMetrics = 'unknown';
+    const respond = (reply: Reply) => {
+      metrics.httpCall(appIdForMetrics, endpoint, reply.status);
+      if (aborted) return;
+      if (appIdForMetrics !== 'unknown') metrics.app(appIdForMetrics).httpBytesOut.inc(reply.body.length);
+      // Answering before the body was read: the connection goes, so its unread bytes cannot follow.
+      res.cork(() => writeReply(res, bodyIn ? reply : { ...reply, close: true }));
+    };
+    try {
+      res.onAborted(() => {
+        aborted = true;
+        body.abort();
+      });
+      const method = req.getMethod().toUpperCase();
+      const path = req.getUrl();
+      const params = parseQuery(req.getQuery() ?? '');
+      const appId = safeDecode(req.getParameter(0) ?? '');
+      const args = Array.from({ length: argCount }, (_, i) => safeDecode(req.getParameter(i + 1) ?? ''));
+      const declared = Number(req.getHeader('content-length') || 0);
+      const hasBody = method === 'POST' && declared !== 0;
+      bodyIn = !hasBody;
+      // Only the per-IP limits read the address (reading it costs ~9% of a publish).
+      const ipOf = (() => {
+        let ip: string | null = null;
+        return () => (ip ??= clientIp(res, req, settings.apiIpLimit?.trustHops ?? 0));
+      })();
+      const ip = settings.apiIpLimit ? ipOf() : '';
+      if (d.isDraining()) return respond({ ...errorReply(503, 'Server is shutting down, retry on another node'), close: true });
+      if (appId === null || args.some((a) => a === null)) return respond(errorReply(400, 'Malformed percent-encoding in path'));
+      if (!Number.isFinite(declared) || declared < 0) return respond(errorReply(400, 'Invalid Content-Length'));
+      const paths = settings.pathPrefix && path.startsWith(settings.pathPrefix) ? [path, path.slice(settings.pathPrefix.length)] : [path];
+      const authProblem = (app: App) => () => signatureProblem(app, method, paths, params, hasBody);
+      // Apps known without waiting are checked before a byte of the body is read.
+      const known = d.apps.peekById(appId);
+      if (known !== undefined) {
+        const refusal = earlyRefusal(known, appId, known ? authProblem(known) : () => null);
+        if (refusal) {
+          if (known) appIdForMetrics = known.id;
+          return respond(refusal);
+        }
+      }
+      if (hasBody) body = readBody(res, known ? bodyLimitOf(known) : settings.maxBodyBytes, declared, BODY_TIMEOUT_MS, d.bodyBudget, ipOf);
+      (async (): Promise<Reply> => {
+        if (settings.apiIpLimit) {
+          const { maxRequests, windowSeconds } = settings.apiIpLimit;
+          if (!(await d.rateLimiter.consume(`api-ip:${ip}`, 1, maxRequests, windowSeconds * 1000))) {
+            metrics.rateLimit('unknown', 'api_ip'); // the id is not checked yet: no client-chosen label values
+            return errorReply(429, 'Too many requests from this address');
+          }
+        }
+        const app = known ?? (await d.apps.findById(appId));
+        if (known === undefined) {
+          const refusal = earlyRefusal(app, appId, app ? authProblem(app) : () => null);
+          if (refusal) return refusal;
+        }
+        if (!app) return errorReply(404, `Unknown app ${appId.slice(0, 64)}`);
+        appIdForMetrics = app.id;
+        const read = await body.result;
+        if (!read.ok) return BODY_REFUSALS[read.reason];
+        bodyIn = true;
+        metrics.app(app.id).httpBytesIn.inc(read.body.length);
+        if (known === undefined && read.body.length > bodyLimitOf(app)) return BODY_REFUSALS.too_large;
+        const problem = bodyProblem(params, read.body);
+        if (problem) return errorReply(401, problem);
+        if (isRead && app.max_read_requests_per_second !== null) {
+          if (!(await d.rateLimiter.consume(`read:${app.id}`, 1, app.max_read_requests_per_second))) {
+            metrics.rateLimit(app.id, 'read_requests');
+            return errorReply(429, 'Too many requests: max_read_requests_per_second exceeded');
+          }
+        }
+        return handlers[endpoint](d, app, { params, args: args as string[], body: read.body });
+      })()
+        .then(respond)
+        .catch((err: Error) => {
+          body.cancel();
+          if (err instanceof AppStoreError) return respond(errorReply(503, 'App store unavailable, try again later'));
+          d.log.error({ err: err.message, endpoint }, 'HTTP API handler failed');
+          respond(errorReply(500, 'Internal server error'));
+        });
+    } catch (err) {
+      // The last resort: nothing a request holds may end the process.
+      metrics.handlerError('http');
+      d.log.error({ err: (err as Error).message, endpoint }, 'HTTP API handler threw');
+      body.cancel();
+      respond({ ...errorReply(500, 'Internal server error'), close: true });
+    }
+  };
+}
+
+/** CORS preflight: browsers send it before a cross-origin API call. */
+function preflight(res: HttpResponse): void {
+  res.writeStatus('204 No Content');
+  for (const [k, v] of Object.entries(CORS_HEADERS)) res.writeHeader(k, v);
+  res.end();
+}
+
+function methodNotAllowed(allowed: string) {
+  return (res: HttpResponse) => {
+    writeReply(res, { ...errorReply(405, `Method not allowed; use ${allowed}`), headers: { Allow: allowed }, close: true });
+  };
+}
+
+export const API_ROUTES: ReadonlyArray<[string, 'get' | 'post', Endpoint, number]> = [
+  ['/apps/:appId/events', 'post', 'events', 0],
+  ['/apps/:appId/batch_events', 'post', 'batch_events', 0],
+  ['/apps/:appId/channels', 'get', 'channels', 0],
+  ['/apps/:appId/channels/:channel', 'get', 'channel', 1],
+  ['/apps/:appId/channels/:channel/users', 'get', 'users', 1],
+  ['/apps/:appId/users/:userId/terminate_connections', 'post', 'terminate_connections', 1],
+  ['/apps/:appId/users/:userId/force_reconnect', 'post', 'force_reconnect', 1],
+];
+
+export function registerApiRoutes(d: HttpDeps, uws: TemplatedApp): void {
+  const p = d.settings.pathPrefix;
+  for (const [pattern, method, endpoint, args] of API_ROUTES) {
+    uws[method](p + pattern, apiRoute(d, endpoint, args));
+    // Per route: uWS prefers the exact pattern's `any` (405) over the wildcard OPTIONS below.
+    uws.options(p + pattern, preflight);
+    uws.any(p + pattern, methodNotAllowed(method.toUpperCase()));
+  }
+  uws.options(p + '/*', preflight);
+}

@@ -1,0 +1,34 @@
+// What the HTTP edge needs: its own settings and the parts it calls.
+import type { Logger } from 'pino';
+import type { AppStore } from '../../apps/store.js';
+import type { Core } from '../../core/core.js';
+import type { Metrics } from '../../metrics/metrics.js';
+import type { RateLimiter } from '../../rate-limit/limiter.js';
+import type { BodyBudget } from './body.js';
+
+export interface HttpSettings {
+  pathPrefix: string;
+  /** Sockudo's api_rate_limit: requests one address may make to /apps/... per window (null: off) */
+  apiIpLimit: { maxRequests: number; windowSeconds: number; trustHops: number } | null;
+  /** the body bound for apps not known up front (a database): 10 MB, Sockudo's request_limit_in_mb */
+  maxBodyBytes: number;
+}
+
+export interface HttpDeps {
+  settings: HttpSettings;
+  core: Core;
+  apps: AppStore;
+  metrics: Metrics;
+  rateLimiter: RateLimiter;
+  bodyBudget: BodyBudget;
+  isDraining(): boolean;
+  log: Logger;
+}
+
+/** A request as the endpoint handlers see it: authenticated, its body read. */
+export interface Call {
+  params: Map<string, string>;
+  /** route parameters after the app id, decoded */
+  args: string[];
+  body: Buffer;
+}

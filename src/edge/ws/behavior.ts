@@ -1,0 +1,158 @@
+// The uWebSockets.js behaviour for <prefix>/app/{key}: connection lifecycle and frame
+// dispatch. No exception may leave a uWS callback (it would end the process): each one
+// runs behind a last-resort guard that logs, counts and closes that one connection.
+import type { WebSocket, WebSocketBehavior } from 'uWebSockets.js';
+import { MAX_BACKPRESSURE_BYTES } from '../../config/limits.js';
+import { CloseCode } from '../../protocol/codes.js';
+import { connectionEstablished, decodeClientFrame, errorFrame, PONG, type ClientFrame } from '../../protocol/frames.js';
+import { handleClientEvent } from './client-events.js';
+import { takeControlToken } from './control-budget.js';
+import { handleSignin } from './signin.js';
+import type { WsDeps } from './settings.js';
+import { handleSubscribe, handleUnsubscribe } from './subscribe.js';
+import { handleUpgrade } from './upgrade.js';
+import { WsConnection, type SocketData } from './ws-connection.js';
+
+export function websocketBehavior(d: WsDeps): WebSocketBehavior<SocketData> {
+  const { settings, metrics, log } = d;
+  /** Logs and counts a handler that threw; the connection it was handling is closed. */
+  const guard = (where: 'open' | 'message', ws: WebSocket<SocketData> | null, err: unknown) => {
+    metrics.handlerError(where);
+    log.error({ err: (err as Error)?.message ?? String(err), where }, 'a connection handler threw; that connection is closed');
+    try {
+      const data = ws?.getUserData();
+      if (data?.kind === 'admitted' && data.conn) data.conn.close(CloseCode.RECONNECT, 'server error');
+      else ws?.end(CloseCode.RECONNECT, 'server error');
+    } catch {
+      /* already gone */
+    }
+  };
+
+  return {
+    compression: 0,
+    maxPayloadLength: settings.maxPayloadBytes,
+    // Liveness is ours (pusher:ping / 4201), so uWS's own idle timer is off.
+    idleTimeout: 0,
+    maxBackpressure: MAX_BACKPRESSURE_BYTES,
+    closeOnBackpressureLimit: 0,
+    sendPingsAutomatically: false,
+
+    upgrade: (res, req, context) => {
+      try {
+        handleUpgrade(d, res, req, context);
+      } catch (err) {
+        metrics.handlerError('upgrade');
+        log.error({ err: (err as Error).message }, 'upgrade handler threw; the request is closed');
+        try {
+          res.close();
+        } catch {
+          /* already gone */
+        }
+      }
+    },
+
+    open: (ws) => {
+      try {
+        const data = ws.getUserData();
+        if (data.kind === 'refused') {
+          const { code, message } = data.refusal;
+          if (code !== null) metrics.connectionError(data.appId ?? 'unknown', code);
+          ws.cork(() => {
+            ws.send(errorFrame(code, message), false, false);
+            ws.end(code ?? CloseCode.RECONNECT, message.slice(0, 100));
+          });
+          return;
+        }
+        const m = metrics.app(data.app.id);
+        const conn = new WsConnection(ws, data.socketId, data.app, data.quota, m, settings.controlBudget.burst);
+        data.conn = conn;
+        d.core.opened(conn);
+        if (data.app.enable_user_authentication) {
+          conn.authDeadline = Date.now() + settings.userAuthenticationTimeoutSeconds * 1000;
+        }
+        m.newConnections.inc();
+        m.connected.inc();
+        conn.send(connectionEstablished(conn.socketId, settings.activityTimeoutSeconds));
+      } catch (err) {
+        guard('open', ws, err);
+      }
+    },
+
+    message: (ws, message, isBinary) => {
+      try {
+        const data = ws.getUserData();
+        const conn = data.kind === 'admitted' ? data.conn : null;
+        if (!conn || conn.closed) return;
+        conn.lastSeen = Date.now();
+        conn.pingSentAt = 0;
+        conn.metrics.messagesIn.inc();
+        conn.metrics.bytesIn.inc(message.byteLength);
+        if (isBinary) return conn.send(errorFrame(null, 'Binary frames are not supported'));
+        const decoded = decodeClientFrame(message);
+        if (!decoded.ok) return conn.send(errorFrame(null, `Invalid message: ${decoded.reason}`));
+        dispatch(d, conn, decoded.frame, message.byteLength);
+      } catch (err) {
+        // JSON.parse takes any depth but JSON.stringify recurses: deep data may overflow the stack.
+        if (err instanceof RangeError) {
+          const data = ws.getUserData();
+          if (data.kind === 'admitted') data.conn?.send(errorFrame(null, 'Invalid message: data is nested too deeply'));
+          return;
+        }
+        guard('message', ws, err);
+      }
+    },
+
+    pong: (ws) => {
+      const data = ws.getUserData();
+      if (data.kind === 'admitted' && data.conn) {
+        data.conn.lastSeen = Date.now();
+        data.conn.pingSentAt = 0;
+      }
+    },
+
+    close: (ws) => {
+      try {
+        const data = ws.getUserData();
+        if (data.kind !== 'admitted' || !data.conn) return;
+        const conn = data.conn;
+        conn.closed = true;
+        d.ipGate.closed(data.ip);
+        d.core.closed(conn);
+        conn.metrics.disconnections.inc();
+        conn.metrics.connected.dec();
+      } catch (err) {
+        metrics.handlerError('close');
+        log.error({ err: (err as Error).message }, 'close handler threw');
+      }
+    },
+  };
+}
+
+function dispatch(d: WsDeps, conn: WsConnection, frame: ClientFrame, size: number): void {
+  const event = frame.event;
+  if (event.startsWith('client-')) return handleClientEvent(d, conn, frame, size);
+  switch (event) {
+    case 'pusher:ping':
+      return conn.send(PONG);
+    case 'pusher:pong':
+      return;
+    case 'pusher:subscribe':
+    case 'pusher:unsubscribe':
+    case 'pusher:signin':
+      if (!takeControlToken(conn, d.settings.controlBudget)) {
+        d.metrics.rateLimit(conn.app.id, 'control_frames');
+        conn.close(CloseCode.OVER_CAPACITY, 'too many control frames', errorFrame(CloseCode.OVER_CAPACITY, 'Too many subscribe, unsubscribe or sign-in frames; reconnect later'));
+        return;
+      }
+      if (event === 'pusher:subscribe') {
+        handleSubscribe(d, conn, frame.data).catch((err: Error) => {
+          d.log.error({ err: err.message, socket_id: conn.socketId }, 'subscribe failed');
+          conn.send(errorFrame(null, 'Subscription failed, try again'));
+        });
+      } else if (event === 'pusher:unsubscribe') handleUnsubscribe(d, conn, frame.data);
+      else handleSignin(d, conn, frame.data);
+      return;
+    default:
+      conn.send(errorFrame(null, `Unknown event: ${event.slice(0, 100)}`));
+  }
+}

@@ -1,0 +1,113 @@
+// Decides, at the HTTP upgrade, whether a connection is accepted. Refused
+// connections are still upgraded so the client gets the protocol's error frame
+// and close code (a plain HTTP error would only make pusher-js retry).
+import { randomInt } from 'node:crypto';
+import type { HttpRequest, HttpResponse, us_socket_context_t } from 'uWebSockets.js';
+import type { App } from '../../apps/app.js';
+import { CloseCode, protocolError, type ProtocolError } from '../../protocol/codes.js';
+import { SUPPORTED_PROTOCOLS } from '../../protocol/limits.js';
+import { clientIp } from '../http/client-ip.js';
+import { originAllowed } from './origins.js';
+import type { WsDeps } from './settings.js';
+import type { SocketData } from './ws-connection.js';
+
+/** Socket ids are `<int>.<int>`; random on both sides so ids stay unique across nodes. */
+export function newSocketId(taken: { has(id: string): boolean }): string {
+  for (let i = 0; ; i++) {
+    const id = `${randomInt(1, 2 ** 47)}.${randomInt(1, 2 ** 47)}`;
+    if (!taken.has(id) || i > 100) return id;
+  }
+}
+
+function protocolProblem(protocol: string): ProtocolError | null {
+  if (protocol === '') return protocolError(CloseCode.NO_PROTOCOL, 'No protocol version supplied', true);
+  if (!/^\d{1,6}$/.test(protocol)) return protocolError(CloseCode.INVALID_VERSION, 'Invalid version string format', true);
+  if (!SUPPORTED_PROTOCOLS.has(Number(protocol))) {
+    return protocolError(CloseCode.UNSUPPORTED_PROTOCOL, `Unsupported protocol version ${protocol}`, true);
+  }
+  return null;
+}
+
+/** The app key from `<prefix>/app/<key>`; null when the path is not one (malformed encoding included). */
+export function appKeyOf(url: string, prefix: string): string | null {
+  const start = prefix + '/app/';
+  if (!url.startsWith(start)) return null;
+  let key: string;
+  try {
+    key = decodeURIComponent(url.slice(start.length));
+  } catch {
+    return null;
+  }
+  return key.length === 0 || key.length > 256 || key.includes('/') ? null : key;
+}
+
+export function handleUpgrade(d: WsDeps, res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
+  // Everything the request holds is read now: uWS frees it when this callback returns.
+  const url = req.getUrl();
+  const protocol = req.getQuery('protocol') ?? '';
+  const secKey = req.getHeader('sec-websocket-key');
+  const secProtocol = req.getHeader('sec-websocket-protocol');
+  const secExtensions = req.getHeader('sec-websocket-extensions');
+  const origin = req.getHeader('origin');
+  const limits = d.settings.ipLimits;
+  // Only the per-IP limits read the address (reading it has a cost on every upgrade).
+  const ip = limits ? clientIp(res, req, limits.trustHops) : '';
+  let aborted = false;
+  res.onAborted(() => {
+    aborted = true;
+  });
+
+  const upgrade = (data: SocketData) => {
+    res.cork(() => res.upgrade(data, secKey, secProtocol, secExtensions, context));
+  };
+  const refuse = (refusal: ProtocolError, appId: string | null = null) => {
+    if (!aborted) upgrade({ kind: 'refused', refusal, appId });
+  };
+
+  const key = appKeyOf(url, d.settings.pathPrefix);
+  if (key === null) return refuse(protocolError(CloseCode.PATH_NOT_FOUND, 'Path not found', true));
+  const badProtocol = protocolProblem(protocol);
+  if (badProtocol) return refuse(badProtocol);
+
+  const admit = async (): Promise<void> => {
+    if (limits && !(await d.ipGate.tryOpen(ip))) {
+      d.metrics.rateLimit('unknown', 'websocket_ip');
+      return refuse(protocolError(CloseCode.OVER_CAPACITY, 'Too many connections from this address, retry later', true));
+    }
+    let app: App | null;
+    try {
+      app = await d.apps.findByKey(key);
+    } catch (err) {
+      d.ipGate.closed(ip);
+      d.log.warn({ err: (err as Error).message }, 'app lookup failed during upgrade');
+      return refuse(protocolError(CloseCode.OVER_CAPACITY, 'App store unavailable, try again later', true));
+    }
+    const refusal = !app
+      ? protocolError(CloseCode.APP_NOT_FOUND, 'App key does not exist', true)
+      : !app.enabled
+        ? protocolError(CloseCode.APP_DISABLED, 'App is disabled', true)
+        : !originAllowed(app.allowed_origins, origin)
+          ? protocolError(CloseCode.UNAUTHORIZED, 'Origin not allowed', true)
+          : null;
+    if (refusal || !app) {
+      d.ipGate.closed(ip);
+      return refuse(refusal!, app?.id ?? null);
+    }
+    const admission = await d.core.admit(app);
+    if (admission.refusal) {
+      d.ipGate.closed(ip);
+      return refuse(admission.refusal, app.id);
+    }
+    if (aborted) {
+      d.ipGate.closed(ip);
+      if (admission.quota) d.core.releaseQuota(app.id);
+      return;
+    }
+    d.core.reserve(app.id);
+    upgrade({ kind: 'admitted', socketId: newSocketId(d.core.registry), app, quota: admission.quota, ip, conn: null });
+  };
+  admit().catch((err: Error) => {
+    d.log.error({ err: err.message }, 'upgrade failed');
+    refuse(protocolError(CloseCode.OVER_CAPACITY, 'Server error, try again later', true));
+  });
+}
