@@ -5,6 +5,7 @@ import PusherServer from 'pusher';
 import WebSocket from 'ws';
 import type { ChorusNode, TestApp } from './node.js';
 import { DEMO_APP } from './node.js';
+import { until } from './wait.js';
 
 // pusher-js is CommonJS whose typings declare a default export; at run time the module is the class.
 type PusherClass = typeof PusherModule.default;
@@ -148,7 +149,7 @@ export function dataOf<T = Record<string, unknown>>(frame: { data?: unknown }): 
   return (typeof frame.data === 'string' ? JSON.parse(frame.data) : frame.data) as T;
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export { sleep, until } from './wait.js';
 
 export function cleanup(...items: Array<PusherClient | RawSocket | ChorusNode | undefined>): Promise<unknown> {
   return Promise.all(
@@ -161,14 +162,6 @@ export function cleanup(...items: Array<PusherClient | RawSocket | ChorusNode | 
   );
 }
 
-/** Polls `check` (a throw counts as false) until it holds; rejects after `timeoutMs`. Bounded. */
-export async function until(check: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await Promise.resolve().then(check).catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 export const framesOf = (sock: RawSocket, event: string) => sock.frames.filter((f) => f.event === event);
 

@@ -8,7 +8,7 @@ import { kb } from '../../apps/app.js';
 import { AppStoreError } from '../../apps/store.js';
 import { BODY_TIMEOUT_MS } from '../../config/limits.js';
 import { NO_BODY, readBody, type BodyReader, type BodyResult } from './body.js';
-import { clientIp } from './client-ip.js';
+import { clientIp } from '../client-ip.js';
 import { handlers, isReadEndpoint, type Endpoint } from './endpoints.js';
 import { bodyProblem, parseQuery, signatureProblem } from './request-auth.js';
 import { CORS_HEADERS, errorReply, writeReply, type Reply } from './respond.js';

@@ -6,7 +6,7 @@ import type { HttpRequest, HttpResponse, us_socket_context_t } from 'uWebSockets
 import type { App } from '../../apps/app.js';
 import { CloseCode, protocolError, type ProtocolError } from '../../protocol/codes.js';
 import { SUPPORTED_PROTOCOLS } from '../../protocol/limits.js';
-import { clientIp } from '../http/client-ip.js';
+import { clientIp } from '../client-ip.js';
 import { originAllowed } from './origins.js';
 import type { WsDeps } from './settings.js';
 import type { SocketData } from './ws-connection.js';

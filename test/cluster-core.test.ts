@@ -1,0 +1,338 @@
+// The cluster algorithms in one process over the memory transport: membership,
+// loss and revival, replication and anti-entropy, exactly-once edges under seeded
+// random interleavings, quotas, requests and the wire's defences. Real brokers are
+// the business of cluster.test.ts and cluster-health.test.ts; this file proves the
+// algorithms in milliseconds.
+import { afterEach, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ClusterEdge } from '../src/cluster/ports.js';
+import { SimCluster, type SimNode } from './helpers/sim-cluster.js';
+import { sleep, until } from './helpers/wait.js';
+
+/** mulberry32: a seeded generator, so a failing interleaving can be replayed. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const channelEdges = (edges: ClusterEdge[], channel: string) =>
+  edges.filter((e) => e.kind === 'channel' && e.channel === channel).map((e) => e.present);
+const memberEdges = (edges: ClusterEdge[], channel: string, userId: string) =>
+  edges.filter((e) => e.kind === 'member' && e.channel === channel && e.userId === userId).map((e) => e.present);
+
+/** Occupied, vacated, occupied, ... and vacated last: what exactly-once per lifetime looks like. */
+function assertAlternates(flags: boolean[], what: string, endsAbsent = true): void {
+  for (let i = 0; i < flags.length; i++) assert.equal(flags[i], i % 2 === 0, `${what}: edge ${i} of ${JSON.stringify(flags)}`);
+  if (endsAbsent) assert.equal(flags.length % 2, 0, `${what}: ends present: ${JSON.stringify(flags)}`);
+}
+
+let sim: SimCluster | null = null;
+afterEach(async () => {
+  await sim?.close();
+  sim = null;
+});
+
+describe('cluster core: membership', () => {
+  it('nodes find each other, a graceful leaver goes at once, a silent one after the timeout', async () => {
+    sim = await SimCluster.of(3);
+    const [a, b, c] = sim.nodes;
+    assert.deepEqual(a.cluster.membership.members().map((m) => m.processId).sort(), ['n0', 'n1', 'n2']);
+    await c.stop();
+    await until(() => a.cluster.membership.members().length === 2 && b.cluster.membership.members().length === 2, 1000, 'bye');
+    assert.equal(a.lostPeers.length + b.lostPeers.length, 0, 'a graceful leave is not a loss');
+    sim.broker.pause(b.transport);
+    await until(() => a.cluster.membership.members().length === 1, 1000, 'timeout');
+    assert.deepEqual(a.lostPeers, [{ nodeId: b.cluster.nodeId, mine: true }]);
+  });
+
+  it('exactly one survivor owns the cleanup of a lost node', async () => {
+    sim = await SimCluster.of(4);
+    const dead = sim.nodes[3];
+    sim.broker.pause(dead.transport);
+    const survivors = sim.nodes.slice(0, 3);
+    await until(() => survivors.every((n) => n.lostPeers.length === 1), 1500, 'loss seen by all');
+    assert.equal(survivors.filter((n) => n.lostPeers[0].mine).length, 1);
+  });
+
+  it('a node that restarts under the same process id replaces its old self', async () => {
+    sim = await SimCluster.of(2);
+    const [a, b] = sim.nodes;
+    sim.broker.pause(b.transport);
+    const again = await sim.add('n1');
+    await until(() => a.cluster.membership.members().some((m) => m.nodeId === again.cluster.nodeId), 1000, 'new incarnation');
+    assert.ok(!a.cluster.membership.members().some((m) => m.nodeId === b.cluster.nodeId), 'old incarnation dropped');
+    b.stopped = true; // never resumed: closing it would wait on the paused link
+  });
+});
+
+describe('cluster core: replication', () => {
+  it('presence joins, infos and leaves reach every node', async () => {
+    sim = await SimCluster.of(3);
+    const [a, b, c] = sim.nodes;
+    assert.equal(a.cluster.presence.join('app', 'presence-x', 'u1', { name: 'one' }), true);
+    assert.equal(b.cluster.presence.join('app', 'presence-x', 'u1', { name: 'one' }), false, 'not new: a holds it');
+    await until(() => c.cluster.presence.memberCount('app', 'presence-x') === 1, 1000, 'replicated');
+    assert.deepEqual(c.cluster.presence.members('app', 'presence-x').get('u1')?.info, { name: 'one' });
+    assert.equal(a.cluster.presence.leave('app', 'presence-x', 'u1'), false, 'b still holds u1');
+    assert.equal(b.cluster.presence.leave('app', 'presence-x', 'u1'), true);
+    await until(() => c.cluster.presence.memberCount('app', 'presence-x') === 0, 1000, 'left everywhere');
+  });
+
+  it('ids with newlines and "__proto__" stay exactly what they are', async () => {
+    sim = await SimCluster.of(2);
+    const [a, b] = sim.nodes;
+    a.cluster.presence.join('app', 'presence-x', 'alice\nevil', null);
+    a.cluster.presence.join('app', 'presence-x', '__proto__', null);
+    assert.equal(a.cluster.users.online('app', 'alice\nevil'), true);
+    await until(() => b.cluster.presence.memberCount('app', 'presence-x') === 2, 1000, 'replicated');
+    assert.deepEqual([...b.cluster.presence.members('app', 'presence-x').keys()].sort(), ['__proto__', 'alice\nevil']);
+    await until(() => b.cluster.users.isOnline('app', 'alice\nevil'), 1000, 'online replicated');
+    assert.equal(b.cluster.users.isOnline('app', 'alice'), false);
+    sim.broker.pause(a.transport);
+    await until(() => b.watchlist.some((w) => w.userId === 'alice\nevil' && !w.online), 1500, 'offline with its node');
+    assert.ok(!b.watchlist.some((w) => w.userId === 'alice'), 'no other user affected');
+  });
+
+  it('anti-entropy repairs what the bus lost', async () => {
+    sim = await SimCluster.of(3, { seed: 7 });
+    const [a, b, c] = sim.nodes;
+    sim.broker.setFaults({ loss: 0.4 });
+    for (let i = 0; i < 30; i++) a.cluster.presence.join('app', 'presence-y', `u${i}`, { i });
+    for (let i = 0; i < 10; i++) a.cluster.presence.leave('app', 'presence-y', `u${i}`);
+    await a.subscribe('app', 'c1');
+    await sleep(100);
+    sim.broker.setFaults({ loss: 0 });
+    await until(() => b.cluster.presence.memberCount('app', 'presence-y') === 20 && c.cluster.presence.memberCount('app', 'presence-y') === 20, 3000, 'books repaired');
+  });
+
+  it('duplicated and reordered deliveries apply once, in order', async () => {
+    sim = await SimCluster.of(2, { seed: 11 });
+    const [a, b] = sim.nodes;
+    sim.broker.setFaults({ duplicate: 0.5, delayMs: [0, 8], reorder: true });
+    for (let i = 0; i < 20; i++) {
+      a.cluster.presence.join('app', 'presence-z', 'u', null);
+      await sleep(6);
+    }
+    for (let i = 0; i < 20; i++) {
+      a.cluster.presence.leave('app', 'presence-z', 'u');
+      await sleep(6);
+    }
+    sim.broker.setFaults({ duplicate: 0, delayMs: [0, 0], reorder: false });
+    await until(() => b.cluster.presence.memberCount('app', 'presence-z') === 0, 2000, 'converged');
+    a.cluster.presence.join('app', 'presence-z', 'v', null);
+    await until(() => b.cluster.presence.memberCount('app', 'presence-z') === 1, 2000, 'next join');
+  });
+});
+
+/** Seeded concurrent subscribe/unsubscribe on three nodes, then everyone leaves. */
+async function churn(nodes: SimNode[], seed: number, channels: string[], rounds: number): Promise<void> {
+  const random = rng(seed);
+  const held = nodes.map(() => new Map<string, number>());
+  for (let round = 0; round < rounds; round++) {
+    await Promise.all(
+      nodes.map(async (node, i) => {
+        for (let k = 0; k < 3; k++) {
+          const channel = channels[Math.floor(random() * channels.length)];
+          const n = held[i].get(channel) ?? 0;
+          if (n > 0 && random() < 0.5) {
+            held[i].set(channel, n - 1);
+            node.unsubscribe('app', channel);
+          } else {
+            held[i].set(channel, n + 1);
+            void node.subscribe('app', channel);
+          }
+          if (random() < 0.5) await sleep(Math.floor(random() * 4));
+        }
+      }),
+    );
+  }
+  nodes.forEach((node, i) => {
+    for (const [channel, n] of held[i]) for (let k = 0; k < n; k++) node.unsubscribe('app', channel);
+  });
+}
+
+describe('cluster core: exactly-once edges', () => {
+  for (const delay of [0, 40]) {
+    it(`occupancy: 50 seeded rounds of concurrent joins and leaves on 3 nodes (removal delay ${delay} ms)`, async () => {
+      sim = await SimCluster.of(3, { seed: 3, faults: { delayMs: [0, 3] } }, { removalDelayMs: delay });
+      const channels = ['c0', 'c1', 'c2', 'c3'];
+      await churn(sim.nodes, 1000 + delay, channels, 50);
+      await sleep(delay + 200);
+      const edges = sim.allEdges();
+      for (const c of channels) assertAlternates(channelEdges(edges, c), c);
+    });
+  }
+
+  it('a channel held throughout by one node is never reported vacated while others churn', async () => {
+    sim = await SimCluster.of(3, { seed: 5, faults: { delayMs: [0, 3] } });
+    const [a, b, c] = sim.nodes;
+    await a.subscribe('app', 'pinned');
+    await churn([b, c], 99, ['pinned'], 50);
+    await sleep(150);
+    assert.deepEqual(channelEdges(sim.allEdges(), 'pinned'), [true]);
+  });
+
+  it('members: seeded concurrent joins of the same users on 3 nodes report each lifetime once', async () => {
+    sim = await SimCluster.of(3, { seed: 9, faults: { delayMs: [0, 3] } });
+    const random = rng(4242);
+    const users = ['u0', 'u1', 'u2'];
+    const held = sim.nodes.map(() => new Map<string, number>());
+    for (let round = 0; round < 50; round++) {
+      await Promise.all(
+        sim.nodes.map(async (node, i) => {
+          const u = users[Math.floor(random() * users.length)];
+          const n = held[i].get(u) ?? 0;
+          if (n > 0 && random() < 0.5) {
+            held[i].set(u, n - 1);
+            node.cluster.presence.leave('app', 'presence-m', u);
+          } else {
+            held[i].set(u, n + 1);
+            node.cluster.presence.join('app', 'presence-m', u, null);
+          }
+          await sleep(Math.floor(random() * 4));
+        }),
+      );
+    }
+    sim.nodes.forEach((node, i) => {
+      for (const [u, n] of held[i]) for (let k = 0; k < n; k++) node.cluster.presence.leave('app', 'presence-m', u);
+    });
+    await sleep(200);
+    for (const u of users) assertAlternates(memberEdges(sim.allEdges(), 'presence-m', u), u);
+  });
+
+  it('a removal followed by the addition within the delay reports neither', async () => {
+    sim = await SimCluster.of(2, {}, { removalDelayMs: 150 });
+    const [a, b] = sim.nodes;
+    await a.subscribe('app', 'blink');
+    await until(() => channelEdges(sim!.allEdges(), 'blink').length === 1, 1000, 'occupied');
+    a.unsubscribe('app', 'blink');
+    await sleep(30);
+    await b.subscribe('app', 'blink');
+    await sleep(250);
+    assert.deepEqual(channelEdges(sim.allEdges(), 'blink'), [true]);
+  });
+
+  it('a lost node: its channels vacated and its members removed once; its return reported once', async () => {
+    sim = await SimCluster.of(3);
+    const dead = sim.nodes[2];
+    await dead.subscribe('app', 'only-on-dead');
+    dead.cluster.presence.join('app', 'presence-d', 'ghost', { g: 1 });
+    await until(() => sim!.nodes[0].cluster.presence.memberCount('app', 'presence-d') === 1, 1000, 'replicated');
+    sim.broker.pause(dead.transport);
+    await until(() => channelEdges(sim!.allEdges(), 'only-on-dead').length === 2, 1500, 'vacated after the loss');
+    await until(() => memberEdges(sim!.allEdges(), 'presence-d', 'ghost').length === 2, 1500, 'member removed');
+    assert.deepEqual(channelEdges(sim.allEdges(), 'only-on-dead'), [true, false]);
+    sim.broker.resume(dead.transport);
+    await until(() => channelEdges(sim!.allEdges(), 'only-on-dead').length === 3, 2000, 'back after the false alarm');
+    await sleep(100);
+    assert.deepEqual(channelEdges(sim.allEdges(), 'only-on-dead'), [true, false, true]);
+    assert.deepEqual(memberEdges(sim.allEdges(), 'presence-d', 'ghost'), [true, false, true]);
+  });
+
+  it('a removal waiting out its delay survives the death of the node that would have reported it', async () => {
+    sim = await SimCluster.of(3, {}, { removalDelayMs: 200 });
+    const [a] = sim.nodes;
+    // Find a channel the third node owns, then let it vacate and kill the owner within the delay.
+    const owner = sim.nodes[2];
+    let channel = '';
+    for (let i = 0; i < 200 && !channel; i++) {
+      if (owner.cluster.membership.owns(JSON.stringify(['app', `k${i}`]))) channel = `k${i}`;
+    }
+    assert.ok(channel, 'some channel is owned by the third node');
+    await a.subscribe('app', channel);
+    await until(() => channelEdges(sim!.allEdges(), channel).length === 1, 1000, 'occupied');
+    a.unsubscribe('app', channel);
+    await sleep(40);
+    sim.broker.pause(owner.transport);
+    await until(() => channelEdges(sim!.allEdges(), channel).length === 2, 2000, 'vacated by the next owner');
+    assert.deepEqual(channelEdges(sim.allEdges(), channel), [true, false]);
+    owner.stopped = true;
+  });
+});
+
+describe('cluster core: queries and quotas', () => {
+  it('counts sum over nodes; a frozen node does not hang the question past its deadline', async () => {
+    sim = await SimCluster.of(3);
+    const [a, b, c] = sim.nodes;
+    await a.subscribe('app', 'q');
+    await b.subscribe('app', 'q');
+    await b.subscribe('app', 'q');
+    await c.subscribe('app', 'other');
+    assert.equal((await a.cluster.queries.channelCounts('app', 'q')).subscriptionCount, 3);
+    assert.deepEqual([...(await c.cluster.queries.occupiedChannels('app'))].sort(), [['other', 1], ['q', 3]]);
+    sim.broker.pause(c.transport);
+    const started = Date.now();
+    assert.equal((await a.cluster.queries.channelCounts('app', 'q')).subscriptionCount, 3);
+    assert.ok(Date.now() - started < 1000, 'bounded by the request timeout');
+    c.stopped = true;
+  });
+
+  it('a connection quota holds exactly across nodes under concurrency', async () => {
+    sim = await SimCluster.of(3, { faults: { opDelayMs: [0, 5] } });
+    await sleep(80); // past the settle time: counts of live nodes only
+    const results = await Promise.all(sim.nodes.flatMap((n) => Array.from({ length: 10 }, () => n.cluster.quotas.reserve('app', 12))));
+    assert.equal(results.filter(Boolean).length, 12);
+  });
+
+  it('without shared state, quotas come from counts and the cache is per node', async () => {
+    sim = await SimCluster.of(2, { sharedState: false });
+    const [a, b] = sim.nodes;
+    assert.equal(a.cluster.sharedState, false);
+    b.connect('app');
+    b.connect('app');
+    assert.equal(await a.cluster.quotas.reserve('app', 3), true);
+    a.connect('app');
+    assert.equal(await a.cluster.quotas.reserve('app', 3), false);
+    a.cluster.cache.set('app', 'cache-x', 'frame', 60);
+    assert.deepEqual((await a.cluster.cache.get('app', 'cache-x'))?.frame, 'frame');
+    assert.equal(await b.cluster.cache.get('app', 'cache-x'), null);
+  });
+});
+
+describe('cluster core: the wire', () => {
+  it('malformed control messages are dropped and counted; nothing throws into the transport', async () => {
+    sim = await SimCluster.of(2);
+    const [a, b] = sim.nodes;
+    const evil = sim.broker.transport('evil');
+    await evil.connect({ message: () => undefined, status: () => undefined });
+    const topic = evil.topic('sim', 'cluster');
+    evil.publish(topic, JSON.stringify({ v: 1, t: 'hb', n: 'evil~1', p: 'evil', s: 0, d: 0 }));
+    await sleep(20);
+    for (const bad of [
+      '{"v":1,"t":"snap","n":"evil~1","s":1}',
+      '{"v":1,"t":"d","n":"evil~1","s":"x","ops":[]}',
+      '{"v":1,"t":"d","n":"evil~1","s":1,"ops":[["pj",1,2]]}',
+      'not json',
+      '[]',
+      '{"t":5}',
+    ]) evil.publish(topic, bad);
+    await sleep(60);
+    await a.subscribe('app', 'still-works');
+    await until(() => channelEdges(sim!.allEdges(), 'still-works').length === 1, 1000, 'the cluster still works');
+    assert.ok(b.cluster.membership.members().length >= 2);
+  });
+
+  it('a node one wire version ahead (new fields, new message types) is understood', async () => {
+    sim = await SimCluster.of(1);
+    const [a] = sim.nodes;
+    const next = sim.broker.transport('next');
+    await next.connect({ message: () => undefined, status: () => undefined });
+    const topic = next.topic('sim', 'cluster');
+    // Not ready: the old node owns every key, so the new node's delta must surface as its edge.
+    const hb = () => next.publish(topic, JSON.stringify({ v: 2, t: 'hb', n: 'next~1', p: 'next', s: 1, d: 0, r: false, load: 0.5 }));
+    hb();
+    next.publish(topic, JSON.stringify({ v: 2, t: 'gossip', n: 'next~1', anything: [1, 2] }));
+    next.publish(topic, JSON.stringify({ v: 2, t: 'd', n: 'next~1', s: 1, ops: [['ci', 'app', 'from-v2']], trace: 'abc' }));
+    await until(() => a.cluster.membership.members().length === 2, 1000, 'v2 peer seen');
+    await until(() => channelEdges(a.edges, 'from-v2').length === 1, 1000, 'v2 delta applied');
+    hb();
+    await sleep(50);
+    assert.equal(a.cluster.membership.members().length, 2, 'still a member');
+  });
+});
