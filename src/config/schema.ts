@@ -34,8 +34,31 @@ export const webhookEventTypes = [
   'subscription_count',
 ] as const;
 
+/**
+ * A webhook target: http: or https: only, and no `user:pass@` (Node's fetch refuses such URLs,
+ * and a URL is logged when a delivery fails). Messages never echo the URL: it may hold a secret.
+ */
+const webhookUrl = z.string().superRefine((value, ctx) => {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'webhook url is not a valid URL' });
+    return;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    ctx.addIssue({ code: 'custom', message: `webhook url must use http: or https: (got ${url.protocol})` });
+  }
+  if (url.username !== '' || url.password !== '') {
+    ctx.addIssue({
+      code: 'custom',
+      message: 'webhook url must not contain credentials; send them with a header (headers: {"Authorization": ...})',
+    });
+  }
+});
+
 export const webhookSchema = z.object({
-  url: z.string().url(),
+  url: webhookUrl,
   event_types: z.array(z.enum(webhookEventTypes)).min(1),
   filter: z
     .object({

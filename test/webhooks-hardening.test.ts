@@ -1,0 +1,122 @@
+// Webhook delivery under attack, against real node processes: a black-holed
+// endpoint plus channel churn must not exhaust the node or starve another app,
+// a failing endpoint trips a circuit breaker that closes again, the Redis queue
+// stays fair, webhook URLs are checked at load and never logged with secrets.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { rowToApp } from '../src/apps/mysql-store.js';
+import { startBlackHole, type BlackHole } from './helpers/black-hole.js';
+import { startRedis, type Broker } from './helpers/brokers.js';
+import { framesOf, rawSocket, sleep, until, type RawSocket } from './helpers/clients.js';
+import { runCli, startNode, writeConfig, type ChorusNode, type TestApp } from './helpers/node.js';
+import { openFds, rssMiB } from './helpers/proc.js';
+import { startWebhookReceiver, type WebhookReceiver } from './helpers/webhook-receiver.js';
+
+const OCCUPANCY = ['channel_occupied', 'channel_vacated'];
+
+/** Sum of a metric's samples whose label set contains `labels` (e.g. 'app_id="a"'). */
+async function metric(node: ChorusNode, name: string, labels = ''): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${node.metricsPort}/metrics`)).text();
+  return text
+    .split('\n')
+    .filter((l) => !l.startsWith('#') && (l.startsWith(`${name} `) || l.startsWith(`${name}{`)) && l.includes(labels))
+    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+}
+
+async function connect(node: ChorusNode, app: TestApp): Promise<RawSocket> {
+  const sock = await rawSocket(node, `/app/${app.key}?protocol=7&client=js&version=8.4.0`);
+  await sock.next((f) => f.event === 'pusher:connection_established');
+  return sock;
+}
+
+/** Round trip of one pusher:ping, in ms. */
+async function pingMs(sock: RawSocket): Promise<number> {
+  const before = framesOf(sock, 'pusher:pong').length;
+  const start = performance.now();
+  sock.send({ event: 'pusher:ping', data: {} });
+  await until(() => framesOf(sock, 'pusher:pong').length > before, 5000, 'pong');
+  return performance.now() - start;
+}
+
+/**
+ * Subscribes and unsubscribes distinct public channels: `pairsPerTick` pairs every
+ * 20 ms for `durationMs`. Every pair is a channel_occupied and a channel_vacated.
+ */
+async function churn(sock: RawSocket, tag: string, durationMs: number, pairsPerTick: number): Promise<number> {
+  const ticks = Math.ceil(durationMs / 20);
+  let pairs = 0;
+  for (let t = 0; t < ticks; t++) {
+    for (let i = 0; i < pairsPerTick; i++) {
+      const channel = `churn-${tag}-${pairs++}`;
+      sock.send({ event: 'pusher:subscribe', data: { channel } });
+      sock.send({ event: 'pusher:unsubscribe', data: { channel } });
+    }
+    await sleep(20);
+  }
+  return pairs;
+}
+
+const debugHeap = async (node: ChorusNode) => (await fetch(`http://127.0.0.1:${node.metricsPort}/debug/heap`)).json();
+
+describe('webhooks hardening: webhook URLs are checked when the config is loaded', () => {
+  const configWith = (url: string) =>
+    writeConfig({
+      port: 0,
+      metrics: { port: 0 },
+      app_manager: { array: { apps: [{ id: 'u', key: 'u-key', secret: 'u-secret', webhooks: [{ url, event_types: ['channel_occupied'] }] }] } },
+    });
+  const KEY = /app_manager\.array\.apps\[0\]\.webhooks\[0\]\.url: /;
+
+  it('a URL with user:pass@ exits 2 naming the key and the header to use, without echoing the password', async () => {
+    const r = await runCli(['start', '--config', configWith('http://user:hunter2@127.0.0.1:9/hook')]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, KEY);
+    assert.match(r.stderr, /must not contain credentials; send them with a header \(headers: \{"Authorization": \.\.\.\}\)/);
+    assert.ok(!r.stderr.includes('hunter2') && !r.stdout.includes('hunter2'), r.stderr);
+  });
+
+  it('an ftp:// URL exits 2 naming the key and the schemes allowed', async () => {
+    const r = await runCli(['start', '--config', configWith('ftp://127.0.0.1/hook')]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, KEY);
+    assert.match(r.stderr, /must use http: or https: \(got ftp:\)/);
+  });
+
+  it('http and https URLs with a query string are accepted', async () => {
+    const node = await startNode({
+      config: {
+        app_manager: {
+          array: {
+            apps: [
+              {
+                id: 'ok',
+                key: 'ok-key',
+                secret: 'ok-secret',
+                webhooks: [
+                  { url: 'http://127.0.0.1:9/a?token=x', event_types: ['channel_occupied'] },
+                  { url: 'https://127.0.0.1:9/b', event_types: ['channel_occupied'] },
+                ],
+              },
+            ],
+          },
+        },
+      },
+    });
+    assert.equal(await node.stop(), 0);
+  });
+
+  it('a MySQL row with a credentialed webhook URL is refused with the reason', () => {
+    const row = {
+      id: 'db-app',
+      key: 'db-key',
+      secret: 'db-secret',
+      webhooks: JSON.stringify([{ url: 'https://admin:pw@hooks.example.com/x', event_types: ['channel_occupied'] }]),
+    };
+    assert.throws(() => rowToApp(row), (err: Error) => {
+      assert.match(err.message, /app row db-app is invalid: webhooks\.0\.url: webhook url must not contain credentials/);
+      assert.ok(!err.message.includes('pw@'));
+      return true;
+    });
+    assert.throws(() => rowToApp({ ...row, webhooks: JSON.stringify([{ url: 'file:///etc/passwd', event_types: ['channel_occupied'] }]) }), /must use http: or https:/);
+  });
+});
