@@ -120,3 +120,33 @@ describe('webhooks hardening: webhook URLs are checked when the config is loaded
     assert.throws(() => rowToApp({ ...row, webhooks: JSON.stringify([{ url: 'file:///etc/passwd', event_types: ['channel_occupied'] }]) }), /must use http: or https:/);
   });
 });
+
+describe('webhooks hardening: logs never show a webhook URL’s query string', () => {
+  const APP: TestApp = { id: 'log-app', key: 'log-key', secret: 'log-secret' };
+  let rx: WebhookReceiver;
+  let node: ChorusNode;
+  let sock: RawSocket | undefined;
+
+  before(async () => {
+    rx = await startWebhookReceiver([APP]);
+    APP.webhooks = [{ url: `${rx.url}/hook?token=SECRET123&x=1`, event_types: ['channel_occupied'] }];
+    node = await startNode({ config: { app_manager: { array: { apps: [APP] } }, webhooks: { vacated_delay_ms: 0 } } });
+  });
+  after(async () => {
+    sock?.close();
+    await node?.stop();
+    await rx?.stop();
+  });
+
+  it('a retried webhook is logged with origin and path only', async () => {
+    rx.failNext(2);
+    sock = await connect(node, APP);
+    sock.send({ event: 'pusher:subscribe', data: { channel: 'logged' } });
+    await rx.waitFor(() => rx.events('channel_occupied').length === 1, 10_000);
+    const retries = node.logs.filter((l) => l.includes('webhook failed, will retry'));
+    assert.equal(retries.length, 2, node.logs.join('\n'));
+    for (const line of retries) assert.equal(JSON.parse(line).url, `${rx.url}/hook`);
+    assert.equal(rx.deliveries[0].path, '/hook?token=SECRET123&x=1', 'the receiver still gets the query string');
+    assert.deepEqual(node.logs.filter((l) => l.includes('SECRET123') || l.includes('token=')), []);
+  });
+});

@@ -10,6 +10,7 @@ import { webhookMatches } from './filter.js';
 import { deliver, newJob, type WebhookJob } from './job.js';
 import type { Markers } from './markers.js';
 import type { WebhookQueue } from './queue.js';
+import { redactUrl, scrubReason } from './redact.js';
 
 export { webhookMatches } from './filter.js';
 
@@ -137,13 +138,16 @@ export class HttpWebhookSink implements WebhookSink {
     if (job.attempts >= this.options.maxAttempts || this.closed) {
       this.counters.dead(job.appId);
       this.log.error(
-        { app_id: job.appId, url: job.url, webhook_id: job.id, attempts: job.attempts, reason: result.reason },
+        { app_id: job.appId, url: redactUrl(job.url), webhook_id: job.id, attempts: job.attempts, reason: scrubReason(result.reason, job.url) },
         'webhook dead-lettered',
       );
       return 'dead';
     }
     this.counters.retried(job.appId);
-    this.log.warn({ app_id: job.appId, url: job.url, webhook_id: job.id, reason: result.reason, attempts: job.attempts }, 'webhook failed, will retry');
+    this.log.warn(
+      { app_id: job.appId, url: redactUrl(job.url), webhook_id: job.id, reason: scrubReason(result.reason, job.url), attempts: job.attempts },
+      'webhook failed, will retry',
+    );
     return 'retry';
   }
 

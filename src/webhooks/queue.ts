@@ -2,6 +2,7 @@
 // node's; the Redis queue survives a node's crash (src/webhooks/redis-queue.ts).
 import type { Logger } from 'pino';
 import type { WebhookJob } from './job.js';
+import { redactUrl } from './redact.js';
 
 /** Runs one attempt; the queue decides about retries from the answer. */
 export type Deliver = (job: WebhookJob) => Promise<'done' | 'retry' | 'dead'>;
@@ -35,7 +36,7 @@ export class MemoryQueue implements WebhookQueue {
   push(job: WebhookJob): void {
     if (this.closed || !this.deliver) return;
     if (this.inFlight.size + this.retries.size >= this.maxQueued) {
-      this.log.error({ app_id: job.appId, url: job.url, events: job.events.length }, 'webhook queue full, batch dropped');
+      this.log.error({ app_id: job.appId, url: redactUrl(job.url), events: job.events.length }, 'webhook queue full, batch dropped');
       return;
     }
     const deliver = this.deliver;
