@@ -58,6 +58,112 @@ async function churn(sock: RawSocket, tag: string, durationMs: number, pairsPerT
 
 const debugHeap = async (node: ChorusNode) => (await fetch(`http://127.0.0.1:${node.metricsPort}/debug/heap`)).json();
 
+describe('webhooks hardening: a black-holed endpoint and channel churn (memory queue)', () => {
+  const A: TestApp = { id: 'bh-a', key: 'bh-a-key', secret: 'bh-a-secret' };
+  const B: TestApp = { id: 'bh-b', key: 'bh-b-key', secret: 'bh-b-secret' };
+  let hole: BlackHole;
+  let rx: WebhookReceiver;
+  let node: ChorusNode;
+  const socks: RawSocket[] = [];
+
+  before(async () => {
+    hole = await startBlackHole();
+    rx = await startWebhookReceiver([B]);
+    A.webhooks = [{ url: `${hole.url}/hook`, event_types: OCCUPANCY }];
+    B.webhooks = [{ url: `${rx.url}/b`, event_types: ['channel_occupied'] }];
+    node = await startNode({
+      config: {
+        app_manager: { array: { apps: [A, B] } },
+        webhooks: { vacated_delay_ms: 0 },
+        shutdown_grace_period: 2,
+      },
+      env: { CHORUS_DEBUG_GC: '1' },
+      nodeArgs: ['--expose-gc'],
+    });
+  });
+  after(async () => {
+    for (const s of socks) s.close();
+    await node?.stop();
+    await rx?.stop();
+    await hole?.stop();
+  });
+
+  it('bounded sockets and memory, a responsive node, and every webhook of the healthy app', async () => {
+    const pid = node.proc.pid!;
+    const bystander = await connect(node, B);
+    const attacker = await connect(node, A);
+    const bSocket = await connect(node, B);
+    socks.push(bystander, attacker, bSocket);
+    await pingMs(bystander);
+    await debugHeap(node);
+    const base = { fds: openFds(pid), rss: rssMiB(pid) };
+
+    const peak = { fds: base.fds, rss: base.rss, pingMs: 0 };
+    const sample = () => {
+      peak.fds = Math.max(peak.fds, openFds(pid));
+      peak.rss = Math.max(peak.rss, rssMiB(pid));
+    };
+    // The bystander pings every 100 ms while the attack runs (bounded by `running`).
+    let running = true;
+    const pinger = (async () => {
+      for (let i = 0; running && i < 200; i++) {
+        peak.pingMs = Math.max(peak.pingMs, await pingMs(bystander));
+        sample();
+        await sleep(100);
+      }
+    })();
+    // App B's 20 channels are occupied while app A's churn runs.
+    const bChannels = Array.from({ length: 20 }, (_, i) => `healthy-${i}`);
+    const occupyB = (async () => {
+      for (const channel of bChannels) {
+        bSocket.send({ event: 'pusher:subscribe', data: { channel } });
+        await sleep(100);
+      }
+    })();
+    // 6 pairs per 20 ms: 300 pairs a second. CHURN_PAIRS_PER_TICK=20 gives the report's 1,000.
+    const pairs = await churn(attacker, 'a', 3000, Number(process.env.CHURN_PAIRS_PER_TICK ?? 6));
+    await occupyB;
+    await rx.waitFor(() => bChannels.every((ch) => rx.events('channel_occupied').some((e) => e.channel === ch)), 10_000);
+    running = false;
+    await pinger;
+    sample();
+
+    // After the attack: the node answers at once and gives its memory back.
+    const afterPing = Math.max(await pingMs(bystander), await pingMs(bystander), await pingMs(bystander));
+    await sleep(1000);
+    await debugHeap(node);
+    const after = { fds: openFds(pid), rss: rssMiB(pid) };
+    const dropped = await metric(node, 'chorus_webhooks_dropped_total', `app_id="${A.id}"`);
+    const droppedB = await metric(node, 'chorus_webhooks_dropped_total', `app_id="${B.id}"`);
+    const depth = await metric(node, 'chorus_webhook_queue_depth');
+    console.log(
+      JSON.stringify({
+        pairs,
+        base,
+        peak,
+        after,
+        afterPingMs: Math.round(afterPing),
+        blackHoleConnections: hole.accepted(),
+        droppedA: dropped,
+        droppedB,
+        depth,
+        deliveredB: new Set(rx.events('channel_occupied').map((e) => e.channel)).size,
+      }),
+    );
+
+    assert.ok(peak.fds < base.fds + 100, `open fds stay bounded (base ${base.fds}, peak ${peak.fds})`);
+    assert.ok(hole.accepted() <= 16, `sockets to the black hole are bounded (${hole.accepted()})`);
+    assert.ok(peak.pingMs < 500, `ping during the attack answered in ${Math.round(peak.pingMs)} ms`);
+    assert.ok(afterPing < 500, `ping after the attack answered in ${Math.round(afterPing)} ms`);
+    assert.ok(after.rss < base.rss + 100, `RSS back near baseline (base ${base.rss.toFixed(0)} MiB, after ${after.rss.toFixed(0)} MiB)`);
+    assert.equal(droppedB, 0, "app B's webhooks are never dropped for app A's backlog");
+    assert.ok(dropped > 0 && depth <= 1000, `app A holds at most its 1,000 batches (depth ${depth}, dropped ${dropped})`);
+    const deliveredB = new Set(rx.events('channel_occupied').map((e) => e.channel));
+    assert.deepEqual([...deliveredB].sort(), [...bChannels].sort());
+    assert.ok(rx.deliveries.every((d) => d.valid));
+  });
+});
+
 describe('webhooks hardening: webhook URLs are checked when the config is loaded', () => {
   const configWith = (url: string) =>
     writeConfig({

@@ -1,15 +1,19 @@
 // Webhooks as Pusher sends them: {"time_ms", "events"} signed with the app
 // secret, optionally batched per endpoint, channel_vacated and member_removed
 // held back to absorb quick reconnects (cluster-wide, through markers), queued
-// (memory or Redis) and retried with backoff, then dead-lettered.
+// (memory or Redis) and retried with backoff, then dead-lettered. Each attempt
+// first needs a slot of its endpoint and a closed breaker (endpoint-gate.ts).
 import type { Logger } from 'pino';
 import type { App } from '../apps/app.js';
 import type { AppStore } from '../apps/store.js';
 import type { WebhookEvent, WebhookSink } from './events.js';
 import { webhookMatches } from './filter.js';
-import { deliver, newJob, type WebhookJob } from './job.js';
+import { endpointOf, type Endpoint } from './endpoint.js';
+import type { Admission, EndpointGate, Ticket, Verdict } from './endpoint-gate.js';
+import type { WebhookHttpClient } from './http-client.js';
+import { newJob, signedRequest, type WebhookJob } from './job.js';
 import type { Markers } from './markers.js';
-import type { WebhookQueue } from './queue.js';
+import type { Outcome, WebhookQueue } from './queue.js';
 import { redactUrl, scrubReason } from './redact.js';
 
 export { webhookMatches } from './filter.js';
@@ -20,7 +24,8 @@ export interface WebhookOptions {
   vacatedDelayMs: number;
   /** attempts per batch before it is dead-lettered */
   maxAttempts: number;
-  requestTimeoutMs: number;
+  /** a batch still kept from its endpoint by an open breaker after this long is dead-lettered */
+  maxAgeMs: number;
 }
 
 export interface WebhookCounters {
@@ -28,7 +33,18 @@ export interface WebhookCounters {
   failed(appId: string): void;
   retried(appId: string): void;
   dead(appId: string): void;
+  /** a batch not attempted because its endpoint's breaker is open */
+  shortCircuited(appId: string): void;
 }
+
+/** How attempts reach the network: admission (slots, breakers), then the keep-alive client. */
+export interface Delivery {
+  gate: EndpointGate;
+  client: WebhookHttpClient;
+}
+
+/** Spreads the jobs an open breaker sent away, so they do not all come back at once. */
+const DEFER_JITTER_MS = 1000;
 
 /** The pair a removal and the addition that cancels it share. */
 function markerKey(appId: string, e: WebhookEvent): string | null {
@@ -53,6 +69,7 @@ export class HttpWebhookSink implements WebhookSink {
     private readonly apps: AppStore,
     private readonly counters: WebhookCounters,
     private readonly log: Logger,
+    private readonly delivery: Delivery,
   ) {
     queue.start((job) => this.attempt(job));
   }
@@ -121,34 +138,60 @@ export class HttpWebhookSink implements WebhookSink {
     }
   }
 
-  private async attempt(job: WebhookJob): Promise<'done' | 'retry' | 'dead'> {
-    const app = await this.apps.findById(job.appId).catch(() => null);
-    if (!app) {
-      this.log.error({ app_id: job.appId, webhook_id: job.id }, 'webhook dead-lettered: app unknown');
-      this.counters.dead(job.appId);
-      return 'dead';
+  /** One turn of a job. Admission is synchronous (see `Deliver`); the request is not. */
+  private attempt(job: WebhookJob): Promise<Outcome> {
+    const endpoint = endpointOf(job);
+    if (!endpoint) return Promise.resolve(this.deadLetter(job, 'webhook url cannot be delivered to'));
+    const admission = this.delivery.gate.admit(endpoint);
+    if (!admission.ok) return Promise.resolve(this.refused(job, endpoint, admission));
+    return this.send(job, endpoint, admission.ticket);
+  }
+
+  /** Not attempted: the job waits and comes back; no attempt is counted. */
+  private refused(job: WebhookJob, endpoint: Endpoint, refusal: Exclude<Admission, { ok: true }>): Outcome {
+    if (refusal.reason === 'open') {
+      this.counters.shortCircuited(job.appId);
+      // A breaker may stay open for long; a batch is not kept past the retry window for it.
+      if (Date.now() - job.createdAt > this.options.maxAgeMs) return this.deadLetter(job, `endpoint ${endpoint.label} failing (circuit open)`);
+      return { deferMs: refusal.retryInMs + Math.floor(Math.random() * DEFER_JITTER_MS) };
     }
-    job.attempts++;
-    const result = await deliver(job, app, this.options.requestTimeoutMs);
-    if (result.ok) {
-      this.counters.sent(job.appId, (Date.now() - job.createdAt) / 1000);
-      return 'done';
-    }
-    this.counters.failed(job.appId);
-    if (job.attempts >= this.options.maxAttempts || this.closed) {
-      this.counters.dead(job.appId);
-      this.log.error(
-        { app_id: job.appId, url: redactUrl(job.url), webhook_id: job.id, attempts: job.attempts, reason: scrubReason(result.reason, job.url) },
-        'webhook dead-lettered',
+    return { deferMs: refusal.retryInMs };
+  }
+
+  private async send(job: WebhookJob, endpoint: Endpoint, ticket: Ticket): Promise<Outcome> {
+    let verdict: Verdict = 'unused';
+    try {
+      const app = await this.apps.findById(job.appId).catch(() => null);
+      if (!app) return this.deadLetter(job, 'app unknown');
+      job.attempts++;
+      const { headers, body } = signedRequest(job, app);
+      const result = await this.delivery.client.post(endpoint.url, headers, body);
+      verdict = result.ok ? 'ok' : 'failed';
+      if (result.ok) {
+        this.counters.sent(job.appId, (Date.now() - job.createdAt) / 1000);
+        return 'done';
+      }
+      this.counters.failed(job.appId);
+      const reason = scrubReason(result.reason, job.url);
+      if (job.attempts >= this.options.maxAttempts || this.closed) return this.deadLetter(job, reason);
+      this.counters.retried(job.appId);
+      this.log.warn(
+        { app_id: job.appId, url: endpoint.label, webhook_id: job.id, reason, attempts: job.attempts },
+        'webhook failed, will retry',
       );
-      return 'dead';
+      return 'retry';
+    } finally {
+      ticket.finish(verdict);
     }
-    this.counters.retried(job.appId);
-    this.log.warn(
-      { app_id: job.appId, url: redactUrl(job.url), webhook_id: job.id, reason: scrubReason(result.reason, job.url), attempts: job.attempts },
-      'webhook failed, will retry',
+  }
+
+  private deadLetter(job: WebhookJob, reason: string): 'dead' {
+    this.counters.dead(job.appId);
+    this.log.error(
+      { app_id: job.appId, url: redactUrl(job.url), webhook_id: job.id, attempts: job.attempts, reason },
+      'webhook dead-lettered',
     );
-    return 'retry';
+    return 'dead';
   }
 
   async flush(deadlineMs: number): Promise<void> {
@@ -172,5 +215,7 @@ export class HttpWebhookSink implements WebhookSink {
     for (const timer of this.held.keys()) clearTimeout(timer);
     this.held.clear();
     await this.queue.close();
+    // In-flight requests end here (their sockets are destroyed); the queue is closed, so nothing retries.
+    this.delivery.client.close();
   }
 }

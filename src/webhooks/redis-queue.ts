@@ -112,6 +112,7 @@ export class RedisQueue implements WebhookQueue {
     const outcome = await this.deliver!(job).catch(() => 'retry' as const);
     const tx = this.client.multi().lrem(processing, 1, raw);
     if (outcome === 'retry') tx.zadd(this.keys.delayed, Date.now() + this.options.retryDelay(job.attempts), JSON.stringify(job));
+    else if (typeof outcome === 'object') tx.zadd(this.keys.delayed, Date.now() + outcome.deferMs, JSON.stringify(job));
     await tx.exec().catch((err: Error) => this.log.warn({ webhook_id: job.id, err: err.message }, 'webhook queue update failed'));
   }
 
