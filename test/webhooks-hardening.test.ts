@@ -164,6 +164,59 @@ describe('webhooks hardening: a black-holed endpoint and channel churn (memory q
   });
 });
 
+describe('webhooks hardening: a failing endpoint trips its circuit breaker, a healthy one closes it', () => {
+  const APP: TestApp = { id: 'cb-app', key: 'cb-key', secret: 'cb-secret' };
+  const COOLDOWN_MS = 3000;
+  let rx: WebhookReceiver;
+  let node: ChorusNode;
+  let sock: RawSocket | undefined;
+
+  before(async () => {
+    rx = await startWebhookReceiver([APP]);
+    APP.webhooks = [{ url: `${rx.url}/cb?token=SECRET123`, event_types: ['channel_occupied'] }];
+    node = await startNode({
+      config: {
+        app_manager: { array: { apps: [APP] } },
+        webhooks: { vacated_delay_ms: 0, circuit_breaker: { failure_threshold: 5, cooldown_ms: COOLDOWN_MS } },
+      },
+    });
+  });
+  after(async () => {
+    sock?.close();
+    await node?.stop();
+    await rx?.stop();
+  });
+
+  it('opens after 5 failures, sends nothing during the cool-down, closes on the probe’s 200', async () => {
+    const open = () => metric(node, 'chorus_webhook_breakers_open', `app_id="${APP.id}"`);
+    const channels = Array.from({ length: 6 }, (_, i) => `cb-${i}`);
+    rx.failNext(1_000_000);
+    sock = await connect(node, APP);
+    for (const channel of channels) sock.send({ event: 'pusher:subscribe', data: { channel } });
+    await until(async () => (await open()) === 1, 5000, 'the breaker open');
+    const openedAt = Date.now();
+    const failedBeforeOpen = rx.deliveries.length;
+    assert.ok(failedBeforeOpen >= 5 && failedBeforeOpen <= 6, `${failedBeforeOpen} requests before it opened`);
+
+    // The retries fall due (0.5-1 s) inside the cool-down: short-circuited, not sent.
+    await sleep(1500);
+    assert.equal(rx.deliveries.length, failedBeforeOpen, 'nothing is sent while the circuit is open');
+    assert.ok((await metric(node, 'chorus_webhooks_short_circuited_total', `app_id="${APP.id}"`)) > 0);
+
+    rx.failNext(0);
+    await rx.waitFor(() => channels.every((ch) => rx.events('channel_occupied').some((e) => e.channel === ch)), 15_000);
+    await until(async () => (await open()) === 0, 5000, 'the breaker closed');
+    const probe = rx.deliveries[failedBeforeOpen];
+    assert.ok(probe.receivedAt - openedAt >= COOLDOWN_MS - 500, `the probe waited out the cool-down (${probe.receivedAt - openedAt} ms)`);
+    assert.equal(rx.events('channel_occupied').length, channels.length, 'each batch delivered once');
+    const logged = (msg: string) => node.logs.filter((l) => l.includes(msg));
+    assert.equal(logged('circuit opened').length, 1);
+    assert.equal(logged('circuit closed').length, 1);
+    assert.equal(JSON.parse(logged('circuit opened')[0]).url, `${rx.url}/cb`);
+    assert.deepEqual(node.logs.filter((l) => l.includes('SECRET123')), []);
+  });
+});
+
 describe('webhooks hardening: webhook URLs are checked when the config is loaded', () => {
   const configWith = (url: string) =>
     writeConfig({
