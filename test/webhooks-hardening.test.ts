@@ -4,9 +4,10 @@
 // stays fair, webhook URLs are checked at load and never logged with secrets.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { rowToApp } from '../src/apps/mysql-store.js';
 import { startBlackHole, type BlackHole } from './helpers/black-hole.js';
-import { startRedis, type Broker } from './helpers/brokers.js';
+import { startRedis, startRedisCluster, type Broker, type RedisCluster } from './helpers/brokers.js';
 import { framesOf, rawSocket, sleep, until, type RawSocket } from './helpers/clients.js';
 import { runCli, startNode, writeConfig, type ChorusNode, type TestApp } from './helpers/node.js';
 import { openFds, rssMiB } from './helpers/proc.js';
@@ -214,6 +215,113 @@ describe('webhooks hardening: a failing endpoint trips its circuit breaker, a he
     assert.equal(logged('circuit closed').length, 1);
     assert.equal(JSON.parse(logged('circuit opened')[0]).url, `${rx.url}/cb`);
     assert.deepEqual(node.logs.filter((l) => l.includes('SECRET123')), []);
+  });
+});
+
+describe('webhooks hardening: the Redis queue is fair and bounded per app', () => {
+  const A: TestApp = { id: 'rq-a', key: 'rq-a-key', secret: 'rq-a-secret' };
+  const B: TestApp = { id: 'rq-b', key: 'rq-b-key', secret: 'rq-b-secret' };
+  const PER_APP = 200;
+  const keyPrefix = `rqh${process.pid}:`;
+  let redis: Broker;
+  let hole: BlackHole;
+  let rx: WebhookReceiver;
+  let node: ChorusNode;
+  const socks: RawSocket[] = [];
+  const redisCli = (...args: string[]) =>
+    spawnSync('redis-cli', ['-p', String(redis.port), ...args], { encoding: 'utf8' }).stdout.trim();
+
+  before(async () => {
+    redis = await startRedis();
+    hole = await startBlackHole();
+    rx = await startWebhookReceiver([B]);
+    A.webhooks = [{ url: `${hole.url}/dead`, event_types: OCCUPANCY }];
+    B.webhooks = [{ url: `${rx.url}/b`, event_types: ['channel_occupied'] }];
+    node = await startNode({
+      config: {
+        app_manager: { array: { apps: [A, B] } },
+        queue: { driver: 'redis' },
+        database: { redis: { port: redis.port, key_prefix: keyPrefix } },
+        webhooks: { vacated_delay_ms: 0, max_queued_per_app: PER_APP },
+        shutdown_grace_period: 2,
+      },
+    });
+  });
+  after(async () => {
+    for (const s of socks) s.close();
+    await node?.stop();
+    await rx?.stop();
+    await hole?.stop();
+    await redis?.stop();
+  });
+
+  it("app A's dead endpoint neither delays app B's webhooks nor grows Redis past A's bound", async () => {
+    const attacker = await connect(node, A);
+    const bSocket = await connect(node, B);
+    socks.push(attacker, bSocket);
+    const sentAt = new Map<string, number>();
+    const attack = churn(attacker, 'rq', 2000, 6);
+    // B's channels start once A's backlog is there (several times what A's endpoint can take at once).
+    await until(() => hole.accepted() >= 8, 5000, "A's endpoint saturated");
+    for (let i = 0; i < 20; i++) {
+      const channel = `rq-healthy-${i}`;
+      sentAt.set(channel, Date.now());
+      bSocket.send({ event: 'pusher:subscribe', data: { channel } });
+      await sleep(50);
+    }
+    const pairs = await attack;
+    await rx.waitFor(() => [...sentAt.keys()].every((ch) => rx.events('channel_occupied').some((e) => e.channel === ch)), 15_000);
+    const latencies = [...sentAt].map(([ch, at]) => rx.deliveries.find((d) => d.body?.events.some((e) => e.channel === ch))!.receivedAt - at);
+    const countA = Number(redisCli('GET', `${keyPrefix}{webhooks}:queued:${A.id}`) || 0);
+    const held =
+      Number(redisCli('LLEN', `${keyPrefix}{webhooks}:queue`)) +
+      Number(redisCli('ZCARD', `${keyPrefix}{webhooks}:delayed`)) +
+      Number(redisCli('LLEN', `${keyPrefix}{webhooks}:processing:${node.nodeId}`));
+    const droppedA = await metric(node, 'chorus_webhooks_dropped_total', `app_id="${A.id}"`);
+    const droppedB = await metric(node, 'chorus_webhooks_dropped_total', `app_id="${B.id}"`);
+    console.log(JSON.stringify({ pairs, maxLatencyB: Math.max(...latencies), countA, held, droppedA, droppedB, blackHoleConnections: hole.accepted() }));
+
+    // A worker stuck on A's endpoint would hold B's batches for a request timeout (5 s) or more.
+    assert.ok(Math.max(...latencies) < 3000, `B's webhooks within 3 s (worst ${Math.max(...latencies)} ms)`);
+    assert.ok(countA <= PER_APP, `A's queued count ${countA} within its bound`);
+    assert.ok(held <= PER_APP + 20, `Redis holds ${held} batches`);
+    assert.ok(droppedA > 0, "A's newest batches were dropped past its bound");
+    assert.equal(droppedB, 0);
+    assert.ok(hole.accepted() <= 8, `sockets to the dead endpoint: ${hole.accepted()}`);
+  });
+});
+
+describe('webhooks hardening: the bounded Redis queue on a Redis Cluster (one hash slot)', () => {
+  const APP: TestApp = { id: 'rc-app', key: 'rc-key', secret: 'rc-secret' };
+  let cluster: RedisCluster;
+  let rx: WebhookReceiver;
+  let node: ChorusNode;
+  let sock: RawSocket | undefined;
+
+  before(async () => {
+    cluster = await startRedisCluster();
+    rx = await startWebhookReceiver([APP]);
+    APP.webhooks = [{ url: `${rx.url}/rc`, event_types: ['channel_occupied'] }];
+    node = await startNode({
+      config: { app_manager: { array: { apps: [APP] } }, queue: { driver: 'redis-cluster' }, webhooks: { vacated_delay_ms: 0 } },
+      env: { REDIS_CLUSTER_NODES: cluster.seeds },
+      timeoutMs: 20_000,
+    });
+  });
+  after(async () => {
+    sock?.close();
+    await node?.stop();
+    await rx?.stop();
+    await cluster?.stop();
+  });
+
+  it('pushes, retries after a 500 and finishes with the scripts, without cross-slot errors', async () => {
+    rx.failNext(1);
+    sock = await connect(node, APP);
+    sock.send({ event: 'pusher:subscribe', data: { channel: 'rc-1' } });
+    await rx.waitFor(() => rx.events('channel_occupied').length === 1, 10_000);
+    assert.deepEqual(rx.deliveries.map((d) => d.status), [500, 200]);
+    assert.deepEqual(node.logs.filter((l) => /CROSSSLOT|queue update failed|could not be queued/.test(l)), []);
   });
 });
 

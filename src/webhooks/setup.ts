@@ -67,7 +67,15 @@ export function createWebhooks(config: Config, adapter: Adapter, apps: AppStore,
     redisQueue = new RedisQueue(
       redisClient(config),
       redisClient(config),
-      { keyPrefix: config.database.redis.key_prefix, nodeId: adapter.nodeId, maxQueued: w.max_queued, retryDelay: retryDelayMs },
+      {
+        keyPrefix: config.database.redis.key_prefix,
+        nodeId: adapter.nodeId,
+        maxQueuedPerApp: w.max_queued_per_app,
+        maxQueued: w.max_queued,
+        concurrency: w.max_concurrency,
+        retryDelay: retryDelayMs,
+        dropped: (job, reason, detail) => drops.dropped(job, reason, detail),
+      },
       log,
     );
     queue = redisQueue;
