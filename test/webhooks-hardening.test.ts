@@ -70,7 +70,7 @@ describe('webhooks hardening: a black-holed endpoint and channel churn (memory q
   before(async () => {
     hole = await startBlackHole();
     rx = await startWebhookReceiver([B]);
-    A.webhooks = [{ url: `${hole.url}/hook`, event_types: OCCUPANCY }];
+    A.webhooks = [{ url: `${hole.url}/hook?token=SECRET123`, event_types: OCCUPANCY }];
     B.webhooks = [{ url: `${rx.url}/b`, event_types: ['channel_occupied'] }];
     node = await startNode({
       config: {
@@ -162,6 +162,11 @@ describe('webhooks hardening: a black-holed endpoint and channel churn (memory q
     const deliveredB = new Set(rx.events('channel_occupied').map((e) => e.channel));
     assert.deepEqual([...deliveredB].sort(), [...bChannels].sort());
     assert.ok(rx.deliveries.every((d) => d.valid));
+    // The full app's drops are logged once (a minute), with origin and path only.
+    const drops = node.logs.filter((l) => l.includes('its newest batch dropped'));
+    assert.equal(drops.length, 1, drops.join('\n'));
+    assert.equal(JSON.parse(drops[0]).url, `${hole.url}/hook`);
+    assert.deepEqual(node.logs.filter((l) => l.includes('SECRET123')), []);
   });
 });
 

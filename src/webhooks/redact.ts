@@ -20,9 +20,19 @@ export function scrubReason(reason: string, url: string): string {
     return reason.split(url).join('[invalid url]');
   }
   let out = reason.split(url).join(redactUrl(url)).split(u.href).join(redactUrl(url));
-  for (const secret of [u.search, u.password, u.username]) {
+  const parts = [u.search, u.search.slice(1), ...u.searchParams.values(), u.password, u.username];
+  const secrets = [...parts, ...parts.map(safeDecode)].sort((x, y) => y.length - x.length);
+  for (const secret of secrets) {
     // Very short parts would cut innocent text; they are no real secret anyway.
     if (secret.length >= 3) out = out.split(secret).join('[redacted]');
   }
   return out;
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }
