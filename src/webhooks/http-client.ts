@@ -25,6 +25,8 @@ const MAX_RESPONSE_BYTES = 64 * 1024;
 export class WebhookHttpClient {
   private readonly http: http.Agent;
   private readonly https: https.Agent;
+  private inFlight = 0;
+  private closing = false;
 
   constructor(private readonly options: HttpClientOptions) {
     const agent = {
@@ -49,8 +51,10 @@ export class WebhookHttpClient {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        if (--this.inFlight === 0 && this.closing) this.destroyAgents();
         resolve(result);
       };
+      this.inFlight++;
       const timer = setTimeout(() => {
         finish({ ok: false, reason: 'timeout' });
         req?.destroy();
@@ -104,7 +108,17 @@ export class WebhookHttpClient {
     return n;
   }
 
+  /**
+   * Idle sockets close now; requests in flight end on their own (within the timeout; a job
+   * the Redis queue handed back on close would otherwise be reported dead though requeued).
+   */
   close(): void {
+    this.closing = true;
+    if (this.inFlight === 0) this.destroyAgents();
+    else for (const agent of [this.http, this.https]) for (const list of Object.values(agent.freeSockets)) for (const s of list ?? []) s.destroy();
+  }
+
+  private destroyAgents(): void {
     this.http.destroy();
     this.https.destroy();
   }

@@ -215,7 +215,7 @@ export class HttpWebhookSink implements WebhookSink {
     for (const timer of this.held.keys()) clearTimeout(timer);
     this.held.clear();
     await this.queue.close();
-    // In-flight requests end here (their sockets are destroyed); the queue is closed, so nothing retries.
+    // Idle sockets close; a request in flight ends on its own, and the closed queue retries nothing.
     this.delivery.client.close();
   }
 }
