@@ -83,6 +83,16 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     {
       batching: config.webhooks.batching.enabled,
       batchMs: config.webhooks.batching.duration,
+      requestTimeoutMs: config.webhooks.request_timeout_ms,
+      maxConcurrencyPerEndpoint: config.webhooks.max_concurrency_per_endpoint,
+      maxConcurrency: config.webhooks.max_concurrency,
+      maxQueuedPerApp: config.webhooks.max_queued_per_app,
+      maxQueued: config.webhooks.max_queued,
+      breaker: {
+        failureThreshold: config.webhooks.circuit_breaker.failure_threshold,
+        cooldownMs: config.webhooks.circuit_breaker.cooldown_ms,
+        maxCooldownMs: config.webhooks.circuit_breaker.max_cooldown_ms,
+      },
       redis: queueOnRedis ? (role) => createRedisClient(redisSettings(config, config.queue.driver === 'redis-cluster'), role) : null,
       keyPrefix: config.database.redis.key_prefix,
       nodeId: cluster.nodeId,

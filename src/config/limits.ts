@@ -14,7 +14,6 @@ export const MAX_BACKPRESSURE_BYTES = 1024 * 1024;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
 /** Webhooks: Pusher retries for about five minutes; ten attempts with backoff capped at a minute cover that. */
 export const WEBHOOK_MAX_ATTEMPTS = 10;
-export const WEBHOOK_TIMEOUT_MS = 5000;
 /** How often queued webhooks of nodes no live node accounts for are looked for. */
 export const WEBHOOK_ORPHAN_SWEEP_MS = 30_000;
 /** How long a node that just started waits before it owns keys: it first learns its peers' state. */

@@ -42,8 +42,31 @@ export const webhookEventTypes = [
   'subscription_count',
 ] as const;
 
+/**
+ * A webhook target: http: or https: only, and no `user:pass@` (Node's fetch refuses such URLs,
+ * and a URL is logged when a delivery fails). Messages never echo the URL: it may hold a secret.
+ */
+const webhookUrl = z.string().superRefine((value, ctx) => {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'webhook url is not a valid URL' });
+    return;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    ctx.addIssue({ code: 'custom', message: `webhook url must use http: or https: (got ${url.protocol})` });
+  }
+  if (url.username !== '' || url.password !== '') {
+    ctx.addIssue({
+      code: 'custom',
+      message: 'webhook url must not contain credentials; send them with a header (headers: {"Authorization": ...})',
+    });
+  }
+});
+
 export const webhookSchema = z.object({
-  url: z.string().url(),
+  url: webhookUrl,
   event_types: z.array(z.enum(webhookEventTypes)).min(1),
   filter: z
     .object({
@@ -220,6 +243,29 @@ export const configSchema = z.object({
         })
         .prefault({}),
       vacated_delay_ms: lenient(z.number().int().nonnegative().default(3000)),
+      /** One request: connect, send, answer and body. */
+      request_timeout_ms: lenient(z.number().int().positive().default(5000)),
+      /** Requests (sockets) one node has open to one origin; more wait in the queue. */
+      max_concurrency_per_endpoint: lenient(z.number().int().positive().default(8)),
+      /** Requests (sockets) one node has open to all webhook endpoints together. */
+      max_concurrency: lenient(z.number().int().positive().default(64)),
+      /** Batches one app may have queued (waiting, in flight, retrying); past it, its newest are dropped. */
+      max_queued_per_app: lenient(z.number().int().positive().default(1000)),
+      /** Batches all apps together may have queued. */
+      max_queued: lenient(z.number().int().positive().default(10_000)),
+      circuit_breaker: z
+        .object({
+          /** Failures in a row that open an endpoint's circuit. */
+          failure_threshold: lenient(z.number().int().positive().default(5)),
+          /** First cool-down; doubles each time the probe after it fails. */
+          cooldown_ms: lenient(z.number().int().positive().default(30_000)),
+          max_cooldown_ms: lenient(z.number().int().positive().default(300_000)),
+        })
+        .refine((b) => b.cooldown_ms <= b.max_cooldown_ms, {
+          message: 'cooldown_ms must be at most max_cooldown_ms',
+          path: ['cooldown_ms'],
+        })
+        .prefault({}),
     })
     .prefault({}),
   metrics: z

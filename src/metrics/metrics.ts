@@ -102,13 +102,12 @@ export class Metrics {
     });
   }
 
-  /** Webhook outcomes per app, delivery latency, and the queue depth read at scrape time. */
-  webhooks(queueDepth: () => Promise<number>): {
-    sent(appId: string, latencySeconds: number): void;
-    failed(appId: string): void;
-    retried(appId: string): void;
-    dead(appId: string): void;
-  } {
+  /**
+   * Webhook outcomes per app, delivery latency, batches dropped by a full queue, circuit
+   * breakers, and the queue depth and requests in flight read at scrape time. Labels: app_id
+   * only (never URLs), so the series stay bounded by the apps.
+   */
+  webhooks(queueDepth: () => Promise<number>, inFlight: () => number = () => 0): WebhookMetrics {
     const r = [this.registry];
     const counter = (name: string, help: string) =>
       new Counter({ name: this.prefix + name, help, labelNames: ['app_id'], registers: r });
@@ -116,6 +115,14 @@ export class Metrics {
     const failed = counter('webhooks_failed_total', 'Webhook attempts that failed (network error or non-2xx)');
     const retried = counter('webhooks_retried_total', 'Webhook batches scheduled for another attempt');
     const dead = counter('webhooks_dead_lettered_total', 'Webhook batches given up after the last attempt');
+    const dropped = counter('webhooks_dropped_total', "Webhook batches refused because the app's queue (or the whole queue) was full");
+    const shortCircuited = counter('webhooks_short_circuited_total', 'Webhook attempts not made because the endpoint circuit was open');
+    const breakersOpen = new Gauge({
+      name: this.prefix + 'webhook_breakers_open',
+      help: 'Webhook endpoints whose circuit is open (failing, not attempted until a probe succeeds)',
+      labelNames: ['app_id'],
+      registers: r,
+    });
     const latency = new Histogram({
       name: this.prefix + 'webhook_delivery_seconds',
       help: 'Time from the event to the 2xx answer, retries included',
@@ -131,6 +138,14 @@ export class Metrics {
         this.set(await queueDepth());
       },
     });
+    new Gauge({
+      name: this.prefix + 'webhook_requests_in_flight',
+      help: 'Webhook requests this node has in flight',
+      registers: r,
+      collect() {
+        this.set(inFlight());
+      },
+    });
     return {
       sent: (appId, seconds) => {
         sent.inc({ app_id: appId });
@@ -139,6 +154,10 @@ export class Metrics {
       failed: (appId) => failed.inc({ app_id: appId }),
       retried: (appId) => retried.inc({ app_id: appId }),
       dead: (appId) => dead.inc({ app_id: appId }),
+      dropped: (appId) => dropped.inc({ app_id: appId }),
+      shortCircuited: (appId) => shortCircuited.inc({ app_id: appId }),
+      breakerOpened: (appId) => breakersOpen.inc({ app_id: appId }),
+      breakerClosed: (appId) => breakersOpen.dec({ app_id: appId }),
     };
   }
 
@@ -193,6 +212,17 @@ export class Metrics {
 
 interface Inc {
   inc(value?: number): void;
+}
+
+export interface WebhookMetrics {
+  sent(appId: string, latencySeconds: number): void;
+  failed(appId: string): void;
+  retried(appId: string): void;
+  dead(appId: string): void;
+  dropped(appId: string): void;
+  shortCircuited(appId: string): void;
+  breakerOpened(appId: string): void;
+  breakerClosed(appId: string): void;
 }
 
 export interface PerApp {

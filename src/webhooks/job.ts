@@ -31,29 +31,22 @@ export const newJob = (app: App, hook: WebhookConfig, event: WebhookEvent, now =
   createdAt: now,
 });
 
-export type DeliveryResult = { ok: true } | { ok: false; reason: string };
-
-/** Signs the body with the app's secret (looked up at send time) and POSTs it. */
-export async function deliver(job: WebhookJob, app: App, timeoutMs: number): Promise<DeliveryResult> {
+/**
+ * The body Pusher sends and its headers: signed with the app's secret (looked up at
+ * send time, so a rotated secret applies to retries too).
+ */
+export function signedRequest(job: WebhookJob, app: App): { headers: Record<string, string>; body: string } {
   const body = JSON.stringify({ time_ms: job.timeMs, events: job.events });
-  try {
-    const res = await fetch(job.url, {
-      method: 'POST',
-      headers: {
-        ...job.headers,
-        'Content-Type': 'application/json',
-        'X-Pusher-Key': app.key,
-        'X-Pusher-Signature': hmacSha256Hex(app.secret, body),
-        'X-Chorus-Webhook-Id': job.id,
-      },
-      body,
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    await res.arrayBuffer().catch(() => undefined);
-    return res.status >= 200 && res.status < 300 ? { ok: true } : { ok: false, reason: `HTTP ${res.status}` };
-  } catch (err) {
-    return { ok: false, reason: (err as Error).name === 'TimeoutError' ? 'timeout' : (err as Error).message };
-  }
+  return {
+    body,
+    headers: {
+      ...job.headers,
+      'Content-Type': 'application/json',
+      'X-Pusher-Key': app.key,
+      'X-Pusher-Signature': hmacSha256Hex(app.secret, body),
+      'X-Chorus-Webhook-Id': job.id,
+    },
+  };
 }
 
 /** Exponential backoff with jitter: about 1 s, 2 s, 4 s ... capped at 60 s (Pusher retries for minutes). */

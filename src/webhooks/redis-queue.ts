@@ -2,40 +2,40 @@
 // - `queue` (list): jobs ready to send. A node moves one at a time into its own
 //   `processing:<node>` list (BLMOVE: exactly one node takes each job), sends it,
 //   then removes it.
-// - `delayed` (sorted set by due time): retries; every node moves due ones back.
+// - `delayed` (sorted set by due time): retries, and jobs deferred because their
+//   endpoint was saturated or its breaker open; every node moves due ones back.
+// - `queued:<app>` (counter): the app's batches anywhere in the above, bounded
+//   (max_queued_per_app) so one app's backlog cannot grow Redis without bound.
 // - A node that dies leaves jobs in its processing list: the survivor that wins
 //   the claim on it (or, for lists no live node accounts for, an orphan sweep)
 //   moves them back to the queue.
 // All keys share one hash tag, so the scripts stay on one Redis Cluster slot.
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { DropReason } from './drop-report.js';
 import type { WebhookJob } from './job.js';
-import type { Deliver, WebhookQueue } from './queue.js';
+import type { Deliver, Outcome, WebhookQueue } from './queue.js';
+import { FINISH, PROMOTE_DUE, PUSH, REQUEUE_ALL, RESCHEDULE } from './redis-queue-scripts.js';
 
-/** Deliveries one node runs at once. */
-const CONCURRENCY = 16;
 const POLL_MS = 250;
-
-const PROMOTE_DUE = `
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 100)
-for _, job in ipairs(due) do
-  redis.call('ZREM', KEYS[1], job)
-  redis.call('LPUSH', KEYS[2], job)
-end
-return #due
-`;
-
-const REQUEUE_ALL = `
-local moved = 0
-while redis.call('RPOPLPUSH', KEYS[1], KEYS[2]) do moved = moved + 1 end
-return moved
-`;
+/**
+ * An app's counter outlives every job it counts (each is touched at least every few minutes:
+ * backoff 60 s, breaker cool-down 5 min); should it ever drift (keys removed by hand), it
+ * heals after an hour without a change.
+ */
+const COUNT_TTL_MS = 60 * 60 * 1000;
 
 export interface RedisQueueOptions {
   keyPrefix: string;
   nodeId: string;
+  /** batches one app may have queued, retrying or in flight, cluster-wide */
+  maxQueuedPerApp: number;
+  /** batches waiting or retrying, cluster-wide */
   maxQueued: number;
+  /** jobs this node works on at once (the gate's total): more are left in Redis for other nodes */
+  concurrency: number;
   retryDelay(attempts: number): number;
+  dropped(job: WebhookJob, reason: DropReason, detail?: string): void;
 }
 
 export class RedisQueue implements WebhookQueue {
@@ -43,7 +43,13 @@ export class RedisQueue implements WebhookQueue {
   private readonly inFlight = new Set<Promise<void>>();
   private running = false;
   private timers: NodeJS.Timeout[] = [];
-  private readonly keys: { queue: string; delayed: string; processing: (node: string) => string; prefix: string };
+  private readonly keys: {
+    queue: string;
+    delayed: string;
+    processing: (node: string) => string;
+    prefix: string;
+    count: (appId: string) => string;
+  };
 
   constructor(
     private readonly client: Redis | Cluster,
@@ -58,6 +64,7 @@ export class RedisQueue implements WebhookQueue {
       delayed: `${tag}:delayed`,
       processing: (node) => `${tag}:processing:${node}`,
       prefix: `${tag}:processing:`,
+      count: (appId) => `${tag}:queued:${appId}`,
     };
     for (const c of [client, blocking]) c.on('error', () => undefined);
   }
@@ -73,17 +80,27 @@ export class RedisQueue implements WebhookQueue {
     this.timers.push(poll);
   }
 
+  /** Queued unless the app (or the whole queue) is at its bound: then this, its newest batch, is dropped. */
   push(job: WebhookJob): void {
-    this.client.lpush(this.keys.queue, JSON.stringify(job)).catch((err: Error) => {
-      this.log.error({ app_id: job.appId, webhook_id: job.id, err: err.message }, 'webhook could not be queued in Redis, dropped');
-    });
+    const { maxQueuedPerApp, maxQueued } = this.options;
+    this.client
+      .eval(PUSH, 3, this.keys.queue, this.keys.delayed, this.keys.count(job.appId), JSON.stringify(job), maxQueuedPerApp, maxQueued, COUNT_TTL_MS)
+      .then((answer) => {
+        if (answer === 1) this.options.dropped(job, 'app_full');
+        else if (answer === 2) this.options.dropped(job, 'queue_full');
+      })
+      .catch((err: Error) => this.options.dropped(job, 'queue_unavailable', err.message));
   }
 
-  /** Takes jobs one by one, never more than CONCURRENCY in flight. */
+  /**
+   * Takes jobs one by one, never more than `concurrency` at once. A job its endpoint cannot
+   * take now (saturated, breaker open) comes back from `deliver` at once as deferred and is
+   * put back as a delayed retry, so the loop goes on to other apps' jobs.
+   */
   private async loop(): Promise<void> {
     const processing = this.keys.processing(this.options.nodeId);
     while (this.running) {
-      if (this.inFlight.size >= CONCURRENCY) {
+      if (this.inFlight.size >= this.options.concurrency) {
         await Promise.race(this.inFlight);
         continue;
       }
@@ -109,10 +126,24 @@ export class RedisQueue implements WebhookQueue {
       await this.client.lrem(processing, 1, raw).catch(() => undefined);
       return;
     }
-    const outcome = await this.deliver!(job).catch(() => 'retry' as const);
-    const tx = this.client.multi().lrem(processing, 1, raw);
-    if (outcome === 'retry') tx.zadd(this.keys.delayed, Date.now() + this.options.retryDelay(job.attempts), JSON.stringify(job));
-    await tx.exec().catch((err: Error) => this.log.warn({ webhook_id: job.id, err: err.message }, 'webhook queue update failed'));
+    const outcome: Outcome = await this.deliver!(job).catch((): Outcome => 'retry');
+    const count = this.keys.count(job.appId);
+    // Removed from this node's processing list only now, with the answer: a crash before this requeues it.
+    const update =
+      outcome === 'done' || outcome === 'dead'
+        ? this.client.eval(FINISH, 2, processing, count, raw, COUNT_TTL_MS)
+        : this.client.eval(
+            RESCHEDULE,
+            3,
+            processing,
+            this.keys.delayed,
+            count,
+            raw,
+            Date.now() + (outcome === 'retry' ? this.options.retryDelay(job.attempts) : outcome.deferMs),
+            JSON.stringify(job),
+            COUNT_TTL_MS,
+          );
+    await update.catch((err: Error) => this.log.warn({ webhook_id: job.id, err: err.message }, 'webhook queue update failed'));
   }
 
   /** Moves a (dead) node's in-flight jobs back to the queue. */
