@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // chorus start [--config FILE] | --help | --version
-import { loadConfig } from './config/load.js';
+import { loadConfig, runsDemoApp } from './config/load.js';
 import { ConfigError } from './config/errors.js';
 import { createLogger } from './log.js';
 import { startServer, StartupError } from './server.js';
@@ -96,6 +96,10 @@ async function main(): Promise<void> {
   }
   for (const key of loaded.unknownKeys) log.warn({ key }, `unknown config key "${key}" ignored`);
   log.info({ config_file: loaded.source ?? '(embedded defaults)' }, 'configuration loaded');
+  const loopback = ['127.0.0.1', 'localhost', '::1'].includes(loaded.config.host);
+  if (runsDemoApp(loaded.config) && !loopback) {
+    log.warn({ host: loaded.config.host }, 'an app uses the demo secret "app-secret" (documented in the README) and the node listens beyond loopback: anyone can publish; set your own secret');
+  }
 
   let server;
   try {

@@ -14,7 +14,8 @@ import {
   userStringToSign,
   verifyClientAuth,
 } from '../src/protocol/signatures.js';
-import { parseQuery, requestAuthProblem, TIMESTAMP_WINDOW_SECONDS } from '../src/http/request-auth.js';
+import { parseQuery, requestAuthProblem } from '../src/edge/http/request-auth.js';
+import { TIMESTAMP_WINDOW_SECONDS } from '../src/protocol/limits.js';
 import { allowsClientEvents, channelInfo, channelNameProblem, needsAuth } from '../src/protocol/channels.js';
 import {
   connectionEstablished,
@@ -28,8 +29,8 @@ import {
   PONG,
   subscriptionError,
 } from '../src/protocol/frames.js';
-import { originAllowed } from '../src/ws/origins.js';
-import { PresenceBook } from '../src/channels/presence-book.js';
+import { originAllowed } from '../src/edge/ws/origins.js';
+import { PresenceBook } from '../src/cluster/presence-book.js';
 import { appSchema } from '../src/config/schema.js';
 import type { App } from '../src/apps/app.js';
 

@@ -6,7 +6,10 @@
 //
 // Every node — owner or not — remembers removals still within their delay, so when
 // ownership moves (a node died, joined, or a peer's snapshot arrived) the new owner
-// reports exactly what the old one would have: no second addition, no lost removal.
+// reports exactly what the old one would have. A removal that fell due while its
+// owner was already dead but not yet declared so is kept a little longer: when that
+// owner is declared lost, the next owner reports it unless the dead node was seen
+// alive after the removal was due (it reported it then).
 import type { ClusterEdge } from './ports.js';
 
 export interface EdgeSettings {
@@ -14,10 +17,22 @@ export interface EdgeSettings {
   removalDelayMs: number;
 }
 
+export interface Ownership {
+  /** the node that owns a key now */
+  ownerOf(ownerKey: string): string;
+  readonly selfId: string;
+}
+
 interface Pending {
   readonly edge: ClusterEdge;
   readonly owner: string;
   readonly dueAt: number;
+}
+
+interface Overdue extends Pending {
+  /** the node that owned the key when it fell due */
+  readonly dueOwner: string;
+  readonly keepUntil: number;
 }
 
 /** Owner key of an edge: a channel's edges (occupancy and members) all have one owner. */
@@ -33,21 +48,20 @@ export interface PendingRemoval {
 }
 
 export class EdgeEmitter {
-  /** removals within their delay, in due order (insertion order: the delay is constant) */
+  /** removals within their delay, mostly in due order (insertion order: the delay is constant) */
   private readonly pending = new Map<string, Pending>();
+  /** removals that fell due owned by another node, kept until that node is known alive or lost */
+  private readonly overdue = new Map<string, Overdue>();
   private timer: NodeJS.Timeout | null = null;
-  /** false while this node does not yet know the cluster's state (it reports nothing) */
-  private live = true;
 
   constructor(
-    private readonly settings: EdgeSettings,
-    private readonly owns: (ownerKey: string) => boolean,
+    private readonly settings: EdgeSettings & { overdueGraceMs?: number },
+    private readonly ownership: Ownership,
     private readonly report: (edge: ClusterEdge) => void,
   ) {}
 
-  /** While muted (a node still learning its peers' state) changes are tracked but not reported. */
-  setLive(live: boolean): void {
-    this.live = live;
+  private mine(ownerKey: string): boolean {
+    return this.ownership.ownerOf(ownerKey) === this.ownership.selfId;
   }
 
   /** The truth about a subject changed: `edge.present` is what holds now. */
@@ -55,13 +69,14 @@ export class EdgeEmitter {
     const key = keyOf(edge);
     const owner = ownerKeyOf(edge.appId, edge.channel);
     if (edge.present) {
+      this.overdue.delete(key);
       // Back within the delay: the removal is cancelled and neither is reported.
       if (this.pending.delete(key)) return;
-      if (this.live && this.owns(owner)) this.report(edge);
+      if (this.mine(owner)) this.report(edge);
       return;
     }
     if (this.settings.removalDelayMs <= 0) {
-      if (this.live && this.owns(owner)) this.report(edge);
+      if (this.mine(owner)) this.report(edge);
       return;
     }
     this.pending.delete(key);
@@ -81,16 +96,29 @@ export class EdgeEmitter {
       if (r.edge.present) continue;
       const key = keyOf(r.edge);
       if (this.pending.has(key)) continue;
-      // Inserted out of due order: the sweep checks every entry's own due time.
       this.pending.set(key, { edge: r.edge, owner: ownerKeyOf(r.edge.appId, r.edge.channel), dueAt: now + r.remainingMs });
     }
     this.arm();
   }
 
+  /**
+   * A node was declared lost, last heard of at `lastSeen`: removals that fell due on its
+   * watch after that moment were never reported; the next owner reports them now.
+   */
+  nodeLost(nodeId: string, lastSeen: number): void {
+    for (const [key, o] of this.overdue) {
+      if (o.dueOwner !== nodeId) continue;
+      this.overdue.delete(key);
+      if (o.dueAt > lastSeen && this.mine(o.owner)) this.report(o.edge);
+    }
+  }
+
   private arm(): void {
-    if (this.timer || this.pending.size === 0) return;
-    const first = this.pending.values().next().value!;
-    this.timer = setTimeout(() => this.sweep(), Math.max(1, first.dueAt - Date.now()));
+    if (this.timer || (this.pending.size === 0 && this.overdue.size === 0)) return;
+    let next = Infinity;
+    for (const p of this.pending.values()) next = Math.min(next, p.dueAt);
+    for (const o of this.overdue.values()) next = Math.min(next, o.keepUntil);
+    this.timer = setTimeout(() => this.sweep(), Math.max(1, next - Date.now()));
     this.timer.unref();
   }
 
@@ -104,7 +132,16 @@ export class EdgeEmitter {
         continue;
       }
       this.pending.delete(key);
-      if (this.live && this.owns(p.owner)) this.report(p.edge);
+      const dueOwner = this.ownership.ownerOf(p.owner);
+      if (dueOwner === this.ownership.selfId) this.report(p.edge);
+      else {
+        const keepUntil = now + (this.settings.overdueGraceMs ?? 0);
+        if (keepUntil > now) this.overdue.set(key, { ...p, dueOwner, keepUntil });
+      }
+    }
+    for (const [key, o] of this.overdue) {
+      if (o.keepUntil <= now) this.overdue.delete(key);
+      else nextDue = Math.min(nextDue, o.keepUntil);
     }
     if (nextDue !== Infinity) {
       this.timer = setTimeout(() => this.sweep(), Math.max(1, nextDue - Date.now()));
@@ -112,11 +149,11 @@ export class EdgeEmitter {
     }
   }
 
-  /** Reports every waiting removal now (a drain: the node is about to leave). */
+  /** Reports every waiting removal now (a node that nobody takes over from is stopping). */
   flush(): void {
     for (const [key, p] of this.pending) {
       this.pending.delete(key);
-      if (this.live && this.owns(p.owner)) this.report(p.edge);
+      if (this.mine(p.owner)) this.report(p.edge);
     }
   }
 
@@ -124,5 +161,6 @@ export class EdgeEmitter {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.pending.clear();
+    this.overdue.clear();
   }
 }

@@ -102,6 +102,11 @@ export class PresenceBook {
     return this.apps.get(appId)?.get(channel)?.has(userId) ?? false;
   }
 
+  /** Presence channels of an app with their member counts. */
+  *channelsOf(appId: string): Iterable<[string, number]> {
+    for (const [channel, members] of this.apps.get(appId) ?? []) yield [channel, members.size];
+  }
+
   /** Forgets everything a node held; returns the users who thereby left a channel entirely. */
   dropNode(nodeId: string): MemberRef[] {
     const gone: MemberRef[] = [];

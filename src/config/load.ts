@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { z } from 'zod';
 import { configSchema, type Config } from './schema.js';
-import { applyEnv, defaultAppFromEnv } from './env.js';
+import { applyEnv, DEFAULT_APP_ENV, defaultAppFromEnv } from './env.js';
 import { ConfigError } from './errors.js';
 import { findUnknownKeys } from './unknown-keys.js';
 
@@ -71,17 +71,36 @@ function normaliseClusterHealth(raw: Record<string, unknown>): void {
   delete raw.cluster_health;
 }
 
-function withApps(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
+/**
+ * The default app from SOCKUDO_DEFAULT_APP_*, and the demo app. A secret is never filled in
+ * silently: an id or key from the environment needs its secret, and outside the embedded
+ * quick start (no config file at all) a node without apps does not start.
+ */
+function withApps(raw: Record<string, unknown>, env: NodeJS.ProcessEnv, quickStart: boolean): void {
   const manager = (raw.app_manager ??= {}) as Record<string, unknown>;
   const array = (manager.array ??= {}) as Record<string, unknown>;
   const fromEnv = defaultAppFromEnv(env);
+  const named = fromEnv.id !== undefined || fromEnv.key !== undefined;
+  if (named && fromEnv.secret === undefined) {
+    throw new ConfigError(`${DEFAULT_APP_ENV.id} / ${DEFAULT_APP_ENV.key} are set without ${DEFAULT_APP_ENV.secret}: set the app's secret (no default secret is used)`);
+  }
   if (array.apps === undefined) {
-    array.apps = [{ ...DEMO_APP, ...fromEnv }];
-  } else if (Array.isArray(array.apps) && fromEnv.id !== undefined) {
+    if (named) array.apps = [{ ...DEMO_APP, ...fromEnv }];
+    else if (quickStart) array.apps = [{ ...DEMO_APP, ...fromEnv }];
+    else if (manager.driver === undefined || manager.driver === 'memory' || manager.driver === 'array') {
+      throw new ConfigError(
+        `no apps configured: set app_manager.array.apps, or ${DEFAULT_APP_ENV.id}, ${DEFAULT_APP_ENV.key} and ${DEFAULT_APP_ENV.secret}, or app_manager.driver "mysql"`,
+      );
+    }
+  } else if (Array.isArray(array.apps) && named) {
     const apps = array.apps as Array<Record<string, unknown>>;
     if (!apps.some((a) => String(a?.id) === String(fromEnv.id))) apps.push({ ...DEMO_APP, ...fromEnv });
   }
 }
+
+/** True when the config runs the documented demo app (its secret is in the README). */
+export const runsDemoApp = (config: Config): boolean =>
+  (config.app_manager.array.apps ?? []).some((a) => a.secret === DEMO_APP.secret);
 
 export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   const env = options.env ?? process.env;
@@ -96,7 +115,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   normaliseClusterHealth(raw);
   const unknownKeys = findUnknownKeys(configSchema, raw);
   applyEnv(raw, env);
-  withApps(raw, env);
+  withApps(raw, env, source === null);
 
   const result = configSchema.safeParse(raw);
   if (!result.success) {

@@ -1,26 +1,12 @@
-// NATS core pub/sub for events; JetStream key-value buckets for claims and the
-// cache-channel store. Subjects are tokens joined by "."; parts are escaped so
-// channel names with dots stay one token.
-import { connect, type ConnectionOptions, type KV, type NatsConnection, type Subscription } from 'nats';
+// NATS core pub/sub for topics; JetStream key-value buckets (nats-kv.ts) for the
+// atomic operations. Subjects are tokens joined by "."; parts are escaped so that
+// any channel name stays exactly one valid token.
+import { connect, type ConnectionOptions, type NatsConnection, type Subscription } from 'nats';
 import type { Logger } from 'pino';
-import type { Transport, TransportEvents } from '../cluster/transport.js';
 import { Backlog } from './backlog.js';
-
-/** Cache channels keep their last event for 30 minutes (the bucket's max age). */
-const CACHE_TTL_MS = 30 * 60 * 1000;
-/** Claims live long enough to outlast any cleanup race. */
-const CLAIM_TTL_MS = 10 * 60 * 1000;
-
-const escapeToken = (s: string): string =>
-  s.replace(/%/g, '%25').replace(/\./g, '%2E').replace(/\*/g, '%2A').replace(/>/g, '%3E').replace(/\s/g, (c) => encodeURIComponent(c));
-
-type Bucket = 'claims' | 'cache' | 'sets';
-const BUCKET_TTL_MS: Record<Bucket, number> = { claims: CLAIM_TTL_MS, cache: CACHE_TTL_MS, sets: 0 };
-/** Compare-and-set retries before a set change gives up (contention is a handful of nodes). */
-const CAS_ATTEMPTS = 25;
-
-/** KV keys allow [-/_=.a-zA-Z0-9]; base64url stays inside that set. */
-const kvKey = (key: string): string => Buffer.from(key).toString('base64url');
+import { NatsKv } from './nats-kv.js';
+import { joinParts, partEscaper } from './topic-escape.js';
+import { SharedStateUnavailable, type Transport, type TransportEvents } from './transport.js';
 
 export interface NatsSettings {
   servers: string[];
@@ -30,17 +16,38 @@ export interface NatsSettings {
   connectTimeoutMs: number;
   /** bucket name prefix */
   prefix: string;
+  /** JetStream replicas of the key-value buckets: 1 (default) for one server, 3 for a NATS cluster. */
+  replicas?: number;
+  /** Max age of the claims/values bucket, and so the longest TTL accepted (default 24 h). */
+  kvMaxAgeMs?: number;
+}
+
+export const DEFAULT_KV_MAX_AGE_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * A token may not hold "." (separator), "*" or ">" (wildcards) or whitespace; control
+ * characters would break the protocol line. "%" is the escape mark itself.
+ */
+const escapeToken = partEscaper('[%.*>\\s\\x00-\\x1f\\x7f]');
+
+interface Held {
+  sub: Subscription;
+  /** the flush that confirmed (or will confirm) this topic's SUB */
+  confirmed: Promise<void>;
 }
 
 export class NatsTransport implements Transport {
-  private nc: NatsConnection | null = null;
-  private readonly subs = new Map<string, Subscription>();
-  private readonly buckets = new Map<Bucket, Promise<KV>>();
+  readonly name = 'nats';
   /** JetStream (key-value buckets) is enabled on the server; probed at connect. */
   sharedState = true;
+  private nc: NatsConnection | null = null;
+  private kv: NatsKv | null = null;
+  private readonly held = new Map<string, Held>();
   private events: TransportEvents | null = null;
   /** nats.js buffers publishes while reconnecting without a bound; we drop them instead. */
   private up = false;
+  /** Bumped on every disconnect: a reconnect confirmation that started before it is stale. */
+  private epoch = 0;
   /** nats.js does not report what is still unsent: a periodic flush round trip confirms it. */
   private readonly backlog: Backlog;
   private unflushed = 0;
@@ -51,28 +58,8 @@ export class NatsTransport implements Transport {
     this.backlog = new Backlog(log);
   }
 
-  /** Every 250 ms: a flush round trip; when it returns, what was published before it was sent. */
-  private confirmSent(): void {
-    const nc = this.nc;
-    if (!nc || this.flushing || this.unflushed === 0) return;
-    const covered = this.unflushed;
-    this.unflushed = 0;
-    this.flushing = true;
-    nc.flush().then(
-      () => {
-        this.flushing = false;
-        this.backlog.release(covered);
-      },
-      () => {
-        // Connection gone: nats.js drops its buffer on close; reconnects start clean.
-        this.flushing = false;
-        this.backlog.release(covered);
-      },
-    );
-  }
-
   topic(...parts: string[]): string {
-    return parts.map(escapeToken).join('.');
+    return joinParts(parts, '.', escapeToken);
   }
 
   async connect(events: TransportEvents): Promise<void> {
@@ -90,31 +77,73 @@ export class NatsTransport implements Transport {
       ...(s.username ? { user: s.username, pass: s.password ?? undefined } : {}),
       ...(s.token ? { token: s.token } : {}),
     };
-    this.nc = await connect(options);
+    // nats.js rejects with the server's own words (Authorization Violation ...) or a timeout.
+    const nc = await connect(options);
+    this.nc = nc;
     this.up = true;
     try {
-      await this.nc.jetstreamManager();
-    } catch {
+      await nc.jetstreamManager();
+      this.kv = new NatsKv(nc, { prefix: s.prefix, replicas: s.replicas ?? 1, maxAgeMs: s.kvMaxAgeMs ?? DEFAULT_KV_MAX_AGE_MS }, this.log);
+    } catch (err) {
       this.sharedState = false;
       this.log.warn(
+        { err: (err as Error).message },
         'NATS server has no JetStream: claims, occupancy edges, connection quotas and cache channels fall back to per-node answers (start nats-server with -js)',
       );
     }
     this.flushTimer = setInterval(() => this.confirmSent(), 250);
     this.flushTimer.unref();
-    void this.watchStatus(this.nc);
+    void this.watchStatus(nc);
+  }
+
+  private emit(up: boolean): void {
+    try {
+      this.events?.status(up);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'transport status handler threw');
+    }
   }
 
   private async watchStatus(nc: NatsConnection): Promise<void> {
     for await (const status of nc.status()) {
       if (status.type === 'disconnect') {
+        this.epoch++;
+        if (!this.up) continue;
         this.up = false;
-        this.events?.status(false);
+        this.emit(false);
       } else if (status.type === 'reconnect') {
-        this.up = true;
-        this.events?.status(true);
+        // nats.js sent every SUB again on reconnecting; a round trip confirms the server has them.
+        const epoch = this.epoch;
+        nc.flush().then(
+          () => {
+            if (epoch !== this.epoch || this.up || this.nc !== nc) return;
+            this.up = true;
+            this.emit(true);
+          },
+          () => undefined,
+        );
       }
     }
+    // The connection closed for good (close(), or reconnecting was given up).
+    if (this.nc === nc && this.up) {
+      this.up = false;
+      this.emit(false);
+    }
+  }
+
+  /** Every 250 ms: a flush round trip; when it returns, what was published before it was sent. */
+  private confirmSent(): void {
+    const nc = this.nc;
+    if (!nc || this.flushing || this.unflushed === 0) return;
+    const covered = this.unflushed;
+    this.unflushed = 0;
+    this.flushing = true;
+    // Either way the bytes are out of nats.js: sent, or dropped with the connection.
+    const settle = () => {
+      this.flushing = false;
+      this.backlog.release(covered);
+    };
+    nc.flush().then(settle, settle);
   }
 
   publish(topic: string, payload: string): void {
@@ -125,139 +154,118 @@ export class NatsTransport implements Transport {
     try {
       this.nc.publish(topic, payload);
     } catch {
-      // closed or buffer full: dropped by design
+      // closed, a bad subject or the buffer full: dropped by design
     }
   }
 
-  async subscribe(topic: string): Promise<void> {
-    const nc = this.nc;
-    if (!nc || this.subs.has(topic)) return;
-    const sub = nc.subscribe(topic, {
-      callback: (err, msg) => {
-        if (!err) this.events?.message(msg.subject, msg.string());
-      },
-    });
-    this.subs.set(topic, sub);
-    // The server has the subscription once a flush round-trip returns.
-    await nc.flush();
-  }
-
-  async unsubscribe(topic: string): Promise<void> {
-    const sub = this.subs.get(topic);
-    if (!sub) return;
-    this.subs.delete(topic);
-    sub.unsubscribe();
-  }
-
-  private bucket(kind: Bucket): Promise<KV> {
-    const nc = this.nc;
-    if (!nc) return Promise.reject(new Error('not connected'));
-    let kv = this.buckets.get(kind);
-    if (!kv) {
-      const name = `${this.settings.prefix.replace(/[^-_a-zA-Z0-9]/g, '_')}_${kind}`;
-      kv = nc.jetstream().views.kv(name, { ttl: BUCKET_TTL_MS[kind], history: 1 });
-      kv.catch(() => this.buckets.delete(kind));
-      this.buckets.set(kind, kv);
-    }
-    return kv;
-  }
-
-  async claim(key: string, _ttlMs: number): Promise<boolean> {
-    const kv = await this.bucket('claims');
+  private deliver(topic: string, payload: string): void {
     try {
-      await kv.create(kvKey(key), '1');
-      return true;
+      this.events?.message(topic, payload);
     } catch (err) {
-      if (/wrong last sequence|exists/i.test((err as Error).message)) return false;
+      this.log.error({ err: (err as Error).message, topic }, 'transport message handler threw');
+    }
+  }
+
+  /** One SUB per topic, then one flush for the batch: the server answers a refused SUB before that PONG. */
+  async subscribe(topics: readonly string[]): Promise<void> {
+    const nc = this.nc;
+    if (!nc) throw new Error('nats transport is not connected');
+    const waits: Promise<void>[] = [];
+    const fresh: string[] = [];
+    for (const topic of new Set(topics)) {
+      const held = this.held.get(topic);
+      if (held) waits.push(held.confirmed);
+      else fresh.push(topic);
+    }
+    if (fresh.length === 0) return void (await Promise.all(waits));
+    const refused = new Map<string, Error>();
+    let answered = false;
+    const subs: Array<[string, Subscription]> = [];
+    try {
+      for (const topic of fresh) {
+        const sub = nc.subscribe(topic, {
+          callback: (err, msg) => {
+            if (!err) return this.deliver(msg.subject, msg.string());
+            refused.set(topic, err);
+            // Refused after the batch was confirmed (permissions changed): nats.js closed it.
+            if (answered) {
+              this.log.warn({ err: err.message, topic }, 'NATS dropped a subscription');
+              this.forget(topic);
+            }
+          },
+        });
+        subs.push([topic, sub]);
+      }
+    } catch (err) {
+      for (const [, sub] of subs) sub.unsubscribe();
       throw err;
     }
+    const confirmed = nc.flush().then(() => {
+      answered = true;
+      if (refused.size === 0) return;
+      for (const topic of refused.keys()) this.forget(topic);
+      throw [...refused.values()][0];
+    });
+    for (const [topic, sub] of subs) this.held.set(topic, { sub, confirmed });
+    confirmed.catch(() => {
+      for (const [topic] of subs) if (this.held.get(topic)?.confirmed === confirmed) this.forget(topic);
+    });
+    waits.push(confirmed);
+    await Promise.all(waits);
   }
 
-  /** Markers from `claim` live as long as the claims bucket; the value-less delete is the atomic part. */
+  private forget(topic: string): void {
+    const held = this.held.get(topic);
+    if (!held) return;
+    this.held.delete(topic);
+    if (!held.sub.isClosed()) held.sub.unsubscribe();
+  }
+
+  async unsubscribe(topics: readonly string[]): Promise<void> {
+    const gone = [...new Set(topics)].filter((t) => this.held.has(t));
+    if (gone.length === 0) return;
+    for (const topic of gone) this.forget(topic);
+    await this.nc?.flush();
+  }
+
+  private store(what: string): NatsKv {
+    if (!this.sharedState) throw new SharedStateUnavailable(what);
+    if (!this.kv) throw new Error(`${what}: nats transport is not connected`);
+    return this.kv;
+  }
+
+  async claim(key: string, ttlMs: number): Promise<boolean> {
+    return this.store('claim').claim(key, ttlMs);
+  }
+
   async take(key: string): Promise<boolean> {
-    const kv = await this.bucket('claims');
-    const entry = await kv.get(kvKey(key));
-    if (!entry || entry.operation !== 'PUT') return false;
-    try {
-      await kv.delete(kvKey(key), { previousSeq: entry.revision });
-      return true;
-    } catch {
-      return false;
-    }
+    return this.store('take').take(key);
   }
 
-  /**
-   * Read-modify-write of a JSON value under compare-and-set: `change` returns the
-   * next value (or undefined to leave it) and the result; a concurrent writer makes it retry.
-   */
-  private async casJson<T, R>(key: string, change: (current: T | null) => { next?: T; result: R }): Promise<R> {
-    const kv = await this.bucket('sets');
-    const k = kvKey(key);
-    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const entry = await kv.get(k);
-      const current = entry && entry.operation === 'PUT' ? entry.json<T>() : null;
-      const { next, result } = change(current);
-      if (next === undefined) return result;
-      try {
-        if (entry) await kv.update(k, JSON.stringify(next), entry.revision);
-        else await kv.create(k, JSON.stringify(next));
-        return result;
-      } catch {
-        // Another node wrote first: read again.
-      }
-    }
-    throw new Error(`key ${key} too contended`);
-  }
-
-  setChange(op: 'add' | 'remove', key: string, member: string): Promise<{ changed: boolean; members: string[] }> {
-    return this.casJson<string[], { changed: boolean; members: string[] }>(key, (current) => {
-      const members = current ?? [];
-      if ((op === 'add') === members.includes(member)) return { result: { changed: false, members } };
-      const next = op === 'add' ? [...members, member] : members.filter((m) => m !== member);
-      return { next, result: { changed: true, members: next } };
-    });
-  }
-
-  quotaTake(key: string, member: string, max: number, live: string[] | null): Promise<boolean> {
-    return this.casJson<Record<string, number>, boolean>(key, (current) => {
-      const counts: Record<string, number> = {};
-      let sum = 0;
-      for (const [node, n] of Object.entries(current ?? {})) {
-        if (live && node !== member && !live.includes(node)) continue;
-        counts[node] = n;
-        sum += n;
-      }
-      if (sum >= max) return { next: counts, result: false };
-      counts[member] = (counts[member] ?? 0) + 1;
-      return { next: counts, result: true };
-    });
-  }
-
-  async quotaRelease(key: string, member: string): Promise<void> {
-    await this.casJson<Record<string, number>, void>(key, (current) => {
-      const counts = { ...(current ?? {}) };
-      const left = (counts[member] ?? 0) - 1;
-      if (left > 0) counts[member] = left;
-      else delete counts[member];
-      return { next: counts, result: undefined };
-    });
-  }
-
-  async put(key: string, value: string, _ttlMs: number): Promise<void> {
-    const kv = await this.bucket('cache');
-    await kv.put(kvKey(key), value);
+  async put(key: string, value: string, ttlMs: number): Promise<void> {
+    return this.store('put').put(key, value, ttlMs);
   }
 
   async get(key: string): Promise<{ value: string; ttlMs: number } | null> {
-    const kv = await this.bucket('cache');
-    const entry = await kv.get(kvKey(key));
-    if (!entry || entry.operation !== 'PUT') return null;
-    const ttlMs = CACHE_TTL_MS - (Date.now() - entry.created.getTime());
-    return ttlMs > 0 ? { value: entry.string(), ttlMs } : null;
+    return this.store('get').get(key);
+  }
+
+  async quotaTake(key: string, member: string, max: number, live: readonly string[] | null): Promise<boolean> {
+    return this.store('quotaTake').quotaTake(key, member, max, live);
+  }
+
+  async quotaRelease(key: string, member: string): Promise<void> {
+    return this.store('quotaRelease').quotaRelease(key, member);
+  }
+
+  /** Not part of the Transport contract: kept for the old cluster adapter's occupancy sets. */
+  async setChange(op: 'add' | 'remove', key: string, member: string): Promise<{ changed: boolean; members: string[] }> {
+    return this.store('setChange').setChange(op, key, member);
   }
 
   async ping(): Promise<void> {
-    await this.nc?.rtt();
+    if (!this.nc) throw new Error('nats transport is not connected');
+    await this.nc.rtt();
   }
 
   async close(): Promise<void> {
@@ -265,6 +273,8 @@ export class NatsTransport implements Transport {
     if (this.flushTimer) clearInterval(this.flushTimer);
     const nc = this.nc;
     this.nc = null;
+    this.kv = null;
+    this.held.clear();
     if (!nc) return;
     await nc.drain().catch(() => nc.close());
   }

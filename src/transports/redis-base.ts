@@ -1,95 +1,209 @@
 // What the Redis and the Redis Cluster transports share: a publisher and a
-// subscriber client, up/down tracking, the bounded publish backlog, and the
-// broker-side operations (claims, sets, quotas, cache) of redis-commands.ts.
-// Subclasses choose the clients and the pub/sub flavour (plain or sharded).
+// subscriber client, up/down tracking with confirmed resubscription, the bounded
+// publish backlog, and the broker-side operations of redis-commands.ts. Subclasses
+// choose the clients and the pub/sub flavour (plain or sharded).
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { Transport, TransportEvents } from '../cluster/transport.js';
 import { Backlog } from './backlog.js';
+import { connectRedis, type RedisSettings } from './redis-client.js';
 import * as commands from './redis-commands.js';
+import { joinParts, partEscaper } from './topic-escape.js';
+import type { Transport, TransportEvents } from './transport.js';
+import { validTtl } from './ttl.js';
 
 type Client = Redis | Cluster;
 
 export interface PubSubCommands {
   publish(client: Client, topic: string, payload: string): Promise<unknown>;
-  subscribe(client: Client, topic: string): Promise<unknown>;
-  unsubscribe(client: Client, topic: string): Promise<unknown>;
+  /** Subscribes every topic, in as few commands as the flavour allows; resolves once all are confirmed. */
+  subscribe(client: Client, topics: readonly string[]): Promise<void>;
+  unsubscribe(client: Client, topics: readonly string[]): Promise<void>;
+  /** After a reconnect: makes sure every held topic is subscribed, confirmed by the broker. */
+  resubscribe(client: Client, topics: readonly string[]): Promise<void>;
   /** the event the subscriber emits for a message */
   messageEvent: 'message' | 'smessage';
 }
 
+/** Topics per (UN)SUBSCRIBE command: long enough to save round trips, short enough not to stall the connection. */
+export const TOPICS_PER_COMMAND = 500;
+
+export function chunks<T>(items: readonly T[], size = TOPICS_PER_COMMAND): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** Redis channel names are binary-safe: only the separator and the escape mark need escaping. */
+const escapeRedisPart = partEscaper('[%#]');
+
+/** Between attempts to restore subscriptions after a reconnect (the broker may still be settling). */
+const RESTORE_RETRY_MS = 250;
+
 export abstract class RedisTransportBase<C extends Client> implements Transport {
+  abstract readonly name: string;
   readonly sharedState = true;
   private events: TransportEvents | null = null;
-  private down = false;
+  /** What the last status event said (connect() leaves it up). */
+  private up = false;
+  /** connect() finished: from here on, losing and regaining the broker are status events. */
+  private connected = false;
+  private restoring = false;
+  private closed = false;
+  /** Held topics and the confirmation of the batch that subscribed each. */
+  private readonly held = new Map<string, Promise<void>>();
+  /** Bumped on every disconnect: a restore that started before it is stale. */
+  private epoch = 0;
+  private restoreTimer: NodeJS.Timeout | null = null;
   private readonly backlog: Backlog;
+  private publishErrorLogged = false;
 
   protected constructor(
     protected readonly pub: C,
     protected readonly sub: C,
     private readonly pubsub: PubSubCommands,
+    protected readonly settings: RedisSettings,
     protected readonly log: Logger,
   ) {
     this.backlog = new Backlog(log);
   }
 
   topic(...parts: string[]): string {
-    return parts.join('#');
+    return joinParts(parts, '#', escapeRedisPart);
   }
 
   async connect(events: TransportEvents): Promise<void> {
     this.events = events;
     for (const client of [this.pub, this.sub]) {
-      client.on('error', (err: Error) => this.log.debug({ err: err.message }, 'redis error'));
-      client.on('close', () => this.setDown(true));
-      client.on('ready', () => {
-        if (this.pub.status === 'ready' && this.sub.status === 'ready') this.setDown(false);
-      });
+      client.on('error', (err: Error) => this.log.debug({ err: err.message, transport: this.name }, 'redis error'));
+      client.on('close', () => this.down());
+      client.on('ready', () => this.maybeUp());
     }
-    this.sub.on(this.pubsub.messageEvent, (topic: string, payload: string) => this.events?.message(topic, payload));
-    await this.open();
+    this.sub.on(this.pubsub.messageEvent, (topic: string, payload: string) => this.deliver(topic, payload));
+    try {
+      await this.open();
+    } catch (err) {
+      this.pub.disconnect();
+      this.sub.disconnect();
+      throw err;
+    }
+    this.up = true;
+    this.connected = true;
+    // A drop during the connect's last steps was not reported: catch up.
+    if (this.pub.status !== 'ready' || this.sub.status !== 'ready') this.down();
   }
 
-  /** Connects both clients (a cluster does more). */
+  /** Connects both clients, bounded, failing with the broker's own error (a cluster does more). */
   protected async open(): Promise<void> {
-    await Promise.all([this.pub.connect(), this.sub.connect()]);
+    await Promise.all([connectRedis(this.pub, this.settings), connectRedis(this.sub, this.settings)]);
   }
 
-  private setDown(down: boolean): void {
-    if (down === this.down) return;
-    this.down = down;
-    this.events?.status(!down);
+  private deliver(topic: string, payload: string): void {
+    try {
+      this.events?.message(topic, payload);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message, topic }, 'transport message handler threw');
+    }
+  }
+
+  private status(up: boolean): void {
+    try {
+      this.events?.status(up);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'transport status handler threw');
+    }
+  }
+
+  private down(): void {
+    this.epoch++;
+    this.restoring = false;
+    if (this.restoreTimer) clearTimeout(this.restoreTimer);
+    this.restoreTimer = null;
+    if (!this.up || this.closed || !this.events) return;
+    this.up = false;
+    this.status(false);
+  }
+
+  /** Both clients ready again: confirm every held subscription, then report up. */
+  private maybeUp(): void {
+    if (!this.connected || this.up || this.closed || this.restoring) return;
+    if (this.pub.status !== 'ready' || this.sub.status !== 'ready') return;
+    this.restoring = true;
+    const epoch = this.epoch;
+    const stale = () => epoch !== this.epoch || this.closed;
+    const attempt = () => {
+      this.restoreTimer = null;
+      if (stale()) return;
+      this.pubsub.resubscribe(this.sub, [...this.held.keys()]).then(
+        () => {
+          if (stale()) return;
+          this.restoring = false;
+          this.up = true;
+          this.status(true);
+        },
+        (err: Error) => {
+          if (stale()) return;
+          this.log.debug({ err: err.message, transport: this.name }, 'restoring subscriptions failed; retrying');
+          this.restoreTimer = setTimeout(attempt, RESTORE_RETRY_MS);
+        },
+      );
+    };
+    attempt();
   }
 
   publish(topic: string, payload: string): void {
-    if (this.pub.status !== 'ready') return;
+    if (!this.up || this.pub.status !== 'ready') return;
     const bytes = payload.length;
     if (!this.backlog.take(bytes)) return;
     const settle = () => this.backlog.release(bytes);
-    this.pubsub.publish(this.pub, topic, payload).then(settle, settle);
+    this.pubsub.publish(this.pub, topic, payload).then(settle, (err: Error) => {
+      settle();
+      // A refused publish (NOPERM, a read-only replica) repeats for every message: say it once.
+      if (!this.publishErrorLogged && !/closed|offline|Stream isn't writeable|max retries/i.test(err.message)) {
+        this.publishErrorLogged = true;
+        this.log.error({ err: err.message, transport: this.name }, 'broker refused a publish');
+      }
+    });
   }
 
-  async subscribe(topic: string): Promise<void> {
-    await this.pubsub.subscribe(this.sub, topic);
+  async subscribe(topics: readonly string[]): Promise<void> {
+    if (this.closed) throw new Error(`${this.name} transport is closed`);
+    const waits: Promise<void>[] = [];
+    const fresh: string[] = [];
+    for (const topic of new Set(topics)) {
+      const pending = this.held.get(topic);
+      if (pending) waits.push(pending);
+      else fresh.push(topic);
+    }
+    if (fresh.length > 0) {
+      const sent = this.pubsub.subscribe(this.sub, fresh);
+      for (const topic of fresh) this.held.set(topic, sent);
+      sent.catch(() => {
+        for (const topic of fresh) if (this.held.get(topic) === sent) this.held.delete(topic);
+      });
+      waits.push(sent);
+    }
+    await Promise.all(waits);
   }
 
-  async unsubscribe(topic: string): Promise<void> {
-    await this.pubsub.unsubscribe(this.sub, topic);
+  async unsubscribe(topics: readonly string[]): Promise<void> {
+    const gone = [...new Set(topics)].filter((t) => this.held.delete(t));
+    if (gone.length > 0 && !this.closed) await this.pubsub.unsubscribe(this.sub, gone);
   }
 
-  claim(key: string, ttlMs: number): Promise<boolean> {
-    return commands.claim(this.pub, key, ttlMs);
+  async claim(key: string, ttlMs: number): Promise<boolean> {
+    return commands.claim(this.pub, key, validTtl(ttlMs));
   }
 
   take(key: string): Promise<boolean> {
     return commands.take(this.pub, key);
   }
 
+  /** Not part of the Transport contract: kept for the old cluster adapter's occupancy sets. */
   setChange(op: 'add' | 'remove', key: string, member: string): Promise<{ changed: boolean; members: string[] }> {
     return commands.setChange(this.pub, op, key, member);
   }
 
-  quotaTake(key: string, member: string, max: number, live: string[] | null): Promise<boolean> {
+  quotaTake(key: string, member: string, max: number, live: readonly string[] | null): Promise<boolean> {
     return commands.quotaTake(this.pub, key, member, max, live);
   }
 
@@ -97,8 +211,8 @@ export abstract class RedisTransportBase<C extends Client> implements Transport 
     return commands.quotaRelease(this.pub, key, member);
   }
 
-  put(key: string, value: string, ttlMs: number): Promise<void> {
-    return commands.put(this.pub, key, value, ttlMs);
+  async put(key: string, value: string, ttlMs: number): Promise<void> {
+    return commands.put(this.pub, key, value, validTtl(ttlMs));
   }
 
   get(key: string): Promise<{ value: string; ttlMs: number } | null> {
@@ -110,7 +224,10 @@ export abstract class RedisTransportBase<C extends Client> implements Transport 
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     this.events = null;
+    if (this.restoreTimer) clearTimeout(this.restoreTimer);
+    this.held.clear();
     await Promise.allSettled([this.pub.quit(), this.sub.quit()]);
     this.pub.disconnect();
     this.sub.disconnect();

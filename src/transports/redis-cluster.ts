@@ -1,10 +1,11 @@
 // Redis Cluster with sharded pub/sub (SPUBLISH/SSUBSCRIBE): a channel's events
 // touch only the shard that owns its slot, so pub/sub load spreads with the
 // cluster instead of every message reaching every Redis node.
-import { Cluster, type ClusterNode, type Redis, type RedisOptions } from 'ioredis';
+import calculateSlot from 'cluster-key-slot';
+import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { RedisTransportBase, type PubSubCommands } from './redis-base.js';
-import { reconnectDelay } from './redis-options.js';
+import { chunks, RedisTransportBase, type PubSubCommands } from './redis-base.js';
+import { connectRedis, createClusterClient, type RedisSettings } from './redis-client.js';
 
 /** Resolves once a node connection is ready (connecting it if idle), ended, or after timeoutMs. */
 function nodeReady(node: Redis, timeoutMs: number): Promise<void> {
@@ -21,31 +22,42 @@ function nodeReady(node: Redis, timeoutMs: number): Promise<void> {
   });
 }
 
+/** SSUBSCRIBE takes channels of one slot per command: topics grouped by slot, then chunked. */
+function bySlot(topics: readonly string[]): string[][] {
+  const groups = new Map<number, string[]>();
+  for (const topic of topics) {
+    const slot = calculateSlot(topic);
+    const group = groups.get(slot);
+    if (group) group.push(topic);
+    else groups.set(slot, [topic]);
+  }
+  return [...groups.values()].flatMap((group) => chunks(group));
+}
+
+const each = async (topics: readonly string[], send: (batch: string[]) => Promise<unknown>): Promise<void> =>
+  void (await Promise.all(bySlot(topics).map(send)));
+
 const SHARDED_PUBSUB: PubSubCommands = {
   publish: (c, topic, payload) => c.spublish(topic, payload),
-  subscribe: (c, topic) => c.ssubscribe(topic),
-  unsubscribe: (c, topic) => c.sunsubscribe(topic),
+  subscribe: (c, topics) => each(topics, (batch) => c.ssubscribe(...batch)),
+  unsubscribe: (c, topics) => each(topics, (batch) => c.sunsubscribe(...batch)),
+  // ioredis resubscribes shards itself but unconfirmed, and appends (never dedupes) the channels
+  // of every SSUBSCRIBE to its own list: out and in again confirms without growing that list.
+  // Messages missed in between fall inside the outage being recovered from.
+  resubscribe: (c, topics) =>
+    each(topics, async (batch) => {
+      await c.sunsubscribe(...batch);
+      await c.ssubscribe(...batch);
+    }),
   messageEvent: 'smessage',
 };
 
-function clusterClients(nodes: ClusterNode[], redisOptions: RedisOptions): [Cluster, Cluster] {
-  const { host: _h, port: _p, db: _db, lazyConnect: _l, retryStrategy: _r, ...shared } = redisOptions;
-  const common = {
-    lazyConnect: true,
-    clusterRetryStrategy: reconnectDelay,
-    redisOptions: shared,
-    slotsRefreshTimeout: 2000,
-  };
-  return [
-    new Cluster(nodes, { ...common, enableOfflineQueue: false, maxRedirections: 16 }),
-    new Cluster(nodes, { ...common, shardedSubscribers: true }),
-  ];
-}
-
 export class RedisClusterTransport extends RedisTransportBase<Cluster> {
-  constructor(nodes: ClusterNode[], redisOptions: RedisOptions, log: Logger) {
-    const [pub, sub] = clusterClients(nodes, redisOptions);
-    super(pub, sub, SHARDED_PUBSUB, log);
+  readonly name = 'redis-cluster';
+
+  /** `settings.clusterNodes` are the seeds; the slot map names the rest. */
+  constructor(settings: RedisSettings, log: Logger) {
+    super(createClusterClient(settings, 'publisher'), createClusterClient(settings, 'subscriber'), SHARDED_PUBSUB, settings, log);
   }
 
   protected override async open(): Promise<void> {
@@ -56,7 +68,7 @@ export class RedisClusterTransport extends RedisTransportBase<Cluster> {
     const open = (node: Redis) => void (this.pub.status === 'ready' && node.status === 'wait' && node.connect().catch(() => undefined));
     this.pub.on('+node', open);
     this.pub.on('ready', () => this.pub.nodes('all').forEach(open));
-    await super.open();
+    await Promise.all([connectRedis(this.pub, this.settings), connectRedis(this.sub, this.settings)]);
     await Promise.all(this.pub.nodes('all').map((node) => nodeReady(node, 2000)));
   }
 }

@@ -60,7 +60,7 @@ if left <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
 return left
 `;
 
-export async function quotaTake(client: Client, key: string, member: string, max: number, live: string[] | null): Promise<boolean> {
+export async function quotaTake(client: Client, key: string, member: string, max: number, live: readonly string[] | null): Promise<boolean> {
   const args = [member, String(max), live ? '1' : '0', ...(live ?? [])];
   return (await client.eval(QUOTA_TAKE, 1, key, ...args)) === 1;
 }

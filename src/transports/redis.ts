@@ -1,25 +1,27 @@
 // Redis pub/sub: one publisher and one subscriber connection per node.
 // Publishes are dropped, not queued, while Redis is down (no unbounded buffers);
-// ioredis reconnects with backoff and restores subscriptions itself.
-import { Redis, type RedisOptions } from 'ioredis';
+// ioredis reconnects with backoff and resubscribes, and the base class confirms
+// the resubscription before it reports the broker back.
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { RedisTransportBase, type PubSubCommands } from './redis-base.js';
+import { chunks, RedisTransportBase, type PubSubCommands } from './redis-base.js';
+import { createStandaloneClient, type RedisSettings } from './redis-client.js';
 
+/** One SUBSCRIBE per 500 topics; ioredis resolves a command once Redis confirmed each of its channels. */
 const PLAIN_PUBSUB: PubSubCommands = {
   publish: (c, topic, payload) => c.publish(topic, payload),
-  subscribe: (c, topic) => c.subscribe(topic),
-  unsubscribe: (c, topic) => c.unsubscribe(topic),
+  subscribe: async (c, topics) => void (await Promise.all(chunks(topics).map((batch) => c.subscribe(...batch)))),
+  unsubscribe: async (c, topics) => void (await Promise.all(chunks(topics).map((batch) => c.unsubscribe(...batch)))),
+  // SUBSCRIBE is idempotent and ioredis keeps its channels in a set: sending it again only confirms.
+  resubscribe: async (c, topics) => void (await Promise.all(chunks(topics).map((batch) => c.subscribe(...batch)))),
   messageEvent: 'message',
 };
 
 export class RedisTransport extends RedisTransportBase<Redis> {
-  constructor(options: RedisOptions, log: Logger) {
-    super(
-      new Redis({ ...options, enableOfflineQueue: false, maxRetriesPerRequest: 1 }),
-      // The subscriber keeps its offline queue: only (un)subscribe commands go there, bounded by channels held.
-      new Redis({ ...options, autoResubscribe: true, maxRetriesPerRequest: null }),
-      PLAIN_PUBSUB,
-      log,
-    );
+  readonly name = 'redis';
+
+  /** Plain Redis, or a Sentinel-managed master when `settings.sentinels` is set. */
+  constructor(settings: RedisSettings, log: Logger) {
+    super(createStandaloneClient(settings, 'publisher'), createStandaloneClient(settings, 'subscriber'), PLAIN_PUBSUB, settings, log);
   }
 }

@@ -1,5 +1,5 @@
 // Real brokers from Debian's packages, on free loopback ports in temp dirs,
-// stopped by pid: redis-server, a 6-node Redis Cluster, nats-server (JetStream on).
+// stopped by pid: redis-server, a 6-node Redis Cluster, nats-server (JetStream on or off).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
@@ -110,6 +110,8 @@ export interface RedisCluster {
   /** "127.0.0.1:p1,127.0.0.1:p2,..." for REDIS_CLUSTER_NODES */
   seeds: string;
   stop(): Promise<void>;
+  /** Every node stopped, then started again (same ports and nodes.conf: the same cluster, its data gone). */
+  restart(): Promise<void>;
 }
 
 /** Six redis-server processes joined by `redis-cli --cluster create` (3 masters, 3 replicas). */
@@ -146,8 +148,19 @@ async function formCluster(nodes: Broker[]): Promise<RedisCluster> {
     timeout: 60_000,
   });
   if (created.status !== 0) throw new Error(`redis-cli --cluster create failed: ${created.stdout}\n${created.stderr}`);
-  // Wait until every node reports cluster_state:ok.
-  const deadline = Date.now() + 30_000;
+  await clusterOk(nodes);
+  const stop = async () => void (await Promise.all(nodes.map((n) => n.stop())));
+  const restart = async () => {
+    await stop();
+    await Promise.all(nodes.map((n) => n.restart()));
+    await clusterOk(nodes);
+  };
+  return { nodes, seeds: addrs.join(','), stop, restart };
+}
+
+/** Waits until every node reports cluster_state:ok. */
+async function clusterOk(nodes: Broker[], timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
   for (const n of nodes) {
     for (;;) {
       const info = spawnSync('redis-cli', ['-p', String(n.port), 'cluster', 'info'], { encoding: 'utf8' }).stdout;
@@ -156,13 +169,14 @@ async function formCluster(nodes: Broker[]): Promise<RedisCluster> {
       await new Promise((r) => setTimeout(r, 200));
     }
   }
-  return { nodes, seeds: addrs.join(','), stop: async () => void (await Promise.all(nodes.map((n) => n.stop()))) };
 }
 
-export async function startNats(extraArgs: string[] = []): Promise<Broker> {
+/** nats-server with JetStream (its store in a temp dir), or plain core NATS with `jetstream: false`. */
+export async function startNats(extraArgs: string[] = [], options: { jetstream?: boolean } = {}): Promise<Broker> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'chorus-nats-'));
-  const start = () => spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir, ...extraArgs], { stdio: 'ignore' });
+  const js = options.jetstream === false ? [] : ['-js', '-sd', dir];
+  const start = () => spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port), ...js, ...extraArgs], { stdio: 'ignore' });
   const broker = managed(start, port);
   await waitForPort(port);
   return broker;

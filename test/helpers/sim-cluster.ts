@@ -36,6 +36,8 @@ export class SimNode implements ClusterNode, LocalView {
     readonly name: string,
     readonly transport: MemoryTransport,
     settings: Partial<HorizontalSettings> = {},
+    /** every edge any node of the simulation reported, in report order */
+    private readonly reported: Array<{ by: SimNode; edge: ClusterEdge }> = [],
   ) {
     this.cluster = new HorizontalCluster(transport, { prefix: 'sim', keyPrefix: 'sim:', processId: name, ...FAST, ...settings }, quiet);
   }
@@ -104,6 +106,7 @@ export class SimNode implements ClusterNode, LocalView {
   }
   edge(edge: ClusterEdge): void {
     this.edges.push(edge);
+    this.reported.push({ by: this, edge });
   }
   peerLost(nodeId: string, mine: boolean): void {
     this.lostPeers.push({ nodeId, mine });
@@ -113,13 +116,14 @@ export class SimNode implements ClusterNode, LocalView {
 export class SimCluster {
   readonly broker: MemoryBroker;
   readonly nodes: SimNode[] = [];
+  private readonly reported: Array<{ by: SimNode; edge: ClusterEdge }> = [];
 
   constructor(options: MemoryBrokerOptions = {}) {
     this.broker = new MemoryBroker(options);
   }
 
   async add(name: string, settings: Partial<HorizontalSettings> = {}): Promise<SimNode> {
-    const node = new SimNode(name, this.broker.transport(name), settings);
+    const node = new SimNode(name, this.broker.transport(name), settings, this.reported);
     this.nodes.push(node);
     await node.start();
     return node;
@@ -145,9 +149,12 @@ export class SimCluster {
     await sleep((FAST.heartbeatIntervalMs ?? 20) * 4);
   }
 
-  /** Every edge reported by any node, in report order per node, merged. */
-  allEdges(): ClusterEdge[] {
-    return this.nodes.flatMap((n) => n.edges);
+  /**
+   * Every edge reported, in report order, except by `cutOff` nodes: a node whose link is
+   * paused still runs here (it reports as a split brain would); a frozen process would not.
+   */
+  allEdges(...cutOff: SimNode[]): ClusterEdge[] {
+    return this.reported.filter((r) => !cutOff.includes(r.by)).map((r) => r.edge);
   }
 
   async close(): Promise<void> {

@@ -47,7 +47,7 @@ export class ControlBus {
     this.transport.publish(to === undefined ? this.clusterTopic : this.topicOf(to), encodeControl(this.nodeId, message));
   }
 
-  /** Decodes a payload from a control topic; null for our own echo and for what was dropped. */
+  /** Decodes a payload from a control topic (our own echoes included); null for what was dropped. */
   decode(payload: string): Message | null {
     const decoded = decodeControl(payload);
     if (!decoded.ok) {
@@ -56,7 +56,7 @@ export class ControlBus {
       if (decoded.reason !== 'unknown_type') this.logOnce(decoded.from ?? '(no sender)', decoded.type, decoded.reason);
       return null;
     }
-    return decoded.message.n === this.nodeId ? null : decoded.message;
+    return decoded.message;
   }
 
   private logOnce(from: string, type: string, reason: string): void {

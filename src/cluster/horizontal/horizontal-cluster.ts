@@ -73,8 +73,12 @@ export class HorizontalCluster implements Cluster {
       joined: (peer) => this.peerJoined(peer),
       lost: (peer, reason) => this.peerLost(peer, reason),
       ownersChanged: () => undefined,
-    });
-    this.edges = new EdgeEmitter(settings, (key) => this.membershipTable.owns(key), (edge) => this.node?.edge(edge));
+    }, (id) => !this.replica.awaitingSnapshot.has(id));
+    this.edges = new EdgeEmitter(
+      { removalDelayMs: settings.removalDelayMs, overdueGraceMs: settings.nodeTimeoutMs + settings.cleanupIntervalMs * 2 },
+      { selfId: this.nodeId, ownerOf: (key) => this.membershipTable.ownerOf(key) },
+      (edge) => this.node?.edge(edge),
+    );
     this.replica = new Replica(this.nodeId, this.edges, {
       isLive: (id) => this.membershipTable.isLive(id),
       send: (m, to) => this.control.send(m, to),
@@ -132,7 +136,11 @@ export class HorizontalCluster implements Cluster {
     this.timers = [];
     // Our last changes go out before we say goodbye; survivors take over waiting removals.
     this.replica.flush();
-    if (this.membershipTable.liveIds().length === 0) this.edges.flush();
+    if (this.membershipTable.liveIds().length === 0) {
+      // Nobody takes over: what this node alone was waiting for is reported now.
+      this.replica.feed.drain();
+      this.edges.flush();
+    }
     this.control.send({ t: 'bye' });
     this.requests.close();
     this.edges.close();
@@ -208,7 +216,10 @@ export class HorizontalCluster implements Cluster {
       }
       this.observer.message('control', payload.length);
       const message = this.control.decode(payload);
-      if (message) this.onControl(message);
+      if (!message) return;
+      if (message.n !== this.nodeId) this.onControl(message);
+      // Our own batch back from the broker: its removals now reach the emitter, in broker order.
+      else if (message.t === 'd') this.replica.feed.echoed(message.s);
     } catch (err) {
       // Nothing a peer sends may throw into the broker client's callback.
       this.observer.invalid('handler', 'threw');
@@ -235,6 +246,10 @@ export class HorizontalCluster implements Cluster {
       case 'res':
         this.requests.answer(m.id, m.n, m.val);
         return;
+      case 'snapreq':
+        // Our own state, to the asker's topic: answered even before we know the asker again.
+        this.sendSnapshot(m.n);
+        return;
     }
     // Anything else only from a peer we know (its heartbeat comes first).
     if (!this.membershipTable.touch(m.n)) return;
@@ -248,9 +263,6 @@ export class HorizontalCluster implements Cluster {
       case 'req':
         this.control.send({ t: 'res', id: m.id, val: this.queryPort.answer(m.k, m.a, m.c) }, m.n);
         return;
-      case 'snapreq':
-        this.sendSnapshot(m.n);
-        return;
     }
   }
 
@@ -258,6 +270,11 @@ export class HorizontalCluster implements Cluster {
     const known = this.membershipTable.isLive(m.n);
     const peer = this.membershipTable.seen(m.n, m.p, m.r ?? false);
     if (!known) return; // peerJoined asked for its snapshot
+    if (this.replica.awaitingSnapshot.has(m.n)) {
+      // The first request may have crossed the peer's own view of us: ask until it answers.
+      this.control.send({ t: 'snapreq' }, m.n);
+      return;
+    }
     // Deltas travel on this topic ahead of the heartbeat, so a gap means some were lost.
     const inStep = this.replica.appliedFrom(m.n) >= m.s && this.replica.digestOf(m.n) === m.d;
     if (inStep) {
@@ -297,6 +314,8 @@ export class HorizontalCluster implements Cluster {
 
   private heartbeat(): void {
     this.measureRtt();
+    // Without an echo (the broker dropped it, or is down) own removals apply after a while anyway.
+    this.replica.feed.expire(Math.max(1000, this.settings.heartbeatIntervalMs * 3));
     this.updateReadiness();
     this.replica.flush();
     this.control.send({
@@ -335,6 +354,7 @@ export class HorizontalCluster implements Cluster {
     else this.log.warn({ peer: peer.nodeId, reason }, 'cluster peer lost');
     this.requests.forget(peer.nodeId);
     this.replica.dropNode(peer.nodeId);
+    if (reason !== 'left') this.edges.nodeLost(peer.nodeId, peer.lastSeen);
     // A graceful leaver closed its own connections first and its changes already arrived.
     if (reason !== 'left') this.node?.peerLost(peer.nodeId, this.membershipTable.owns(JSON.stringify(['node', peer.nodeId])));
   }

@@ -1,12 +1,15 @@
 // The replicated cluster state: presence members, signed-in users and channel
 // interest of every node, this one included. Own changes apply at once and go to
-// the peers as numbered delta batches (coalesced over a few milliseconds, so a
-// subscribe/unsubscribe flood nets out before it reaches the bus); peers' batches
-// apply in sequence order. Snapshots carry a node's whole part; heartbeats carry a
+// the peers as numbered delta batches. An addition (a channel held, a member or user
+// joined) goes out at once, before the client hears it succeeded, so no peer can see
+// a later change before it; a removal waits a few milliseconds and nets out against
+// an addition that follows (a subscribe/unsubscribe flood costs the bus nothing).
+// Peers' batches apply in sequence order. Snapshots carry a node's whole part; heartbeats carry a
 // digest of it, and a mismatch (or a sequence gap) fetches a snapshot: anti-entropy.
 import type { EdgeEmitter } from '../edges.js';
 import { PresenceBook } from '../presence-book.js';
 import type { ClusterNode, MemberRef, MemberWithInfo } from '../ports.js';
+import { EdgeFeed } from './edge-feed.js';
 import { InterestReplica } from './interest.js';
 import { UsersReplica } from './users.js';
 import type { DeltaOp, MessageOf, Outgoing, PendingWire } from './wire.js';
@@ -36,14 +39,18 @@ export class Replica {
   private flushTimer: NodeJS.Timeout | null = null;
   /** peers whose first snapshot has not arrived yet */
   readonly awaitingSnapshot = new Set<string>();
+  readonly feed: EdgeFeed;
+  /** true while this node's own change is applied (its removals wait for their echo) */
+  private own = false;
 
   constructor(
     readonly selfId: string,
-    private readonly edges: EdgeEmitter,
+    edges: EdgeEmitter,
     private readonly peers: ReplicaPeers,
   ) {
+    this.feed = new EdgeFeed(edges);
     this.users = new UsersReplica((appId, userId, online) => this.node?.userPresenceChanged(appId, userId, online));
-    this.interest = new InterestReplica((appId, channel, occupied) => this.edges.changed({ kind: 'channel', appId, channel, present: occupied }));
+    this.interest = new InterestReplica((appId, channel, occupied) => this.feed.feed({ kind: 'channel', appId, channel, present: occupied }, this.own));
   }
 
   attach(node: ClusterNode): void {
@@ -67,24 +74,29 @@ export class Replica {
 
   presenceJoin(appId: string, channel: string, userId: string, info: unknown): boolean {
     const isNew = this.book.join(appId, channel, this.selfId, userId, info);
-    this.queue(['pj', appId, channel, userId, info]);
-    if (isNew) this.edges.changed({ kind: 'member', appId, channel, userId, present: true });
+    this.ops.push(['pj', appId, channel, userId, info]);
+    this.flush();
+    if (isNew) this.feed.feed({ kind: 'member', appId, channel, userId, present: true }, true);
     return isNew;
   }
 
   presenceLeave(appId: string, channel: string, userId: string): boolean {
     const gone = this.book.leave(appId, channel, this.selfId, userId);
     this.queue(['pl', appId, channel, userId]);
-    if (gone) this.edges.changed({ kind: 'member', appId, channel, userId, present: false });
+    if (gone) this.feed.feed({ kind: 'member', appId, channel, userId, present: false }, true);
     return gone;
   }
 
   setInterest(appId: string, channel: string, held: boolean): void {
     const before = this.interest.holds(this.selfId, appId, channel);
-    if (!this.interest.set(this.selfId, appId, channel, held)) return;
+    this.own = true;
+    const changed = this.interest.set(this.selfId, appId, channel, held);
+    this.own = false;
+    if (!changed) return;
     const key = JSON.stringify([appId, channel]);
     if (!this.dirtyInterest.has(key)) this.dirtyInterest.set(key, { appId, channel, announced: before });
-    this.schedule();
+    if (held) this.flush();
+    else this.schedule();
   }
 
   setSignedIn(appId: string, userId: string, signedIn: boolean): boolean {
@@ -92,7 +104,8 @@ export class Replica {
     const wasOnline = this.users.isOnline(appId, userId);
     const changed = this.users.set(this.selfId, appId, userId, signedIn);
     if (changed && !this.dirtyUsers.has(key)) this.dirtyUsers.set(key, { appId, userId, announced: !signedIn });
-    if (changed) this.schedule();
+    if (changed && signedIn) this.flush();
+    else if (changed) this.schedule();
     return signedIn ? !wasOnline && this.users.isOnline(appId, userId) : wasOnline && !this.users.isOnline(appId, userId);
   }
 
@@ -125,6 +138,7 @@ export class Replica {
     this.dirtyUsers.clear();
     if (ops.length === 0) return;
     this.peers.send({ t: 'd', s: ++this.seq, ops });
+    this.feed.sent(this.seq);
   }
 
   // peers' changes
@@ -138,12 +152,12 @@ export class Replica {
       switch (op[0]) {
         case 'pj':
           if (this.book.join(op[1], op[2], m.n, op[3], op[4] ?? null)) {
-            this.edges.changed({ kind: 'member', appId: op[1], channel: op[2], userId: op[3], present: true });
+            this.feed.feed({ kind: 'member', appId: op[1], channel: op[2], userId: op[3], present: true }, false);
           }
           break;
         case 'pl':
           if (this.book.leave(op[1], op[2], m.n, op[3])) {
-            this.edges.changed({ kind: 'member', appId: op[1], channel: op[2], userId: op[3], present: false });
+            this.feed.feed({ kind: 'member', appId: op[1], channel: op[2], userId: op[3], present: false }, false);
           }
           break;
         case 'uon':
@@ -205,8 +219,8 @@ export class Replica {
   }
 
   private memberChanges(added: MemberWithInfo[], removed: MemberRef[]): void {
-    for (const r of removed) this.edges.changed({ kind: 'member', ...r, present: false });
-    for (const a of added) this.edges.changed({ kind: 'member', appId: a.appId, channel: a.channel, userId: a.userId, present: true });
+    for (const r of removed) this.feed.feed({ kind: 'member', ...r, present: false }, false);
+    for (const a of added) this.feed.feed({ kind: 'member', appId: a.appId, channel: a.channel, userId: a.userId, present: true }, false);
     if (removed.length) this.node?.membersLost(removed);
     if (added.length) this.node?.membersFound(added);
   }

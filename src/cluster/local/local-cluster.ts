@@ -36,7 +36,7 @@ export class LocalCluster implements Cluster {
 
   constructor(settings: LocalClusterSettings) {
     this.nodeId = settings.nodeId ?? randomUUID();
-    this.edges = new EdgeEmitter(settings, () => true, (edge) => this.node?.edge(edge));
+    this.edges = new EdgeEmitter(settings, { selfId: this.nodeId, ownerOf: () => this.nodeId }, (edge) => this.node?.edge(edge));
   }
 
   async start(node: ClusterNode, local: LocalView): Promise<void> {
