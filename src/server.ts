@@ -160,7 +160,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       log.info({ sockets: registry.totalConnections(), grace_ms: graceMs }, 'draining');
       uWS.us_listen_socket_close(listenSocket);
       stopLiveness();
-      core.drain();
+      await core.drain(Math.max(0, deadline - Date.now()));
       await core.stop();
       await webhooks.sink.flush(Math.max(0, deadline - Date.now()));
       await webhooks.sink.close();

@@ -90,7 +90,7 @@ describe('browser test client in Chromium', () => {
 
   before(async () => {
     [node, prefixed] = await Promise.all([
-      startNode({ config: { debug: true } }),
+      startNode({ config: { client: { enabled: true } } }),
       startNode({ config: { client: { enabled: true }, path_prefix: '/chorus' } }),
     ]);
     ({ context, profile } = await launch());
@@ -264,6 +264,7 @@ describe('browser test client endpoints when the page is off', () => {
   for (const [label, config] of [
     ['by default', {}],
     ['with debug on but client.enabled false', { debug: true, client: { enabled: false } }],
+    ['with debug on (Sockudo: verbose logging only)', { debug: true }],
   ] as const) {
     it(`answers 404 ${label}`, async () => {
       const node = await startNode({ config });

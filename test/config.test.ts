@@ -13,11 +13,18 @@ import { runCli, startNode, writeConfig, type ChorusNode } from './helpers/node.
 const CWD = mkdtempSync(join(tmpdir(), 'chorus-config-test-'));
 after(() => rmSync(CWD, { recursive: true, force: true }));
 
+/** An app for files that test something else (a file without apps does not start: see below). */
+const APP = { id: 'file-app', key: 'file-key', secret: 'file-secret' };
+
 function file(name: string, content: unknown): string {
   const path = join(CWD, name);
   writeFileSync(path, typeof content === 'string' ? content : JSON.stringify(content));
   return path;
 }
+
+/** A file with one app besides what the test puts in it. */
+const fileWithApp = (name: string, content: Record<string, unknown>) =>
+  file(name, { ...content, app_manager: { array: { apps: [APP] } } });
 
 const load = (env: Record<string, string> = {}, fileName?: string) => loadConfig({ file: fileName, env, cwd: CWD });
 
@@ -78,13 +85,13 @@ describe('config: defaults', () => {
     try {
       const sub = join(dir, 'config');
       mkdirSync(sub);
-      writeFileSync(join(sub, 'config.json'), JSON.stringify({ port: 7123 }));
+      writeFileSync(join(sub, 'config.json'), JSON.stringify({ port: 7123, app_manager: { array: { apps: [APP] } } }));
       const r = loadConfig({ env: {}, cwd: dir });
       assert.equal(r.source, join(sub, 'config.json'));
       assert.equal(r.config.port, 7123);
       // CONFIG_FILE wins over ./config/config.json
       const other = join(dir, 'other.json');
-      writeFileSync(other, JSON.stringify({ port: 7124 }));
+      writeFileSync(other, JSON.stringify({ port: 7124, app_manager: { array: { apps: [APP] } } }));
       assert.equal(loadConfig({ env: { CONFIG_FILE: 'other.json' }, cwd: dir }).config.port, 7124);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -136,7 +143,7 @@ describe('config: file values', () => {
   });
 
   it('a file relative path resolves against cwd', () => {
-    file('rel.json', { port: 7002 });
+    fileWithApp('rel.json', { port: 7002 });
     assert.equal(load({}, 'rel.json').config.port, 7002);
   });
 
@@ -226,7 +233,7 @@ describe('config: file values', () => {
 });
 
 describe('config: environment overrides (Sockudo names)', () => {
-  const path = () => file('base.json', { port: 7001, host: '127.0.0.1', metrics: { port: 9700 }, adapter: { driver: 'local' } });
+  const path = () => fileWithApp('base.json', { port: 7001, host: '127.0.0.1', metrics: { port: 9700 }, adapter: { driver: 'local' } });
 
   it('PORT, HOST, METRICS_PORT, ADAPTER_DRIVER override the file', () => {
     const { config } = load({ PORT: '7100', HOST: '::1', METRICS_PORT: '9800', ADAPTER_DRIVER: 'redis' }, path());
@@ -294,8 +301,21 @@ describe('config: environment overrides (Sockudo names)', () => {
     const withApps = file('withapps.json', { app_manager: { array: { apps: [{ id: 'a', key: 'k', secret: 's' }] } } });
     const added = load({ SOCKUDO_DEFAULT_APP_ID: 'b', SOCKUDO_DEFAULT_APP_KEY: 'bk', SOCKUDO_DEFAULT_APP_SECRET: 'bs' }, withApps);
     assert.deepEqual(added.config.app_manager.array.apps!.map((a) => [a.id, a.key]), [['a', 'k'], ['b', 'bk']]);
-    const same = load({ SOCKUDO_DEFAULT_APP_ID: 'a' }, withApps);
+    const same = load({ SOCKUDO_DEFAULT_APP_ID: 'a', SOCKUDO_DEFAULT_APP_SECRET: 'other' }, withApps);
     assert.deepEqual(same.config.app_manager.array.apps!.map((a) => [a.id, a.key]), [['a', 'k']]);
+  });
+
+  it('never fills in a secret: an id or key from the environment needs its secret, a file needs apps', () => {
+    assert.match(configError(() => load({ SOCKUDO_DEFAULT_APP_ID: 'my-id', SOCKUDO_DEFAULT_APP_KEY: 'my-key' })), /SOCKUDO_DEFAULT_APP_SECRET/);
+    assert.match(configError(() => load({ SOCKUDO_DEFAULT_APP_KEY: 'my-key' })), /without SOCKUDO_DEFAULT_APP_SECRET/);
+    const noApps = file('noapps.json', { port: 7005 });
+    assert.match(configError(() => load({}, noApps)), /no apps configured: set app_manager\.array\.apps, or SOCKUDO_DEFAULT_APP_ID/);
+    // With the three variables a file without apps starts, and a database needs no static apps.
+    const fromEnv = load({ SOCKUDO_DEFAULT_APP_ID: 'e', SOCKUDO_DEFAULT_APP_KEY: 'ek', SOCKUDO_DEFAULT_APP_SECRET: 'es' }, noApps);
+    assert.deepEqual(fromEnv.config.app_manager.array.apps!.map((a) => [a.id, a.key, a.secret]), [['e', 'ek', 'es']]);
+    assert.equal(load({}, file('mysql.json', { app_manager: { driver: 'mysql' } })).config.app_manager.driver, 'mysql');
+    // A key error is still reported as such, not as the missing apps.
+    assert.match(configError(() => load({}, file('badport2.json', { port: 'abc' }))), /\bport: /);
   });
 
   it('a non-numeric PORT or METRICS_PORT names the variable', () => {

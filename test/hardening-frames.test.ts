@@ -319,10 +319,11 @@ describe('hardening: subscribe floods and the per-connection channel cap', () =>
     await cleanup(node, small);
   });
 
-  it('accepts 1000 channels on one connection (the default cap) and refuses the next 500 with LimitReached', async () => {
+  it('accepts 1000 channels on one connection (the default cap) and refuses the next ones with LimitReached', async () => {
     const flood = await rawConnected(node);
     open.push(flood);
-    const N = 1500;
+    // Within the control-frame burst (1100): past it the socket is closed (next test).
+    const N = 1080;
     for (let i = 0; i < N; i++) flood.send({ event: 'pusher:subscribe', data: { channel: `flood-${i}` } });
     const answers = new Map<string, Frame>();
     const deadline = Date.now() + 20_000;
@@ -334,7 +335,7 @@ describe('hardening: subscribe floods and the per-connection channel cap', () =>
     const ok = [...answers.values()].filter((f) => f.event === 'pusher_internal:subscription_succeeded');
     const refused = [...answers.values()].filter((f) => f.event === 'pusher:subscription_error');
     assert.equal(ok.length, 1000);
-    assert.equal(refused.length, 500);
+    assert.equal(refused.length, N - 1000);
     for (let i = 1000; i < N; i++) {
       assert.deepEqual(answers.get(`flood-${i}`), subError(`flood-${i}`, 'LimitReached', 'a connection may hold at most 1000 channels', 403));
     }
@@ -366,9 +367,8 @@ describe('hardening: subscribe floods and the per-connection channel cap', () =>
       sock.send({ event: 'pusher:subscribe', data: { channel: ch } });
       await sock.next((f) => f.event === 'pusher_internal:subscription_succeeded' && f.channel === ch);
     }
-    // A repeat subscribe of a held channel is answered, not refused.
+    // A repeat subscribe of a held channel is neither refused nor answered again.
     sock.send({ event: 'pusher:subscribe', data: { channel: 'c2' } });
-    await sock.next((f) => f.event === 'pusher_internal:subscription_succeeded' && f.channel === 'c2');
     assert.deepEqual(await exchange(sock, JSON.stringify({ event: 'pusher:subscribe', data: { channel: 'c4' } })), [
       subError('c4', 'LimitReached', 'a connection may hold at most 3 channels', 403),
     ]);

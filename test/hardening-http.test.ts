@@ -140,7 +140,8 @@ describe('hardening: hostile HTTP requests', () => {
       ['wrong key', (q) => q.set('auth_key', 'other-key'), 'Unknown auth_key'],
       ['auth_version 2', (q) => q.set('auth_version', '2.0'), 'Unsupported auth_version'],
       ['param added after signing', (q) => q.set('extra', '1'), 'Invalid signature'],
-      ['body_md5 changed', (q) => q.set('body_md5', md5('other')), 'body_md5 does not match the body'],
+      // body_md5 is part of what is signed: the signature no longer holds (checked before the body is read).
+      ['body_md5 changed', (q) => q.set('body_md5', md5('other')), 'Invalid signature'],
       ['body_md5 removed', (q) => q.delete('body_md5'), 'body_md5 is required with a body'],
     ];
     for (const [what, change, error] of variants) {
@@ -183,13 +184,18 @@ describe('hardening: hostile HTTP requests', () => {
   });
 
   it('refuses a declared body over the limit at once, before any of it is sent', async () => {
-    // The demo app's limit is 1 MiB (a full batch of full events, rounded up).
+    // The demo app's limit is 1 MiB (a full batch of full events, rounded up). Signed: an unsigned one gets 401 first.
     for (const length of [2 * 1024 * 1024, 100 * 1024 * 1024]) {
-      const r = await rawHttp(node.port, req('POST', EVENTS, [`Content-Length: ${length}`, 'Content-Type: application/json']));
+      const signed = `${EVENTS}?${signedQuery({ method: 'POST', path: EVENTS, body: 'x' })}`;
+      const r = await rawHttp(node.port, req('POST', signed, [`Content-Length: ${length}`, 'Content-Type: application/json']));
       assert.equal(r.status, 413, `Content-Length ${length}`);
       assert.deepEqual(JSON.parse(r.body), { error: 'Request body is too large' });
       assert.ok(r.closed, 'the connection is closed after a 413');
     }
+    // Unsigned, the same request is refused without a byte of its body.
+    const unsigned = await rawHttp(node.port, req('POST', EVENTS, ['Content-Length: 500000', 'Content-Type: application/json']));
+    assert.equal(unsigned.status, 401);
+    assert.ok(unsigned.closed, 'the connection is closed: its body is never read');
     // Lengths past what the HTTP parser takes are refused by closing.
     for (const length of ['99999999999999999999', '-1', 'abc']) {
       const r = await rawHttp(node.port, req('POST', EVENTS, [`Content-Length: ${length}`]));
@@ -201,15 +207,16 @@ describe('hardening: hostile HTTP requests', () => {
 
   it('refuses a streamed (chunked) body once it passes the limit, and closes before 64 MB are taken', async () => {
     const chunk = (n: number) => `${(n).toString(16)}\r\n${'a'.repeat(n)}\r\n`;
+    const signed = `${EVENTS}?${signedQuery({ method: 'POST', path: EVENTS, body: 'x' })}`;
     // Chunked framing: the server cannot know the size up front.
-    const r = await rawHttp(node.port, req('POST', EVENTS, ['Transfer-Encoding: chunked']) + chunk(65536).repeat(40), { waitMs: 5000 });
+    const r = await rawHttp(node.port, req('POST', signed, ['Transfer-Encoding: chunked']) + chunk(65536).repeat(40), { waitMs: 5000 });
     // The server answers 413 and closes with the client's bytes still unread, so the kernel may
     // reset the connection before the client reads the answer (status 0): either way, refused.
     assert.ok(r.status === 413 || r.status === 0, `status ${r.status}`);
     assert.ok(r.closed);
     // One declared 64 MB chunk, streamed: cut off after the limit, not read to the end.
     const total = 64 * 1024 * 1024;
-    const s = await rawHttp(node.port, req('POST', EVENTS, ['Transfer-Encoding: chunked']) + `${total.toString(16)}\r\n`, { stream: total, waitMs: 15_000 });
+    const s = await rawHttp(node.port, req('POST', signed, ['Transfer-Encoding: chunked']) + `${total.toString(16)}\r\n`, { stream: total, waitMs: 15_000 });
     assert.ok(s.status === 413 || s.status === 0, `status ${s.status}`);
     assert.ok(s.closed, 'server closed the connection');
     assert.ok(s.written < total, `wrote ${s.written} of ${total} bytes before the close`);
@@ -291,7 +298,8 @@ describe('hardening: hostile HTTP requests', () => {
   });
 
   it('times out slowloris requests (headers or body trickled or stalled) while serving everyone else', async () => {
-    const head = `POST ${EVENTS} HTTP/1.1\r\nHost: 127.0.0.1\r\n`;
+    // Signed, so the body is read (an unsigned one would get 401 at once).
+    const head = `POST ${EVENTS}?${signedQuery({ method: 'POST', path: EVENTS, body: 'x' })} HTTP/1.1\r\nHost: 127.0.0.1\r\n`;
     const slow: Array<Promise<RawReply>> = [];
     const waitMs = 25_000;
     for (let i = 0; i < 5; i++) {

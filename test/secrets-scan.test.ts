@@ -98,7 +98,7 @@ describe('secrets scan: no secret in logs, metrics or errors', () => {
       ADAPTER_CLUSTER_HEALTH_HEARTBEAT_INTERVAL_MS: '500',
       ADAPTER_CLUSTER_HEALTH_NODE_TIMEOUT_MS: '2500',
     };
-    const config = { debug: true, app_manager: { array: { apps: [APP, APP2] } } };
+    const config = { debug: true, client: { enabled: true }, app_manager: { array: { apps: [APP, APP2] } } };
     const [a, b] = await Promise.all([
       startNode({ config, env: { ...redisEnv, INSTANCE_PROCESS_ID: 'scan-a' }, timeoutMs: 15_000 }),
       startNode({ config, env: { ...redisEnv, INSTANCE_PROCESS_ID: 'scan-b' }, timeoutMs: 15_000 }),

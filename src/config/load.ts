@@ -76,7 +76,7 @@ function normaliseClusterHealth(raw: Record<string, unknown>): void {
  * silently: an id or key from the environment needs its secret, and outside the embedded
  * quick start (no config file at all) a node without apps does not start.
  */
-function withApps(raw: Record<string, unknown>, env: NodeJS.ProcessEnv, quickStart: boolean): void {
+function withApps(raw: Record<string, unknown>, env: NodeJS.ProcessEnv, quickStart: boolean): 'missing' | null {
   const manager = (raw.app_manager ??= {}) as Record<string, unknown>;
   const array = (manager.array ??= {}) as Record<string, unknown>;
   const fromEnv = defaultAppFromEnv(env);
@@ -87,15 +87,12 @@ function withApps(raw: Record<string, unknown>, env: NodeJS.ProcessEnv, quickSta
   if (array.apps === undefined) {
     if (named) array.apps = [{ ...DEMO_APP, ...fromEnv }];
     else if (quickStart) array.apps = [{ ...DEMO_APP, ...fromEnv }];
-    else if (manager.driver === undefined || manager.driver === 'memory' || manager.driver === 'array') {
-      throw new ConfigError(
-        `no apps configured: set app_manager.array.apps, or ${DEFAULT_APP_ENV.id}, ${DEFAULT_APP_ENV.key} and ${DEFAULT_APP_ENV.secret}, or app_manager.driver "mysql"`,
-      );
-    }
+    else return 'missing';
   } else if (Array.isArray(array.apps) && named) {
     const apps = array.apps as Array<Record<string, unknown>>;
     if (!apps.some((a) => String(a?.id) === String(fromEnv.id))) apps.push({ ...DEMO_APP, ...fromEnv });
   }
+  return null;
 }
 
 /** True when the config runs the documented demo app (its secret is in the README). */
@@ -115,7 +112,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   normaliseClusterHealth(raw);
   const unknownKeys = findUnknownKeys(configSchema, raw);
   applyEnv(raw, env);
-  withApps(raw, env, source === null);
+  const apps = withApps(raw, env, source === null);
 
   const result = configSchema.safeParse(raw);
   if (!result.success) {
@@ -123,6 +120,11 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     throw new ConfigError(`invalid configuration${source ? ` in ${source}` : ''}:\n  ${lines.join('\n  ')}`);
   }
   const config = result.data;
+  if (apps === 'missing' && (config.app_manager.driver === 'memory' || config.app_manager.driver === 'array')) {
+    throw new ConfigError(
+      `no apps configured: set app_manager.array.apps, or ${DEFAULT_APP_ENV.id}, ${DEFAULT_APP_ENV.key} and ${DEFAULT_APP_ENV.secret}, or app_manager.driver "mysql"`,
+    );
+  }
   const ids = new Set<string>();
   const keys = new Set<string>();
   for (const app of config.app_manager.array.apps ?? []) {

@@ -169,11 +169,17 @@ export class Core {
 
   // lifecycle
 
-  /** Closes every connection with 4200 (clients reconnect at once, elsewhere). */
-  drain(): void {
+  /**
+   * Closes every connection with 4200 (clients reconnect at once, elsewhere) and waits,
+   * at most `deadlineMs`, until their leaves went through the core (closes are reported
+   * by the engine a little later than they are asked for).
+   */
+  async drain(deadlineMs: number): Promise<void> {
     this.draining = true;
     const frame = errorFrame(CloseCode.RECONNECT, 'Server is shutting down, reconnect');
     for (const conn of this.registry.all()) conn.close(CloseCode.RECONNECT, 'shutting down', frame);
+    const deadline = Date.now() + deadlineMs;
+    while (this.registry.all().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   }
 
   async stop(): Promise<void> {

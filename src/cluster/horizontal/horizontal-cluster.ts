@@ -134,13 +134,13 @@ export class HorizontalCluster implements Cluster {
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
-    // Our last changes go out before we say goodbye; survivors take over waiting removals.
+    // Our last changes go out before we say goodbye. Removals we caused reach our emitter now
+    // (their echo may never come): one we own is reported by us, as the peers saw it while we
+    // still owned it; removals still within their delay are the survivors' to report.
     this.replica.flush();
-    if (this.membershipTable.liveIds().length === 0) {
-      // Nobody takes over: what this node alone was waiting for is reported now.
-      this.replica.feed.drain();
-      this.edges.flush();
-    }
+    this.replica.feed.drain();
+    // Nobody takes over: what this node alone was waiting for is reported now.
+    if (this.membershipTable.liveIds().length === 0) this.edges.flush();
     this.control.send({ t: 'bye' });
     this.requests.close();
     this.edges.close();

@@ -10,8 +10,6 @@ export interface Peer {
   readonly nodeId: string;
   readonly processId: string;
   lastSeen: number;
-  /** when this node first heard of it (this incarnation) */
-  readonly since: number;
   /** the peer knows the cluster's state and may own keys */
   ready: boolean;
   /** consecutive heartbeats whose digest or sequence number disagreed with our view of the peer */
@@ -54,7 +52,7 @@ export class Membership {
     for (const other of [...this.peers.values()]) {
       if (other.processId === processId) this.drop(other, 'restarted');
     }
-    peer = { nodeId, processId, lastSeen: now, since: now, ready: ready ?? false, mismatches: 0 };
+    peer = { nodeId, processId, lastSeen: now, ready: ready ?? false, mismatches: 0 };
     this.peers.set(nodeId, peer);
     this.events.joined(peer);
     this.events.ownersChanged();
@@ -130,24 +128,24 @@ export class Membership {
   }
 
   /**
-   * A peer may own keys once it says it is ready and this node has known it for a few
-   * heartbeats: a peer that joins, or returns after it was declared lost, first gets the
-   * state it missed (and we its), and keys do not move to it in the middle of that.
+   * A peer may own keys once it says it is ready and this node holds its state: a peer that
+   * joins, or returns after it was declared lost, first sends its snapshot, and keys do not
+   * move to it before the changes that snapshot brings are reported.
    */
-  private candidate(peer: Peer, now: number): boolean {
-    return peer.ready && now - peer.since >= this.settings.heartbeatIntervalMs * 2 && this.synced(peer.nodeId);
+  private candidate(peer: Peer): boolean {
+    return peer.ready && this.synced(peer.nodeId);
   }
 
   /**
    * The owner of a key: the highest rendezvous score among the candidates.
    * When no member is a candidate yet (a whole cluster starting), every live member counts.
    */
-  ownerOf(key: string, now = Date.now()): string {
+  ownerOf(key: string): string {
     let best = this.selfReady ? this.selfId : null;
     let bestScore = best === null ? -1 : score(this.selfId, key);
     let anyReady = this.selfReady;
     for (const peer of this.peers.values()) {
-      if (!this.candidate(peer, now)) continue;
+      if (!this.candidate(peer)) continue;
       anyReady = true;
       const s = score(peer.nodeId, key);
       if (s > bestScore || (s === bestScore && best !== null && peer.nodeId < best)) {

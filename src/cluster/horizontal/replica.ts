@@ -189,13 +189,14 @@ export class Replica {
   applySnapshot(m: MessageOf<'snap'>): boolean {
     if (m.s < this.appliedFrom(m.n)) return false;
     this.applied.set(m.n, m.s);
-    this.awaitingSnapshot.delete(m.n);
+    // Still awaited while its changes are reported: the peer cannot own them yet.
     this.replaceNode(
       m.n,
       m.e.map(([appId, channel, userId, info, sockets]) => ({ appId, channel, userId, info: info ?? null, sockets })),
       m.o,
       m.ch,
     );
+    this.awaitingSnapshot.delete(m.n);
     return true;
   }
 

@@ -67,6 +67,8 @@ export function readBody(
   timeoutMs: number,
   budget: BodyBudget,
   ip: () => string,
+  /** false when the request declares no body at all (Content-Length 0, not chunked) */
+  expectBody = true,
 ): BodyReader {
   let done = false;
   let settle: (r: BodyResult) => void = () => undefined;
@@ -76,7 +78,7 @@ export function readBody(
     settle({ ok: false, reason: 'too_large' });
     return { result, cancel: () => undefined, abort: () => undefined };
   }
-  const reserved = declaredLength > 0 ? declaredLength : limit;
+  const reserved = declaredLength > 0 ? declaredLength : expectBody ? limit : 0;
   const reservedIp = reserved > budget.settings.perIpAbove ? ip() : null;
   const refused = budget.take(reserved, reservedIp);
   if (refused) {
@@ -104,7 +106,7 @@ export function readBody(
   res.onData((chunk, isLast) => {
     if (done) return;
     size += chunk.byteLength;
-    if (size > limit || size > reserved) return finish({ ok: false, reason: 'too_large' });
+    if (size > limit || (reserved > 0 && size > reserved) || (reserved === 0 && size > 0)) return finish({ ok: false, reason: 'too_large' });
     // uWS reuses the chunk's memory after this callback: copy it.
     chunks.push(Buffer.from(chunk.slice(0)));
     if (isLast) finish({ ok: true, body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size) });

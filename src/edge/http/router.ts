@@ -71,8 +71,10 @@ function apiRoute(d: HttpDeps, endpoint: Endpoint, argCount: number) {
       const appId = safeDecode(req.getParameter(0) ?? '');
       const args = Array.from({ length: argCount }, (_, i) => safeDecode(req.getParameter(i + 1) ?? ''));
       const declared = Number(req.getHeader('content-length') || 0);
-      const hasBody = method === 'POST' && declared !== 0;
-      bodyIn = !hasBody;
+      const isPost = method === 'POST';
+      // A chunked body declares no length: it is read all the same, and signed like any other.
+      const hasBody = isPost && (declared !== 0 || req.getHeader('transfer-encoding').toLowerCase().includes('chunked'));
+      bodyIn = !isPost;
       // Only the per-IP limits read the address (reading it costs ~9% of a publish).
       const ipOf = (() => {
         let ip: string | null = null;
@@ -84,16 +86,17 @@ function apiRoute(d: HttpDeps, endpoint: Endpoint, argCount: number) {
       if (!Number.isFinite(declared) || declared < 0) return respond(errorReply(400, 'Invalid Content-Length'));
       const paths = settings.pathPrefix && path.startsWith(settings.pathPrefix) ? [path, path.slice(settings.pathPrefix.length)] : [path];
       const authProblem = (app: App) => () => signatureProblem(app, method, paths, params, hasBody);
-      // Apps known without waiting are checked before a byte of the body is read.
+      // Apps known without waiting are checked before a byte of the body is read (unless a
+      // per-address limit must answer first: it may need the broker).
       const known = d.apps.peekById(appId);
-      if (known !== undefined) {
+      if (known !== undefined && !settings.apiIpLimit) {
         const refusal = earlyRefusal(known, appId, known ? authProblem(known) : () => null);
         if (refusal) {
           if (known) appIdForMetrics = known.id;
           return respond(refusal);
         }
       }
-      if (hasBody) body = readBody(res, known ? bodyLimitOf(known) : settings.maxBodyBytes, declared, BODY_TIMEOUT_MS, d.bodyBudget, ipOf);
+      if (isPost) body = readBody(res, known ? bodyLimitOf(known) : settings.maxBodyBytes, declared, BODY_TIMEOUT_MS, d.bodyBudget, ipOf, hasBody);
       (async (): Promise<Reply> => {
         if (settings.apiIpLimit) {
           const { maxRequests, windowSeconds } = settings.apiIpLimit;
@@ -103,7 +106,7 @@ function apiRoute(d: HttpDeps, endpoint: Endpoint, argCount: number) {
           }
         }
         const app = known ?? (await d.apps.findById(appId));
-        if (known === undefined) {
+        if (known === undefined || settings.apiIpLimit) {
           const refusal = earlyRefusal(app, appId, app ? authProblem(app) : () => null);
           if (refusal) return refusal;
         }
@@ -113,7 +116,7 @@ function apiRoute(d: HttpDeps, endpoint: Endpoint, argCount: number) {
         if (!read.ok) return BODY_REFUSALS[read.reason];
         bodyIn = true;
         metrics.app(app.id).httpBytesIn.inc(read.body.length);
-        if (known === undefined && read.body.length > bodyLimitOf(app)) return BODY_REFUSALS.too_large;
+        if (read.body.length > bodyLimitOf(app)) return BODY_REFUSALS.too_large;
         const problem = bodyProblem(params, read.body);
         if (problem) return errorReply(401, problem);
         if (isRead && app.max_read_requests_per_second !== null) {
