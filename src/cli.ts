@@ -3,7 +3,7 @@
 import { loadConfig, runsDemoApp } from './config/load.js';
 import { ConfigError } from './config/errors.js';
 import { createLogger } from './log.js';
-import { startServer, StartupError } from './server.js';
+import { startServer, type StartupError } from './server.js';
 import { VERSION } from './version.js';
 import { reloadApps } from './core/reload.js';
 import { APPS_HELP, runApps, runMigrate } from './commands/apps.js';

@@ -141,7 +141,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   // Bounded: a Redis that is down at start leaves the limiter failing open or closed as configured.
   if (rateLimiter instanceof RedisRateLimiter) await rateLimiter.ready(5000);
   const listenSocket = await listen(uws, config.host, config.port);
-  const port = uWS.us_socket_local_port(listenSocket as unknown as uWS.us_socket);
+  const port = uWS.us_socket_local_port(listenSocket);
   const stopLiveness = startLiveness(registry, ws);
   const metricsServer = config.metrics.enabled
     ? await startMetricsServer({ core, metrics, log, driver: config.adapter.driver, connections: () => registry.totalConnections() }, config.metrics.host, config.metrics.port)

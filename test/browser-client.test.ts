@@ -57,14 +57,14 @@ async function subscribe(page: Page, prefix: string, name: string): Promise<void
 /** The user ids in a presence channel's member list, once it holds exactly `count`. */
 async function members(page: Page, channel: string, count: number): Promise<string[]> {
   const sel = `#channel-list li[data-channel="${channel}"] li.member`;
-  await page.waitForFunction(([s, n]) => document.querySelectorAll(s as string).length === n, [sel, count] as const, { timeout: WAIT_MS });
+  await page.waitForFunction(([s, n]) => document.querySelectorAll(s).length === n, [sel, count] as const, { timeout: WAIT_MS });
   return page.$$eval(sel, (els) => els.map((e) => (e as HTMLElement).dataset.userId ?? ''));
 }
 
 /** The log entries (data parsed back from the pretty JSON) for one channel and event. */
 async function logged(page: Page, channel: string, event: string, count = 1): Promise<Array<{ data: unknown; sent: boolean }>> {
   const sel = `#log li[data-channel="${channel}"][data-event="${event}"]`;
-  await page.waitForFunction(([s, n]) => document.querySelectorAll(s as string).length >= n, [sel, count] as const, { timeout: WAIT_MS });
+  await page.waitForFunction(([s, n]) => document.querySelectorAll(s).length >= n, [sel, count] as const, { timeout: WAIT_MS });
   return page.$$eval(sel, (els) =>
     els.map((e) => {
       const text = e.querySelector('pre')?.textContent ?? '';

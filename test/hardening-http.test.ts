@@ -5,7 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
-import { DEMO_APP, startNode, type ChorusNode } from './helpers/node.js';
+import { startNode, type ChorusNode } from './helpers/node.js';
 import { cleanup, connected, pusherClient, serverSdk, sleep, waitFor, type PusherClient } from './helpers/clients.js';
 import { md5, signedFetch, signedQuery } from './helpers/signing.js';
 

@@ -237,10 +237,10 @@ describe('HTTP API', () => {
     it('answers info with a "batch" array aligned by index', async () => {
       // Reuses presence-info (2 users / 3 sockets) and info-pub (2 sockets) from the test above.
       const res = await serverSdk(node).triggerBatch([
-        { channel: 'presence-info', name: 'b', data: 'x', info: 'user_count' } as never,
+        { channel: 'presence-info', name: 'b', data: 'x', info: 'user_count' },
         { channel: 'info-pub', name: 'b', data: 'x' },
-        { channel: 'info-pub', name: 'b', data: 'x', info: 'subscription_count' } as never,
-        { channel: 'presence-info', name: 'b', data: 'x', info: 'user_count,subscription_count' } as never,
+        { channel: 'info-pub', name: 'b', data: 'x', info: 'subscription_count' },
+        { channel: 'presence-info', name: 'b', data: 'x', info: 'user_count,subscription_count' },
       ]);
       assert.deepEqual(await res.json(), {
         batch: [{ user_count: 2 }, {}, { subscription_count: 2 }, { user_count: 2, subscription_count: 3 }],
@@ -278,9 +278,9 @@ describe('HTTP API', () => {
     it('lists only occupied channels, filtered by prefix', async () => {
       const sdk = serverSdk(node);
       // The unsubscribe above is not acknowledged: poll (bounded) until it has been processed.
-      let body: any;
+      let body: { channels: Record<string, unknown> } = { channels: {} };
       for (let i = 0; i < 20; i++) {
-        body = await (await sdk.get({ path: '/channels', params: { filter_by_prefix: 'list-' } })).json();
+        body = (await (await sdk.get({ path: '/channels', params: { filter_by_prefix: 'list-' } })).json()) as typeof body;
         if (!('list-gone' in body.channels)) break;
         await sleep(100);
       }
@@ -328,7 +328,7 @@ describe('HTTP API', () => {
     it('shows the cached event and its ttl with info=cache on a cache channel', async () => {
       const sdk = serverSdk(node);
       await sdk.trigger('cache-weather', 'forecast', { t: 21 });
-      const res = (await (await sdk.get({ path: '/channels/cache-weather', params: { info: 'cache' } })).json()) as any;
+      const res = (await (await sdk.get({ path: '/channels/cache-weather', params: { info: 'cache' } })).json());
       assert.equal(res.occupied, false);
       assert.equal(res.cache.data, JSON.stringify({ t: 21 }));
       assert.equal(typeof res.cache.ttl, 'number');

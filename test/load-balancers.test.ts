@@ -120,8 +120,8 @@ interface Balancer {
 function runBalancer(name: Balancer['name'], cmd: string, args: string[], port: number): Balancer {
   const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const output: string[] = [];
-  proc.stdout!.on('data', (c) => output.push(String(c)));
-  proc.stderr!.on('data', (c) => output.push(String(c)));
+  proc.stdout.on('data', (c) => output.push(String(c)));
+  proc.stderr.on('data', (c) => output.push(String(c)));
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
   return {
     name,
@@ -267,7 +267,7 @@ function startPublisher(lb: Balancer, apps: TestApp[], addr: string): Publisher 
         () => pub.failures++,
       );
       inFlight.add(p);
-      p.finally(() => inFlight.delete(p));
+      void p.finally(() => inFlight.delete(p));
     }
   }, TICK_MS);
   pub.stop = async () => {

@@ -493,7 +493,7 @@ describe('metrics', () => {
     const used = new Set<string>();
     for (const panel of dashboard.panels.filter((p) => p.type !== 'row')) {
       assert.ok(panel.targets?.length, `panel "${panel.title}" has no query`);
-      for (const { expr } of panel.targets!) {
+      for (const { expr } of panel.targets) {
         assert.ok(expr.includes('${prefix}'), `"${panel.title}" hard-codes the prefix: ${expr}`);
         for (const [name] of expr.replaceAll('${prefix}', 'chorus_').matchAll(/chorus_\w+/g)) {
           assert.ok(exported.has(name), `"${panel.title}" queries ${name}, which /metrics does not have`);

@@ -32,7 +32,6 @@ import {
 import { originAllowed } from '../src/edge/ws/origins.js';
 import { PresenceBook } from '../src/cluster/presence-book.js';
 import { appSchema } from '../src/config/schema.js';
-import type { App } from '../src/apps/app.js';
 
 const require = createRequire(import.meta.url);
 // The SDK's own HTTP signer and token (pusher-http-node lib/requests.js, lib/token.js).
@@ -85,7 +84,7 @@ describe('signatures: HTTP API worked example (PROTOCOL.md section 8)', () => {
   });
 
   it('requestAuthProblem accepts the documented request at its own timestamp', () => {
-    const app = appSchema.parse({ id: '3', key, secret }) as App;
+    const app = appSchema.parse({ id: '3', key, secret });
     const signed = new Map([...params, ['auth_signature', expected]]);
     assert.equal(requestAuthProblem(app, 'POST', ['/apps/3/events'], signed, Buffer.from(body), 1353088179), null);
   });
@@ -119,7 +118,7 @@ describe('signatures: channel auth and sign-in vs the pusher SDK', () => {
     assert.equal(channelStringToSign(SOCKET, 'presence-room', res.channel_data), `${SOCKET}:presence-room:${res.channel_data}`);
     assert.equal(verifyClientAuth(res.auth, KEY, SECRET, channelStringToSign(SOCKET, 'presence-room', res.channel_data)), true);
     // Re-serialised (different spacing) data is a different string and must not verify.
-    const respaced = JSON.stringify(JSON.parse(res.channel_data!), null, 1);
+    const respaced = JSON.stringify(JSON.parse(res.channel_data), null, 1);
     assert.equal(verifyClientAuth(res.auth, KEY, SECRET, channelStringToSign(SOCKET, 'presence-room', respaced)), false);
     // Without channel_data the presence signature does not verify either.
     assert.equal(verifyClientAuth(res.auth, KEY, SECRET, channelStringToSign(SOCKET, 'presence-room')), false);
@@ -183,7 +182,7 @@ describe('signatures: channel auth and sign-in vs the pusher SDK', () => {
 
 // ---------------------------------------------------------------------------
 describe('request-auth: requestAuthProblem', () => {
-  const app = appSchema.parse({ id: 'app-id', key: KEY, secret: SECRET }) as App;
+  const app = appSchema.parse({ id: 'app-id', key: KEY, secret: SECRET });
   const NOW = 1_700_000_000;
   const PATH = '/apps/app-id/events';
   const BODY = Buffer.from('{"name":"e","channel":"c","data":"{}"}');
@@ -409,7 +408,7 @@ function pusherJsDecode(text: string): { event: string; channel?: string; data: 
 
 const buf = (s: string | number[]): ArrayBuffer => {
   const b = typeof s === 'string' ? Buffer.from(s, 'utf8') : Buffer.from(s);
-  return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+  return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
 };
 
 describe('frames: decoding client frames', () => {

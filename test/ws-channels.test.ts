@@ -4,7 +4,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import PusherServer from 'pusher';
+import type PusherServer from 'pusher';
 import { DEMO_APP, startNode, type ChorusNode, type TestApp } from './helpers/node.js';
 import {
   cleanup,

@@ -30,7 +30,7 @@ async function rawFor(node: ChorusNode, app: TestApp = DEMO_APP): Promise<RawSoc
 /** Signs a raw socket in with SDK-signed user data and waits for signin_success. */
 async function rawSignin(node: ChorusNode, sock: RawSocket, user: UserData, app: TestApp = DEMO_APP): Promise<Frame> {
   const socketId = await socketIdOf(sock);
-  const signed = serverSdk(node, app).authenticateUser(socketId, user as never) as { auth: string; user_data: string };
+  const signed = serverSdk(node, app).authenticateUser(socketId, user);
   sock.send({ event: 'pusher:signin', data: { auth: signed.auth, user_data: signed.user_data } });
   const ok = sock.frames.length;
   await until(() => sock.frames.slice(ok).some((f) => f.event === 'pusher:signin_success' || f.event === 'pusher:error'), 3000, 'signin answer');
@@ -162,15 +162,12 @@ describe('user sign-in, server-to-user, watchlists, terminate_connections', () =
   it('a bad sign-in signature -> pusher:error 4009, no signin_success, not signed in', async () => {
     const sock = track(await rawFor(node));
     const socketId = await socketIdOf(sock);
-    const good = serverSdk(node).authenticateUser(socketId, { id: 'dave' } as never) as { auth: string; user_data: string };
+    const good = serverSdk(node).authenticateUser(socketId, { id: 'dave' });
     // Signature for other user data.
     sock.send({ event: 'pusher:signin', data: { auth: good.auth, user_data: JSON.stringify({ id: 'eve' }) } });
     await sock.next(isError(4009));
     // A signature made with the wrong secret.
-    const wrong = serverSdk(node, { ...DEMO_APP, secret: 'not-the-secret' }).authenticateUser(socketId, { id: 'dave' } as never) as {
-      auth: string;
-      user_data: string;
-    };
+    const wrong = serverSdk(node, { ...DEMO_APP, secret: 'not-the-secret' }).authenticateUser(socketId, { id: 'dave' });
     sock.send({ event: 'pusher:signin', data: wrong });
     await sock.next(isError(4009));
     // Missing auth.
@@ -202,7 +199,7 @@ describe('user sign-in, server-to-user, watchlists, terminate_connections', () =
     const sock = track(await rawFor(node));
     await rawSignin(node, sock, { id: 'dup-1' });
     const socketId = await socketIdOf(sock);
-    const other = serverSdk(node).authenticateUser(socketId, { id: 'dup-2' } as never) as { auth: string; user_data: string };
+    const other = serverSdk(node).authenticateUser(socketId, { id: 'dup-2' });
     sock.send({ event: 'pusher:signin', data: other });
     await sock.next(isError(4009));
     assert.equal(framesOf(sock, 'pusher:signin_success').length, 1);
@@ -225,7 +222,7 @@ describe('user sign-in, server-to-user, watchlists, terminate_connections', () =
     await signinClient(a);
     const first = await Promise.race([initial, sleep(3000).then(() => null)]);
     assert.ok(first, 'A gets pusher_internal:watchlist_events after signing in');
-    const online = (first!.data as { events: WatchlistEvent[] }).events.filter((e) => e.name === 'online').flatMap((e) => e.user_ids);
+    const online = (first.data as { events: WatchlistEvent[] }).events.filter((e) => e.name === 'online').flatMap((e) => e.user_ids);
     assert.deepEqual(online, [], 'nobody on the watchlist is online yet');
     assert.deepEqual(events, []);
 
@@ -317,7 +314,7 @@ describe('user sign-in, server-to-user, watchlists, terminate_connections', () =
     assert.deepEqual(JSON.parse(await res.text()), {});
     const closes = await Promise.race([Promise.all([a1.closed, a2.closed]), sleep(3000).then(() => null)]);
     assert.ok(closes, 'both alice sockets are closed');
-    assert.deepEqual(closes!.map((c) => c.code), [4009, 4009]);
+    assert.deepEqual(closes.map((c) => c.code), [4009, 4009]);
     assert.ok(a1.frames.some(isError(4009)), 'a pusher:error 4009 precedes the close');
     // Watchers see the user go online once and offline once.
     const off = await watcher.next((f) => f.event === 'pusher_internal:watchlist_events' && f.data !== undefined && (f.data as string).includes('offline'));

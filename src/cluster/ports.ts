@@ -121,6 +121,8 @@ export interface ClusterMember {
   readonly self: boolean;
   /** ms since the last heartbeat (0 for this node) */
   readonly lastSeenMs: number;
+  /** knows the cluster's state and may own keys (webhook edges, dead-node cleanup) */
+  readonly ready: boolean;
 }
 
 export interface MembershipView {

@@ -46,10 +46,10 @@ export class PresenceBook {
     let channels = this.apps.get(appId);
     if (!channels) {
       if (!create) return undefined;
-      this.apps.set(appId, (channels = new Map()));
+      this.apps.set(appId, (channels = new Map<string, Map<string, Member>>()));
     }
     let members = channels.get(channel);
-    if (!members && create) channels.set(channel, (members = new Map()));
+    if (!members && create) channels.set(channel, (members = new Map<string, Member>()));
     return members;
   }
 

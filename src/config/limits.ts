@@ -18,3 +18,5 @@ export const WEBHOOK_MAX_ATTEMPTS = 10;
 export const WEBHOOK_ORPHAN_SWEEP_MS = 30_000;
 /** How long a node that just started waits before it owns keys: it first learns its peers' state. */
 export const READY_AFTER_HEARTBEATS = 2;
+/** How long a starting node listens for its peers' answers to its hello before it serves. */
+export const DISCOVERY_MS = 150;

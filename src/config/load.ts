@@ -67,7 +67,7 @@ function normaliseClusterHealth(raw: Record<string, unknown>): void {
   const top = raw.cluster_health;
   if (!top || typeof top !== 'object' || Array.isArray(top)) return;
   const adapter = (raw.adapter ??= {}) as Record<string, unknown>;
-  adapter.cluster_health = { ...(top as Record<string, unknown>), ...((adapter.cluster_health as Record<string, unknown>) ?? {}) };
+  adapter.cluster_health = { ...(top as Record<string, unknown>), ...((adapter.cluster_health) ?? {}) };
   delete raw.cluster_health;
 }
 

@@ -106,7 +106,7 @@ export const subscriptionCountFrame = (channel: string, count: number): string =
  */
 export function presenceSucceededData(members: Iterable<[string, { info: unknown }]>): string {
   const ids: string[] = [];
-  const hash: Record<string, unknown> = Object.create(null);
+  const hash: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   for (const [userId, member] of members) {
     ids.push(userId);
     hash[userId] = member.info;

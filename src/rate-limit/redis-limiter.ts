@@ -1,7 +1,7 @@
 // Rate limits shared by every node through Redis: one round trip per check,
 // running one Lua script that reads, compares and increments atomically.
 // When Redis cannot answer, the check fails open or closed as configured.
-import { Cluster, Redis } from 'ioredis';
+import { type Cluster, type Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { RateLimiter } from './limiter.js';
 

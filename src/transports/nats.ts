@@ -106,12 +106,12 @@ export class NatsTransport implements Transport {
 
   private async watchStatus(nc: NatsConnection): Promise<void> {
     for await (const status of nc.status()) {
-      if (status.type === 'disconnect') {
+      if (String(status.type) === 'disconnect') {
         this.epoch++;
         if (!this.up) continue;
         this.up = false;
         this.emit(false);
-      } else if (status.type === 'reconnect') {
+      } else if (String(status.type) === 'reconnect') {
         // nats.js sent every SUB again on reconnecting; a round trip confirms the server has them.
         const epoch = this.epoch;
         nc.flush().then(

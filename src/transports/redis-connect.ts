@@ -32,14 +32,13 @@ const hungUp = (err: Error): boolean => /EPIPE|ECONNRESET|Connection is closed/i
 function greeting(address: RedisAddress, tls: boolean, ms: number): Promise<string | null> {
   return new Promise((resolve) => {
     let text = '';
-    let socket: Socket;
+    const socket: Socket = tls ? tlsConnect({ host: address.host, port: address.port, rejectUnauthorized: false }) : tcpConnect(address.port, address.host);
     const done = (value: string | null) => {
       clearTimeout(timer);
       socket.destroy();
       resolve(value);
     };
     const timer = setTimeout(() => done(null), ms);
-    socket = tls ? tlsConnect({ host: address.host, port: address.port, rejectUnauthorized: false }) : tcpConnect(address.port, address.host);
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => {
       text += chunk;

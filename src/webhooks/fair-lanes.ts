@@ -40,7 +40,7 @@ export class FairLanes<T> {
 
   push(appId: string, lane: string, item: T): void {
     let lanes = this.apps.get(appId);
-    if (!lanes) this.apps.set(appId, (lanes = new Map()));
+    if (!lanes) this.apps.set(appId, (lanes = new Map<string, Fifo<T>>()));
     let fifo = lanes.get(lane);
     if (!fifo) lanes.set(lane, (fifo = new Fifo()));
     fifo.push(item);

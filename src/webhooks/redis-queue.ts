@@ -157,7 +157,7 @@ export class RedisQueue implements WebhookQueue {
   async processingNodes(): Promise<string[]> {
     const nodes = new Set<string>();
     // On a cluster every master is scanned: the keys live on whichever owns their slot.
-    const servers = 'nodes' in this.client ? (this.client as Cluster).nodes('master') : [this.client as Redis];
+    const servers = 'nodes' in this.client ? (this.client).nodes('master') : [this.client];
     for (const server of servers) {
       let cursor = '0';
       for (let i = 0; i < 1000; i++) {

@@ -54,7 +54,7 @@ export function pusherClient(node: { port: number }, opts: ClientOptions = {}): 
     } as never,
     userAuthentication: {
       customHandler: (params: { socketId: string }, cb: (err: Error | null, data: unknown) => void) => {
-        cb(null, sdk.authenticateUser(params.socketId, (opts.signinUser ?? { id: 'anon' }) as never));
+        cb(null, sdk.authenticateUser(params.socketId, (opts.signinUser ?? { id: 'anon' })));
       },
     } as never,
     ...opts.extra,

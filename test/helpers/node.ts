@@ -84,7 +84,7 @@ export async function startNode(options: StartOptions = {}): Promise<ChorusNode>
         /* not JSON */
       }
     };
-    let buffer = { out: '', err: '' };
+    const buffer = { out: '', err: '' };
     const feed = (which: 'out' | 'err') => (chunk: Buffer) => {
       buffer[which] += chunk.toString();
       let i;
@@ -93,9 +93,9 @@ export async function startNode(options: StartOptions = {}): Promise<ChorusNode>
         buffer[which] = buffer[which].slice(i + 1);
       }
     };
-    proc.stdout!.on('data', feed('out'));
-    proc.stderr!.on('data', feed('err'));
-    exited.then((code) => {
+    proc.stdout.on('data', feed('out'));
+    proc.stderr.on('data', feed('err'));
+    void exited.then((code) => {
       clearTimeout(timer);
       rej(new Error(`node exited with ${code} before listening:\n${logs.join('\n')}`));
     });
@@ -104,6 +104,10 @@ export async function startNode(options: StartOptions = {}): Promise<ChorusNode>
     // A node that never listened must not outlive the test file (it would keep it running).
     proc.kill('SIGKILL');
     throw err;
+  });
+  // A node that dies on its own (a crash) says why in the test output: the flake is findable.
+  void exited.then((code) => {
+    if (code !== null && code !== 0) console.error(`# node ${nodeId} exited with ${code}; last log lines:\n${logs.slice(-20).join('\n')}`);
   });
   const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);

@@ -55,6 +55,7 @@ export interface ApiResponse {
   headers: Headers;
   text: string;
   /** the parsed body, or undefined when it is not JSON */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- responses are asserted field by field
   json: any;
 }
 

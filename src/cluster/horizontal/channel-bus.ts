@@ -134,7 +134,7 @@ export class HorizontalChannelBus implements ChannelBus {
     const done = () => subscribing.forEach((s) => s.resolve());
     let timer: NodeJS.Timeout | undefined;
     const bound = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), SUBSCRIBE_WAIT_MS)));
-    Promise.race([this.transport.subscribe(subscribing.map((s) => s.held.topic)).then(() => 'ok' as const), bound])
+    void Promise.race([this.transport.subscribe(subscribing.map((s) => s.held.topic)).then(() => 'ok' as const), bound])
       .catch((err: Error) => err)
       .then((result) => {
         clearTimeout(timer);

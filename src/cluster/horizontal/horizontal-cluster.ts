@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import { DEFAULT_REQUEST_TIMEOUT_MS, READY_AFTER_HEARTBEATS } from '../../config/limits.js';
+import { DEFAULT_REQUEST_TIMEOUT_MS, DISCOVERY_MS, READY_AFTER_HEARTBEATS } from '../../config/limits.js';
 import type { Transport } from '../../transports/transport.js';
 import { EdgeEmitter, type EdgeSettings } from '../edges.js';
 import type { Cluster, ClusterMember, ClusterNode, LocalView, MembershipView, PresenceDirectory, UserDirectory } from '../ports.js';
@@ -126,6 +126,9 @@ export class HorizontalCluster implements Cluster {
     await this.control.subscribe();
     this.control.send({ t: 'hello', p: this.processId });
     this.heartbeat();
+    // Peers answer the hello with a heartbeat: once they are known, this node's first sockets
+    // are seen by every member with the same list of owners.
+    await new Promise((r) => setTimeout(r, Math.min(DISCOVERY_MS, this.settings.heartbeatIntervalMs)));
     this.timers.push(setInterval(() => this.heartbeat(), this.settings.heartbeatIntervalMs));
     this.timers.push(setInterval(() => this.membershipTable.sweep(), this.settings.cleanupIntervalMs));
     for (const t of this.timers) t.unref();
@@ -199,8 +202,8 @@ export class HorizontalCluster implements Cluster {
     members: (): ClusterMember[] => {
       const now = Date.now();
       return [
-        { nodeId: this.nodeId, processId: this.processId, self: true, lastSeenMs: 0 },
-        ...this.membershipTable.list().map((p) => ({ nodeId: p.nodeId, processId: p.processId, self: false, lastSeenMs: now - p.lastSeen })),
+        { nodeId: this.nodeId, processId: this.processId, self: true, lastSeenMs: 0, ready: this.membershipTable.isSelfReady },
+        ...this.membershipTable.list().map((p) => ({ nodeId: p.nodeId, processId: p.processId, self: false, lastSeenMs: now - p.lastSeen, ready: p.ready })),
       ];
     },
     owns: (key) => this.membershipTable.owns(key),
@@ -237,6 +240,8 @@ export class HorizontalCluster implements Cluster {
       case 'hello':
         this.membershipTable.seen(m.n, m.p, undefined);
         this.sendSnapshot(m.n);
+        // A heartbeat at once: the newcomer learns who is here within a round trip, not an interval.
+        this.sendHeartbeat();
         return;
       case 'dead':
         if (m.id !== this.nodeId) this.membershipTable.declareDead(m.id);
@@ -317,6 +322,10 @@ export class HorizontalCluster implements Cluster {
     // Without an echo (the broker dropped it, or is down) own removals apply after a while anyway.
     this.replica.feed.expire(Math.max(1000, this.settings.heartbeatIntervalMs * 3));
     this.updateReadiness();
+    this.sendHeartbeat();
+  }
+
+  private sendHeartbeat(): void {
     this.replica.flush();
     this.control.send({
       t: 'hb',

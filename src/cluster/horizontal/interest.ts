@@ -19,7 +19,7 @@ export class InterestReplica {
     let apps = this.byNode.get(nodeId);
     if (!apps) {
       if (!held) return false;
-      this.byNode.set(nodeId, (apps = new Map()));
+      this.byNode.set(nodeId, (apps = new Map<string, Set<string>>()));
     }
     let channels = apps.get(appId);
     if (!channels) {
@@ -44,7 +44,7 @@ export class InterestReplica {
 
   private count(appId: string, channel: string, delta: 1 | -1): void {
     let channels = this.holders.get(appId);
-    if (!channels) this.holders.set(appId, (channels = new Map()));
+    if (!channels) this.holders.set(appId, (channels = new Map<string, number>()));
     const before = channels.get(channel) ?? 0;
     const after = before + delta;
     if (after > 0) channels.set(channel, after);

@@ -137,26 +137,31 @@ export class Membership {
   }
 
   /**
-   * The owner of a key: the highest rendezvous score among the candidates.
-   * When no member is a candidate yet (a whole cluster starting), every live member counts.
+   * The owner of a key: the highest rendezvous score among the candidates. A node that is
+   * not ready yet owns nothing while any peer says it is ready (that peer already reports
+   * for the cluster, and this node may not know every peer yet). Only when no member is
+   * ready at all (a whole cluster starting) does every live member count.
    */
   ownerOf(key: string): string {
-    let best = this.selfReady ? this.selfId : null;
-    let bestScore = best === null ? -1 : score(this.selfId, key);
-    let anyReady = this.selfReady;
+    const readyPeers: Peer[] = [];
+    let syncedReady = false;
     for (const peer of this.peers.values()) {
-      if (!this.candidate(peer)) continue;
-      anyReady = true;
-      const s = score(peer.nodeId, key);
-      if (s > bestScore || (s === bestScore && best !== null && peer.nodeId < best)) {
-        best = peer.nodeId;
-        bestScore = s;
-      }
+      if (!peer.ready) continue;
+      readyPeers.push(peer);
+      if (this.candidate(peer)) syncedReady = true;
     }
-    if (anyReady && best !== null) return best;
-    best = this.selfId;
-    bestScore = score(this.selfId, key);
-    for (const peer of this.peers.values()) {
+    if (this.selfReady || syncedReady) {
+      const candidates = readyPeers.filter((p) => this.candidate(p));
+      return this.highest(key, this.selfReady, candidates);
+    }
+    if (readyPeers.length > 0) return this.highest(key, false, readyPeers);
+    return this.highest(key, true, this.peers.values());
+  }
+
+  private highest(key: string, includeSelf: boolean, peers: Iterable<Peer>): string {
+    let best = includeSelf ? this.selfId : '';
+    let bestScore = includeSelf ? score(this.selfId, key) : -1;
+    for (const peer of peers) {
       const s = score(peer.nodeId, key);
       if (s > bestScore || (s === bestScore && peer.nodeId < best)) {
         best = peer.nodeId;

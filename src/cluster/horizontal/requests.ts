@@ -19,7 +19,7 @@ export class RequestTracker {
 
   /** Registers a request to `peers`; `send(id)` puts it on the bus. */
   ask(peers: readonly string[], send: (id: number) => void): Promise<Map<string, unknown>> {
-    if (peers.length === 0) return Promise.resolve(new Map());
+    if (peers.length === 0) return Promise.resolve(new Map<string, unknown>());
     const id = this.nextId++;
     return new Promise((resolve) => {
       const entry: Pending = {

@@ -14,7 +14,7 @@ export class UsersReplica {
     let users = this.online.get(appId);
     if (!users) {
       if (!signedIn) return false;
-      this.online.set(appId, (users = new Map()));
+      this.online.set(appId, (users = new Map<string, Set<string>>()));
     }
     let nodes = users.get(userId);
     if (!nodes) {

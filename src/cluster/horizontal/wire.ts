@@ -97,7 +97,7 @@ export function decodeControl(payload: string): Decoded {
   if (!isType(t)) return { ok: false, reason: 'unknown_type', type: 'other', from };
   const parsed = schemas[t].safeParse(raw);
   if (!parsed.success) return { ok: false, reason: 'invalid', type: t, from };
-  return { ok: true, message: parsed.data as Message };
+  return { ok: true, message: parsed.data };
 }
 
 export function encodeControl(nodeId: string, message: Outgoing): string {

@@ -76,7 +76,7 @@ export class LocalCluster implements Cluster {
   readonly users: UserDirectory = {
     online: (appId, userId) => {
       let users = this.online.get(appId);
-      if (!users) this.online.set(appId, (users = new Map()));
+      if (!users) this.online.set(appId, (users = new Map<string, number>()));
       const n = (users.get(userId) ?? 0) + 1;
       users.set(userId, n);
       return n === 1;
@@ -130,7 +130,7 @@ export class LocalCluster implements Cluster {
   };
 
   readonly membership: MembershipView = {
-    members: (): ClusterMember[] => [{ nodeId: this.nodeId, processId: this.nodeId, self: true, lastSeenMs: 0 }],
+    members: (): ClusterMember[] => [{ nodeId: this.nodeId, processId: this.nodeId, self: true, lastSeenMs: 0, ready: true }],
     owns: () => true,
   };
 }

@@ -72,7 +72,7 @@ export function startMetricsServer(d: AdminDeps, host: string, port: number): Pr
         return;
       }
       resolve({
-        port: uWS.us_socket_local_port(socket as unknown as uWS.us_socket),
+        port: uWS.us_socket_local_port(socket),
         close: () => uWS.us_listen_socket_close(socket),
       });
     });

@@ -56,7 +56,7 @@ function parseFields(body: Buffer, contentType: string): Fields | null {
   const text = body.toString('utf8');
   if (contentType.includes('application/json')) {
     try {
-      const value = JSON.parse(text);
+      const value = JSON.parse(text) as unknown;
       return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Fields) : null;
     } catch {
       return null;
@@ -147,7 +147,7 @@ function postRoute(d: HttpDeps, handler: FieldHandler, limit: number) {
       aborted = true;
       reader.abort();
     });
-    reader.result
+    void reader.result
       .then(async (body): Promise<Reply> => {
         if (!body.ok) {
           const status = body.reason === 'too_large' ? 413 : 408;

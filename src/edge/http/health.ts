@@ -26,7 +26,7 @@ export function registerHealthRoutes(d: HttpDeps, uws: TemplatedApp, ready: () =
       writeReply(res, health(404, 'NOT_FOUND'));
       return;
     }
-    d.apps
+    void d.apps
       .findById(appId)
       .then((app) => (!app ? health(404, 'NOT_FOUND') : !app.enabled || d.isDraining() ? health(503, 'ERROR') : health(200, 'OK')))
       .catch(() => health(503, 'ERROR'))

@@ -78,7 +78,7 @@ export function checkEvent(app: App, raw: unknown, batch: boolean): Checked {
 
 /** Attributes asked for with `info`, per channel, computed independently of delivery. */
 async function channelAttributes(d: HttpDeps, app: App, event: EventToPublish): Promise<Record<string, unknown>> {
-  const out: Record<string, unknown> = Object.create(null);
+  const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   for (const channel of event.channels) {
     const counts = await d.core.channelCounts(app.id, channel);
     const attrs: Record<string, number> = {};

@@ -23,7 +23,7 @@ export async function listChannels(d: HttpDeps, app: App, params: Map<string, st
   }
   const occupied = await d.core.occupiedChannels(app.id);
   // No prototype: a channel named "__proto__" is a key like any other.
-  const channels: Record<string, Record<string, number>> = Object.create(null);
+  const channels: Record<string, Record<string, number>> = Object.create(null) as Record<string, Record<string, number>>;
   for (const [name, subscriptionCount] of occupied) {
     if (!name.startsWith(prefix) || subscriptionCount <= 0) continue;
     const attrs: Record<string, number> = {};
