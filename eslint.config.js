@@ -3,7 +3,19 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', '.build-test/**', 'node_modules/**', 'bench/**', 'client/**', 'scripts/**', 'test-artifacts/**', '*.config.*', '.dependency-cruiser.cjs'] },
+  {
+    ignores: [
+      'dist/**',
+      '.build-test/**',
+      'node_modules/**',
+      'bench/**',
+      'client/**',
+      'scripts/**',
+      'test-artifacts/**',
+      '*.config.*',
+      '.dependency-cruiser.cjs',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -31,7 +43,15 @@ export default tseslint.config(
       // node:test's describe/it return promises the runner itself awaits.
       '@typescript-eslint/no-floating-promises': [
         'error',
-        { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['describe', 'it', 'test', 'before', 'after', 'beforeEach', 'afterEach', 'suite'] }] },
+        {
+          allowForKnownSafeCalls: [
+            {
+              from: 'package',
+              package: 'node:test',
+              name: ['describe', 'it', 'test', 'before', 'after', 'beforeEach', 'afterEach', 'suite'],
+            },
+          ],
+        },
       ],
       // Tests poke at frames and SDK objects whose types are loose by nature.
       '@typescript-eslint/no-unsafe-assignment': 'off',

@@ -47,7 +47,8 @@ app.post('/apps/:appId/events', (res) => {
     chunks.push(Buffer.from(chunk.slice(0)));
     if (!isLast) return;
     const e = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-    const frame = '{"event":' + JSON.stringify(e.name) + ',"channel":' + JSON.stringify(e.channel) + ',"data":' + JSON.stringify(e.data) + '}';
+    const frame =
+      '{"event":' + JSON.stringify(e.name) + ',"channel":' + JSON.stringify(e.channel) + ',"data":' + JSON.stringify(e.data) + '}';
     app.publish(e.channel, frame, false, false);
     if (!aborted) res.cork(() => res.writeHeader('Content-Type', 'application/json').end('{}'));
   });

@@ -32,7 +32,9 @@ function parseArgs(argv) {
     else if (x.startsWith('--brokers')) a.brokers = val().split(',');
     else if (x.startsWith('--server')) a.server = val();
     else if (x === '--help' || x === '-h') {
-      console.log(`usage: npm run bench -- [--only ${Object.keys(SCENARIOS).join(',')}] [--small] [--duration S] [--brokers redis,redis-cluster,nats] [--profile] [--server chorus|uws]`);
+      console.log(
+        `usage: npm run bench -- [--only ${Object.keys(SCENARIOS).join(',')}] [--small] [--duration S] [--brokers redis,redis-cluster,nats] [--profile] [--server chorus|uws]`,
+      );
       process.exit(0);
     } else throw new Error(`unknown argument ${x}`);
   }
@@ -79,16 +81,20 @@ async function main() {
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const outDir = join(ROOT, 'bench/results');
   mkdirSync(outDir, { recursive: true });
-  const outFile = join(outDir, `${stamp}${args.server === 'uws' ? '-uws' : ''}${args.small ? '-small' : ''}${args.profile ? '-profile' : ''}.jsonl`);
+  const outFile = join(
+    outDir,
+    `${stamp}${args.server === 'uws' ? '-uws' : ''}${args.small ? '-small' : ''}${args.profile ? '-profile' : ''}.jsonl`,
+  );
   // BENCH_COMMIT: what BENCH_CLI was built from, when that is not the working tree
   let commit = process.env.BENCH_COMMIT ?? 'unknown';
-  if (!process.env.BENCH_COMMIT) try {
-    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', 'src'], { cwd: ROOT, encoding: 'utf8' }).trim();
-    if (dirty) commit += '+dirty-src';
-  } catch {
-    /* not a checkout */
-  }
+  if (!process.env.BENCH_COMMIT)
+    try {
+      commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+      const dirty = execFileSync('git', ['status', '--porcelain', 'src'], { cwd: ROOT, encoding: 'utf8' }).trim();
+      if (dirty) commit += '+dirty-src';
+    } catch {
+      /* not a checkout */
+    }
   const emit = (obj) => {
     const line = JSON.stringify(obj);
     console.log(line);
@@ -99,7 +105,16 @@ async function main() {
     process.env.BENCH_CPU_PROF = profileDir;
     process.env.BENCH_PERF_DIR = profileDir;
   }
-  emit({ scenario: 'machine', server: args.server === 'uws' ? 'bare uWS baseline (bench/baseline-uws.mjs)' : 'chorus', ...machineInfo(), commit, load1_at_start: loadavg1(), small: args.small, profile: args.profile, duration_s: cfg.durationMs / 1000 });
+  emit({
+    scenario: 'machine',
+    server: args.server === 'uws' ? 'bare uWS baseline (bench/baseline-uws.mjs)' : 'chorus',
+    ...machineInfo(),
+    commit,
+    load1_at_start: loadavg1(),
+    small: args.small,
+    profile: args.profile,
+    duration_s: cfg.durationMs / 1000,
+  });
   let failed = 0;
   for (const name of names) {
     const t0 = Date.now();
@@ -112,7 +127,9 @@ async function main() {
     process.stderr.write(`# ${name} took ${((Date.now() - t0) / 1000).toFixed(1)} s (load ${loadavg1()})\n`);
   }
   if (profileDir && existsSync(profileDir)) {
-    for (const f of readdirSync(profileDir).filter((x) => x.endsWith('.cpuprofile')).sort()) {
+    for (const f of readdirSync(profileDir)
+      .filter((x) => x.endsWith('.cpuprofile'))
+      .sort()) {
       emit({ scenario: 'profile', file: join('bench/profiles', stamp, f), ...topSelf(join(profileDir, f), 15) });
     }
   }

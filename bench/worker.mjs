@@ -260,13 +260,21 @@ async function publish(spec) {
       if (cache.sec !== nowSec || cache.ch !== ch) {
         const body = JSON.stringify({ name: 'bench', channel: ch, data: 'x' });
         const target = signedPost(APP, path, body, nowSec);
-        cache = { sec: nowSec, ch, body, head: `POST ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n` };
+        cache = {
+          sec: nowSec,
+          ch,
+          body,
+          head: `POST ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`,
+        };
       }
       return cache;
     }
     const body = `{"name":"bench","channel":${JSON.stringify(ch)},"data":"~${seq++}~${Math.round(nowUs())}~"}`;
     const target = signedPost(APP, path, body, nowSec);
-    return { body, head: `POST ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n` };
+    return {
+      body,
+      head: `POST ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`,
+    };
   };
   let running = true;
   const t0 = Date.now();
@@ -311,7 +319,15 @@ async function publish(spec) {
   const cpu = process.cpuUsage(cpu0);
   const wall = Number(process.hrtime.bigint() - w0) / 1e9;
   for (const c of pool) c.sock.destroy();
-  return { sent, ok, bad, badSample, elapsed, cpuFraction: (cpu.user + cpu.system) / 1e6 / wall, closedConns: pool.filter((c) => c.closed).length };
+  return {
+    sent,
+    ok,
+    bad,
+    badSample,
+    elapsed,
+    cpuFraction: (cpu.user + cpu.system) / 1e6 / wall,
+    closedConns: pool.filter((c) => c.closed).length,
+  };
 }
 let onCredit = null;
 

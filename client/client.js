@@ -5,7 +5,9 @@
   'use strict';
 
   var MAX_LOG = 500;
-  var $ = function (id) { return document.getElementById(id); };
+  var $ = function (id) {
+    return document.getElementById(id);
+  };
   var meta = function (name) {
     var el = document.querySelector('meta[name="' + name + '"]');
     return el ? el.getAttribute('content') : '';
@@ -41,14 +43,26 @@
   function pretty(data) {
     if (data === undefined) return '';
     if (typeof data === 'string') {
-      try { return JSON.stringify(JSON.parse(data), null, 2); } catch (e) { return data; }
+      try {
+        return JSON.stringify(JSON.parse(data), null, 2);
+      } catch (e) {
+        return data;
+      }
     }
-    try { return JSON.stringify(data, null, 2); } catch (e) { return String(data); }
+    try {
+      return JSON.stringify(data, null, 2);
+    } catch (e) {
+      return String(data);
+    }
   }
 
   /** JSON when it parses, the plain text otherwise. */
   function parseLoose(text) {
-    try { return JSON.parse(text); } catch (e) { return text; }
+    try {
+      return JSON.parse(text);
+    } catch (e) {
+      return text;
+    }
   }
 
   function settings() {
@@ -101,8 +115,11 @@
     if (/^pusher(_internal)?:/.test(entry.event) || entry.channel === 'connection') li.classList.add('internal');
     li.dataset.channel = entry.channel;
     li.dataset.event = entry.event;
-    var time = el('time', null, entry.time.toLocaleTimeString([], { hour12: false }) + '.' +
-      String(entry.time.getMilliseconds()).padStart(3, '0'));
+    var time = el(
+      'time',
+      null,
+      entry.time.toLocaleTimeString([], { hour12: false }) + '.' + String(entry.time.getMilliseconds()).padStart(3, '0'),
+    );
     time.dateTime = entry.time.toISOString();
     li.appendChild(time);
     li.appendChild(el('span', 'where', entry.channel));
@@ -182,7 +199,9 @@
       addLog('connection', states.previous + ' → ' + states.current, data);
       if (states.previous === 'connected' && states.current !== 'connected') {
         // pusher-js resubscribes by itself once reconnected; until then the channels are pending.
-        channels.forEach(function (c) { if (c.state === 'subscribed') c.state = 'subscribing'; });
+        channels.forEach(function (c) {
+          if (c.state === 'subscribed') c.state = 'subscribing';
+        });
         renderChannels();
       }
     });
@@ -230,7 +249,9 @@
     var entry = { name: name, kind: kindOf(name), cache: isCache(name), channel: null, state: 'subscribing', detail: '' };
     channels.set(name, entry);
     entry.channel = pusher.subscribe(name);
-    entry.channel.bind_global(function (event, data) { onChannelEvent(entry, event, data); });
+    entry.channel.bind_global(function (event, data) {
+      onChannelEvent(entry, event, data);
+    });
     renderChannels();
   }
 
@@ -255,9 +276,10 @@
     }
     var isError = event === 'pusher:subscription_error' || event === 'pusher:error';
     // pusher-js hands presence channels its Members object; log just what the server sent.
-    var shown = entry.kind === 'presence' && event === 'pusher:subscription_succeeded' && data && data.members
-      ? { count: data.count, me: data.myID, members: data.members }
-      : data;
+    var shown =
+      entry.kind === 'presence' && event === 'pusher:subscription_succeeded' && data && data.members
+        ? { count: data.count, me: data.myID, members: data.members }
+        : data;
     addLog(entry.name, event, shown, { error: isError });
     if (/^pusher:(subscription_|member_)/.test(event)) renderChannels();
   }
@@ -265,7 +287,9 @@
   function renderChannels() {
     var list = $('channel-list');
     list.textContent = '';
-    channels.forEach(function (entry) { list.appendChild(renderChannel(entry)); });
+    channels.forEach(function (entry) {
+      list.appendChild(renderChannel(entry));
+    });
     $('no-channels').hidden = channels.size > 0;
     renderClientEventChannels();
   }
@@ -280,7 +304,9 @@
     if (entry.cache) head.appendChild(el('span', 'tag tag-cache', 'cache'));
     var leave = el('button', 'unsubscribe', 'Unsubscribe');
     leave.type = 'button';
-    leave.addEventListener('click', function () { unsubscribe(entry.name); });
+    leave.addEventListener('click', function () {
+      unsubscribe(entry.name);
+    });
     head.appendChild(leave);
     li.appendChild(head);
     li.appendChild(el('div', 'state state-' + entry.state, entry.state + (entry.detail ? ': ' + entry.detail : '')));
@@ -292,8 +318,12 @@
     var ul = el('ul', 'members');
     ul.appendChild(el('li', 'members-title', members.count + (members.count === 1 ? ' member' : ' members')));
     var all = [];
-    members.each(function (m) { all.push(m); });
-    all.sort(function (a, b) { return String(a.id).localeCompare(String(b.id)); });
+    members.each(function (m) {
+      all.push(m);
+    });
+    all.sort(function (a, b) {
+      return String(a.id).localeCompare(String(b.id));
+    });
     all.forEach(function (m) {
       var li = el('li', 'member');
       li.dataset.userId = m.id;
@@ -341,7 +371,12 @@
 
   function publish() {
     var s = settings();
-    var list = $('pub-channels').value.split(',').map(function (c) { return c.trim(); }).filter(Boolean);
+    var list = $('pub-channels')
+      .value.split(',')
+      .map(function (c) {
+        return c.trim();
+      })
+      .filter(Boolean);
     var body = { key: s.key, name: $('pub-event').value.trim(), data: $('pub-data').value, channels: list };
     showResult('pub-result', true, 'Publishing…');
     fetch(s.httpBase + '/client/publish', {
@@ -356,7 +391,9 @@
           showResult('pub-result', false, res.status + ': ' + (reason && reason.error ? reason.error : text));
         });
       })
-      .catch(function (err) { showResult('pub-result', false, 'Request failed: ' + err.message); });
+      .catch(function (err) {
+        showResult('pub-result', false, 'Request failed: ' + err.message);
+      });
   }
 
   // ---------- start ----------
@@ -386,7 +423,10 @@
       return;
     }
     defaults();
-    $('connect-form').addEventListener('submit', function (e) { e.preventDefault(); connect(); });
+    $('connect-form').addEventListener('submit', function (e) {
+      e.preventDefault();
+      connect();
+    });
     $('disconnect').addEventListener('click', disconnect);
     $('signin').addEventListener('click', signin);
     $('subscribe-form').addEventListener('submit', function (e) {
@@ -394,8 +434,14 @@
       var name = $('channel-type').value + $('channel-name').value.trim();
       if (name) subscribe(name);
     });
-    $('client-event-form').addEventListener('submit', function (e) { e.preventDefault(); sendClientEvent(); });
-    $('publish-form').addEventListener('submit', function (e) { e.preventDefault(); publish(); });
+    $('client-event-form').addEventListener('submit', function (e) {
+      e.preventDefault();
+      sendClientEvent();
+    });
+    $('publish-form').addEventListener('submit', function (e) {
+      e.preventDefault();
+      publish();
+    });
     $('log-clear').addEventListener('click', function () {
       log = [];
       logCounts.clear();

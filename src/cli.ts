@@ -98,7 +98,10 @@ async function main(): Promise<void> {
   log.info({ config_file: loaded.source ?? '(embedded defaults)' }, 'configuration loaded');
   const loopback = ['127.0.0.1', 'localhost', '::1'].includes(loaded.config.host);
   if (runsDemoApp(loaded.config) && !loopback) {
-    log.warn({ host: loaded.config.host }, 'an app uses the demo secret "app-secret" (documented in the README) and the node listens beyond loopback: anyone can publish; set your own secret');
+    log.warn(
+      { host: loaded.config.host },
+      'an app uses the demo secret "app-secret" (documented in the README) and the node listens beyond loopback: anyone can publish; set your own secret',
+    );
   }
 
   let server;

@@ -58,13 +58,22 @@ function createApp(config: Config): TemplatedApp {
   if (!config.ssl.enabled) return uWS.App();
   const { cert_path: cert, key_path: key } = config.ssl;
   if (!cert || !key) throw new ConfigError('ssl.enabled needs ssl.cert_path and ssl.key_path');
-  for (const [name, path] of [['ssl.cert_path', cert], ['ssl.key_path', key]] as const) {
+  for (const [name, path] of [
+    ['ssl.cert_path', cert],
+    ['ssl.key_path', key],
+  ] as const) {
     if (!existsSync(path)) throw new ConfigError(`${name}: file ${path} does not exist`);
   }
   try {
-    return uWS.SSLApp({ cert_file_name: cert, key_file_name: key, ...(config.ssl.passphrase ? { passphrase: config.ssl.passphrase } : {}) });
+    return uWS.SSLApp({
+      cert_file_name: cert,
+      key_file_name: key,
+      ...(config.ssl.passphrase ? { passphrase: config.ssl.passphrase } : {}),
+    });
   } catch (err) {
-    throw new ConfigError(`ssl: the certificate ${cert} and key ${key} could not be loaded (${(err as Error).message}); check they are PEM files that belong together and the passphrase`);
+    throw new ConfigError(
+      `ssl: the certificate ${cert} and key ${key} could not be loaded (${(err as Error).message}); check they are PEM files that belong together and the passphrase`,
+    );
   }
 }
 
@@ -129,7 +138,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   };
   registerApiRoutes(http, uws);
   registerHealthRoutes(http, uws, () => true);
-  registerDevClient(http, uws, { enabled: config.client.enabled === true, defaultKey: config.app_manager.array.apps?.[0]?.key ?? 'app-key' });
+  registerDevClient(http, uws, {
+    enabled: config.client.enabled === true,
+    defaultKey: config.app_manager.array.apps?.[0]?.key ?? 'app-key',
+  });
   registerCatchAll(uws);
 
   try {
@@ -144,7 +156,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const port = uWS.us_socket_local_port(listenSocket);
   const stopLiveness = startLiveness(registry, ws);
   const metricsServer = config.metrics.enabled
-    ? await startMetricsServer({ core, metrics, log, driver: config.adapter.driver, connections: () => registry.totalConnections() }, config.metrics.host, config.metrics.port)
+    ? await startMetricsServer(
+        { core, metrics, log, driver: config.adapter.driver, connections: () => registry.totalConnections() },
+        config.metrics.host,
+        config.metrics.port,
+      )
     : null;
 
   log.info(

@@ -7,7 +7,18 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startMariadb, type Mariadb } from './helpers/brokers.js';
 import { runCli, startNode, writeConfig, type ChorusNode, type TestApp } from './helpers/node.js';
-import { connected, dataOf, pusherClient, rawSocket, serverSdk, sleep, waitFor, type PusherClient, type RawSocket, until } from './helpers/clients.js';
+import {
+  connected,
+  dataOf,
+  pusherClient,
+  rawSocket,
+  serverSdk,
+  sleep,
+  waitFor,
+  type PusherClient,
+  type RawSocket,
+  until,
+} from './helpers/clients.js';
 import { signedFetch } from './helpers/signing.js';
 import { startWebhookReceiver, type WebhookReceiver } from './helpers/webhook-receiver.js';
 
@@ -36,7 +47,8 @@ describe('apps in MySQL', () => {
   let db: Mariadb;
   let env: Record<string, string>;
   let cfg: string;
-  const cli = (args: string[], extraEnv: Record<string, string> = {}) => runCli([...args, '--config', cfg], { ...env, ...extraEnv }, 20_000);
+  const cli = (args: string[], extraEnv: Record<string, string> = {}) =>
+    runCli([...args, '--config', cfg], { ...env, ...extraEnv }, 20_000);
 
   before(async () => {
     db = await startMariadb();
@@ -64,12 +76,25 @@ describe('apps in MySQL', () => {
       const second = await cli(['migrate']);
       assert.equal(second.code, 0, second.stderr);
       // Sockudo's column names, the later ones included
-      const columns = db.sql(
-        "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'chorus' AND TABLE_NAME = 'applications'",
-      ).trim().split('\n');
-      for (const c of ['id', 'key', 'secret', 'max_connections', 'enable_client_messages', 'enabled', 'max_backend_events_per_second',
-        'max_client_events_per_second', 'max_read_requests_per_second', 'webhooks', 'allowed_origins', 'enable_watchlist_events',
-        'enable_subscription_count']) {
+      const columns = db
+        .sql("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'chorus' AND TABLE_NAME = 'applications'")
+        .trim()
+        .split('\n');
+      for (const c of [
+        'id',
+        'key',
+        'secret',
+        'max_connections',
+        'enable_client_messages',
+        'enabled',
+        'max_backend_events_per_second',
+        'max_client_events_per_second',
+        'max_read_requests_per_second',
+        'webhooks',
+        'allowed_origins',
+        'enable_watchlist_events',
+        'enable_subscription_count',
+      ]) {
         assert.ok(columns.includes(c), `column ${c} in ${columns.join(',')}`);
       }
     });
@@ -82,12 +107,16 @@ describe('apps in MySQL', () => {
           "INSERT INTO `old_apps` (`id`, `key`, `secret`) VALUES ('old-1', 'old-key', 'old-secret');",
       );
       const columnsOf = () =>
-        db.sql("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'chorus' AND TABLE_NAME = 'old_apps'").trim().split('\n');
+        db
+          .sql("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'chorus' AND TABLE_NAME = 'old_apps'")
+          .trim()
+          .split('\n');
       assert.ok(!columnsOf().includes('webhooks'));
       const r = await cli(['migrate'], { DATABASE_MYSQL_TABLE_NAME: 'old_apps' });
       assert.equal(r.code, 0, r.stderr);
       const after1 = columnsOf();
-      for (const c of ['webhooks', 'allowed_origins', 'enable_watchlist_events']) assert.ok(after1.includes(c), `${c} added: ${after1.join(',')}`);
+      for (const c of ['webhooks', 'allowed_origins', 'enable_watchlist_events'])
+        assert.ok(after1.includes(c), `${c} added: ${after1.join(',')}`);
       assert.equal(db.sql("SELECT `key`, `secret` FROM `old_apps` WHERE `id` = 'old-1'").trim(), 'old-key\told-secret');
       // and again: nothing left to add
       const again = await cli(['migrate'], { DATABASE_MYSQL_TABLE_NAME: 'old_apps' });
@@ -100,11 +129,26 @@ describe('apps in MySQL', () => {
     });
 
     it('apps add, list, disable and enable work; a bad app exits 2', async () => {
-      const add = await cli(['apps', 'add', '--id', 'cli-1', '--key', 'cli-key', '--secret', 'cli-secret', '--json',
-        '{"enable_client_messages":true,"allowed_origins":["https://a.example"],"webhooks":[{"url":"http://127.0.0.1:9/h","event_types":["channel_vacated"]}]}']);
+      const add = await cli([
+        'apps',
+        'add',
+        '--id',
+        'cli-1',
+        '--key',
+        'cli-key',
+        '--secret',
+        'cli-secret',
+        '--json',
+        '{"enable_client_messages":true,"allowed_origins":["https://a.example"],"webhooks":[{"url":"http://127.0.0.1:9/h","event_types":["channel_vacated"]}]}',
+      ]);
       assert.equal(add.code, 0, add.stderr);
       assert.equal(add.stdout, 'app cli-1 saved\n');
-      const row = db.sql("SELECT `key`, `secret`, `enable_client_messages`, `enabled`, `allowed_origins`, `webhooks` FROM `applications` WHERE `id` = 'cli-1'").trim().split('\t');
+      const row = db
+        .sql(
+          "SELECT `key`, `secret`, `enable_client_messages`, `enabled`, `allowed_origins`, `webhooks` FROM `applications` WHERE `id` = 'cli-1'",
+        )
+        .trim()
+        .split('\t');
       assert.deepEqual(row.slice(0, 4), ['cli-key', 'cli-secret', '1', '1']);
       assert.deepEqual(JSON.parse(row[4]), ['https://a.example']);
       assert.deepEqual(JSON.parse(row[5]), [{ url: 'http://127.0.0.1:9/h', event_types: ['channel_vacated'] }]);
@@ -239,7 +283,12 @@ describe('apps in MySQL', () => {
       const { sock, frame } = await firstFrame(node, 'dis-key');
       assert.deepEqual(frame, { event: 'pusher:error', data: { code: 4003, message: 'App is disabled' } });
       assert.equal((await sock.closed).code, 4003);
-      const http = await signedFetch(node, { app, method: 'POST', path: '/apps/dis-app/events', body: JSON.stringify({ name: 'e', channel: 'c', data: '1' }) });
+      const http = await signedFetch(node, {
+        app,
+        method: 'POST',
+        path: '/apps/dis-app/events',
+        body: JSON.stringify({ name: 'e', channel: 'c', data: '1' }),
+      });
       assert.equal(http.status, 403);
       assert.equal(typeof http.json.error, 'string');
 
@@ -270,9 +319,10 @@ describe('apps in MySQL', () => {
         Array(50).fill('pusher:connection_established'),
       );
       assert.equal(after1 - before1 - selfCost, 1, `Com_select grew by ${after1 - before1} (self ${selfCost})`);
-      const logged = db.sql(
-        "SELECT argument FROM mysql.general_log WHERE command_type = 'Query' AND argument LIKE CONCAT('%', 'cold', '-key', '%')",
-      ).trim().split('\n');
+      const logged = db
+        .sql("SELECT argument FROM mysql.general_log WHERE command_type = 'Query' AND argument LIKE CONCAT('%', 'cold', '-key', '%')")
+        .trim()
+        .split('\n');
       assert.equal(logged.length, 1, logged.join('\n'));
       assert.match(logged[0], /^SELECT \* FROM `applications` WHERE `key` = 'cold-key' LIMIT 1$/);
       for (const o of opened) o.sock.close();
@@ -312,7 +362,10 @@ describe('apps in MySQL', () => {
 
       assert.equal(node.proc.exitCode, null);
       assert.equal((await fetch(`${node.url}/up`)).status, 200);
-      assert.ok(node.logs.some((l) => l.includes('serving cached apps')), 'the stale serving is logged');
+      assert.ok(
+        node.logs.some((l) => l.includes('serving cached apps')),
+        'the stale serving is logged',
+      );
     });
 
     it('with the database back, a new app is found again', async () => {
@@ -320,12 +373,16 @@ describe('apps in MySQL', () => {
       db.sql("INSERT INTO `applications` (`id`, `key`, `secret`) VALUES ('late-app', 'late-key', 'late-secret')");
       let frame: RawSocket['frames'][number] | undefined;
       // bounded: the pool reconnects on demand, a failed lookup is not cached
-      await until(async () => {
-        const o = await firstFrame(node, 'late-key');
-        o.sock.close();
-        frame = o.frame;
-        return o.frame.event === 'pusher:connection_established';
-      }, 8000, `late-key accepted (last frame ${JSON.stringify(frame)})`);
+      await until(
+        async () => {
+          const o = await firstFrame(node, 'late-key');
+          o.sock.close();
+          frame = o.frame;
+          return o.frame.event === 'pusher:connection_established';
+        },
+        8000,
+        `late-key accepted (last frame ${JSON.stringify(frame)})`,
+      );
       assert.equal(await triggerStatus(node, { id: 'late-app', key: 'late-key', secret: 'late-secret' }, 'x'), 200);
       assert.equal(node.proc.exitCode, null);
     });

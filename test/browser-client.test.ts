@@ -200,7 +200,10 @@ describe('browser test client in Chromium', () => {
     await page.fill('#pub-event', 'plain');
     await page.click('#pub-send');
     await page.locator('#pub-result.bad').waitFor();
-    assert.equal(await page.textContent('#pub-result'), '400: The dev client cannot encrypt: publish to encrypted channels from a server SDK');
+    assert.equal(
+      await page.textContent('#pub-result'),
+      '400: The dev client cannot encrypt: publish to encrypted channels from a server SDK',
+    );
 
     // Cache: an event published before subscribing is delivered on subscribe.
     await serverSdk(node).trigger('cache-news', 'headline', { title: 'cached' });
@@ -269,7 +272,10 @@ describe('browser test client endpoints when the page is off', () => {
     it(`answers 404 ${label}`, async () => {
       const node = await startNode({ config });
       nodes.push(node);
-      assert.deepEqual(await statuses(node), PATHS.map(() => 404));
+      assert.deepEqual(
+        await statuses(node),
+        PATHS.map(() => 404),
+      );
       // The node itself is fine.
       assert.equal((await fetch(node.url + '/up')).status, 200);
     });
@@ -288,12 +294,24 @@ describe('browser test client endpoints when the page is off', () => {
       });
       return { status: res.status, body: (await res.json()) as Record<string, unknown> };
     };
-    const presence = await post('auth', { socket_id: '12.34', channel_name: 'presence-a', key: 'app-key', user_id: 'u1', user_name: 'Una' });
+    const presence = await post('auth', {
+      socket_id: '12.34',
+      channel_name: 'presence-a',
+      key: 'app-key',
+      user_id: 'u1',
+      user_name: 'Una',
+    });
     assert.deepEqual(presence, {
       status: 200,
-      body: sdk.authorizeChannel('12.34', 'presence-a', { user_id: 'u1', user_info: { name: 'Una' } }) as unknown as Record<string, unknown>,
+      body: sdk.authorizeChannel('12.34', 'presence-a', { user_id: 'u1', user_info: { name: 'Una' } }) as unknown as Record<
+        string,
+        unknown
+      >,
     });
-    assert.deepEqual((await post('auth', { socket_id: '12.34', channel_name: 'private-a', key: 'app-key' })).body, sdk.authorizeChannel('12.34', 'private-a'));
+    assert.deepEqual(
+      (await post('auth', { socket_id: '12.34', channel_name: 'private-a', key: 'app-key' })).body,
+      sdk.authorizeChannel('12.34', 'private-a'),
+    );
     assert.deepEqual(
       (await post('signin', { socket_id: '12.34', key: 'app-key', user_id: 'u1' })).body,
       sdk.authenticateUser('12.34', { id: 'u1', user_info: { name: 'u1' } }),

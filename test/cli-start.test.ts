@@ -70,8 +70,11 @@ describe('cli start: one node from a config file on port 0', () => {
     const limit = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), (GRACE_SECONDS + 2) * 1000).unref());
     const code = await Promise.race([node.exited, limit]);
     assert.equal(code, 0);
-    assert.equal((await errorFrame as { data: { code: number } }).data.code, 4200);
+    assert.equal(((await errorFrame) as { data: { code: number } }).data.code, 4200);
     assert.equal((await sock.closed).code, 4200);
-    assert.ok(node.logs.some((l) => l.includes('"shutdown requested"') && l.includes('SIGTERM')), 'logged the signal');
+    assert.ok(
+      node.logs.some((l) => l.includes('"shutdown requested"') && l.includes('SIGTERM')),
+      'logged the signal',
+    );
   });
 });

@@ -42,7 +42,13 @@ describe('cluster core: membership', () => {
   it('nodes find each other, a graceful leaver goes at once, a silent one after the timeout', async () => {
     sim = await SimCluster.of(3);
     const [a, b, c] = sim.nodes;
-    assert.deepEqual(a.cluster.membership.members().map((m) => m.processId).sort(), ['n0', 'n1', 'n2']);
+    assert.deepEqual(
+      a.cluster.membership
+        .members()
+        .map((m) => m.processId)
+        .sort(),
+      ['n0', 'n1', 'n2'],
+    );
     await c.stop();
     await until(() => a.cluster.membership.members().length === 2 && b.cluster.membership.members().length === 2, 1000, 'bye');
     assert.equal(a.lostPeers.length + b.lostPeers.length, 0, 'a graceful leave is not a loss');
@@ -111,7 +117,11 @@ describe('cluster core: replication', () => {
     await a.subscribe('app', 'c1');
     await sleep(100);
     sim.broker.setFaults({ loss: 0 });
-    await until(() => b.cluster.presence.memberCount('app', 'presence-y') === 20 && c.cluster.presence.memberCount('app', 'presence-y') === 20, 3000, 'books repaired');
+    await until(
+      () => b.cluster.presence.memberCount('app', 'presence-y') === 20 && c.cluster.presence.memberCount('app', 'presence-y') === 20,
+      3000,
+      'books repaired',
+    );
   });
 
   it('duplicated and reordered deliveries apply once, in order', async () => {
@@ -274,7 +284,10 @@ describe('cluster core: queries and quotas', () => {
     await b.subscribe('app', 'q');
     await c.subscribe('app', 'other');
     assert.equal((await a.cluster.queries.channelCounts('app', 'q')).subscriptionCount, 3);
-    assert.deepEqual([...(await c.cluster.queries.occupiedChannels('app'))].sort(), [['other', 1], ['q', 3]]);
+    assert.deepEqual([...(await c.cluster.queries.occupiedChannels('app'))].sort(), [
+      ['other', 1],
+      ['q', 3],
+    ]);
     sim.broker.pause(c.transport);
     const started = Date.now();
     assert.equal((await a.cluster.queries.channelCounts('app', 'q')).subscriptionCount, 3);
@@ -320,7 +333,8 @@ describe('cluster core: the wire', () => {
       'not json',
       '[]',
       '{"t":5}',
-    ]) evil.publish(topic, bad);
+    ])
+      evil.publish(topic, bad);
     await sleep(60);
     await a.subscribe('app', 'still-works');
     await until(() => channelEdges(sim!.allEdges(), 'still-works').length === 1, 1000, 'the cluster still works');

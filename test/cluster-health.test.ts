@@ -37,7 +37,10 @@ const setups: AdapterSetup[] = [
     name: 'redis',
     async start() {
       const b = await startRedis();
-      return { env: { ADAPTER_DRIVER: 'redis', DATABASE_REDIS_HOST: '127.0.0.1', DATABASE_REDIS_PORT: String(b.port) }, stop: () => b.stop() };
+      return {
+        env: { ADAPTER_DRIVER: 'redis', DATABASE_REDIS_HOST: '127.0.0.1', DATABASE_REDIS_PORT: String(b.port) },
+        stop: () => b.stop(),
+      };
     },
   },
   {
@@ -143,7 +146,9 @@ async function observe(node: ChorusNode, user: string, channels: string[]): Prom
     seen,
     members: (channel) => {
       const ids: string[] = [];
-      (client.channel(channel) as unknown as { members: { each(cb: (m: { id: string }) => void): void } }).members.each((m) => ids.push(m.id));
+      (client.channel(channel) as unknown as { members: { each(cb: (m: { id: string }) => void): void } }).members.each((m) =>
+        ids.push(m.id),
+      );
       return ids.sort();
     },
   };
@@ -154,7 +159,9 @@ const seenOf = (o: Observer, kind: 'added' | 'removed', channel: string, user: s
 
 /** Raw member frames of one kind for one user on one channel. */
 const memberFrames = (sock: RawSocket, kind: 'added' | 'removed', channel: string, user: string) =>
-  sock.frames.filter((f) => f.channel === channel && f.event === `pusher_internal:member_${kind}` && dataOf<{ user_id: string }>(f).user_id === user);
+  sock.frames.filter(
+    (f) => f.channel === channel && f.event === `pusher_internal:member_${kind}` && dataOf<{ user_id: string }>(f).user_id === user,
+  );
 
 // the shared suite
 
@@ -232,7 +239,11 @@ function healthSuite(setup: AdapterSetup): void {
       await rawSubscribe(a, sharedOnA, ch.shared);
       // Replicated presence reached the survivors before their observers join.
       for (const n of [a, b]) {
-        await until(async () => (await usersOn(n, ch.p1)).join() === 'both,u1,u2' && (await usersOn(n, ch.p2)).join() === 'u1', 5000, 'replicated presence');
+        await until(
+          async () => (await usersOn(n, ch.p1)).join() === 'both,u1,u2' && (await usersOn(n, ch.p2)).join() === 'u1',
+          5000,
+          'replicated presence',
+        );
       }
       const obsA = await observe(a, 'obs-a', [ch.p1, ch.p2]);
       const obsB = await observe(b, 'obs-b', [ch.p1, ch.p2]);
@@ -240,7 +251,11 @@ function healthSuite(setup: AdapterSetup): void {
       track(obsB.client);
       const rawObs = await raw(a);
       await rawSubscribe(a, rawObs, ch.p1, { user_id: 'obs-raw' });
-      for (const o of [obsA, obsB]) assert.ok(['both', 'u1', 'u2'].every((u) => o.members(ch.p1).includes(u)), JSON.stringify(o.members(ch.p1)));
+      for (const o of [obsA, obsB])
+        assert.ok(
+          ['both', 'u1', 'u2'].every((u) => o.members(ch.p1).includes(u)),
+          JSON.stringify(o.members(ch.p1)),
+        );
       await rx.waitFor(
         () =>
           ['u1', 'u2', 'both'].every((u) => hooks('member_added', ch.p1, u).length === 1) &&
@@ -254,10 +269,22 @@ function healthSuite(setup: AdapterSetup): void {
     /** The lost users (u1, u2 on p1; u1 on p2) are reported removed to every survivor's clients, `both` is not. */
     async function lossSeen(w: Awaited<ReturnType<typeof populate>>, t0: number, boundMs: number): Promise<number> {
       const { ch, obsA, obsB, rawObs } = w;
-      const lost: Array<[string, string]> = [[ch.p1, 'u1'], [ch.p1, 'u2'], [ch.p2, 'u1']];
-      await until(() => [obsA, obsB].every((o) => lost.every(([c, u]) => seenOf(o, 'removed', c, u).length === 1)), boundMs + 3000, 'member_removed on the survivors');
+      const lost: Array<[string, string]> = [
+        [ch.p1, 'u1'],
+        [ch.p1, 'u2'],
+        [ch.p2, 'u1'],
+      ];
+      await until(
+        () => [obsA, obsB].every((o) => lost.every(([c, u]) => seenOf(o, 'removed', c, u).length === 1)),
+        boundMs + 3000,
+        'member_removed on the survivors',
+      );
       const latest = Math.max(...[obsA, obsB].flatMap((o) => lost.map(([c, u]) => seenOf(o, 'removed', c, u)[0].at))) - t0;
-      await until(() => memberFrames(rawObs, 'removed', ch.p1, 'u2').length === 1 && memberFrames(rawObs, 'removed', ch.p1, 'u1').length === 1, 3000, 'raw member_removed');
+      await until(
+        () => memberFrames(rawObs, 'removed', ch.p1, 'u2').length === 1 && memberFrames(rawObs, 'removed', ch.p1, 'u1').length === 1,
+        3000,
+        'raw member_removed',
+      );
       return latest;
     }
 
@@ -278,7 +305,13 @@ function healthSuite(setup: AdapterSetup): void {
         const view = await clusterView(n);
         assert.equal(view.node_id, n.nodeId);
         assert.equal(view.members.length, 3);
-        assert.equal(view.members.filter((m) => m.self).map((m) => m.nodeId).join(), n.nodeId);
+        assert.equal(
+          view.members
+            .filter((m) => m.self)
+            .map((m) => m.nodeId)
+            .join(),
+          n.nodeId,
+        );
         assert.equal(await clusterNodesGauge(n), 3);
       }
     });
@@ -304,14 +337,20 @@ function healthSuite(setup: AdapterSetup): void {
       await sleep(QUIET_MS);
       assert.equal(hooks('channel_occupied', sequential).length, 2);
       assert.equal(hooks('channel_vacated', sequential).length, 2);
-      const concurrentOrder = rx.events().filter((e) => e.channel === concurrent).map((e) => e.name);
+      const concurrentOrder = rx
+        .events()
+        .filter((e) => e.channel === concurrent)
+        .map((e) => e.name);
       assert.deepEqual(concurrentOrder, ['channel_occupied', 'channel_vacated'], 'no phantom vacated/occupied pair');
       assert.equal(hooks('channel_vacated', concurrent).length, 1);
-      const order = rx.events().filter((e) => e.channel === sequential).map((e) => e.name);
+      const order = rx
+        .events()
+        .filter((e) => e.channel === sequential)
+        .map((e) => e.name);
       assert.deepEqual(order, ['channel_occupied', 'channel_vacated', 'channel_occupied', 'channel_vacated']);
     });
 
-    it('SIGKILL: survivors drop the dead node\'s members and exactly one survivor sends the webhooks', async () => {
+    it("SIGKILL: survivors drop the dead node's members and exactly one survivor sends the webhooks", async () => {
       const [a, b, c] = trio;
       const w = await populate(trio);
       const { ch } = w;
@@ -338,7 +377,8 @@ function healthSuite(setup: AdapterSetup): void {
       assert.equal(hooks('member_removed', ch.p2, 'u1').length, 1);
       assert.equal(hooks('member_removed', ch.p1, 'both').length, 0);
       assert.equal(hooks('channel_vacated', ch.solo).length, 1);
-      for (const still of [ch.p1, ch.p2, ch.shared]) assert.equal(hooks('channel_vacated', still).length, 0, `no channel_vacated for ${still}`);
+      for (const still of [ch.p1, ch.p2, ch.shared])
+        assert.equal(hooks('channel_vacated', still).length, 0, `no channel_vacated for ${still}`);
       // Exact frame counts on a raw client: one member_removed per lost user, none for `both`.
       assert.equal(memberFrames(w.rawObs, 'removed', ch.p1, 'u1').length, 1);
       assert.equal(memberFrames(w.rawObs, 'removed', ch.p1, 'u2').length, 1);
@@ -356,7 +396,7 @@ function healthSuite(setup: AdapterSetup): void {
       await Promise.all(trio.map((n) => n.stop()));
     });
 
-    it('SIGTERM: the drained node\'s members are removed well before the node timeout', async () => {
+    it("SIGTERM: the drained node's members are removed well before the node timeout", async () => {
       const BIG_TIMEOUT = 10_000;
       const nodes = await startTrio(BIG_TIMEOUT);
       const [a, b, c] = nodes;
@@ -365,7 +405,9 @@ function healthSuite(setup: AdapterSetup): void {
       const t0 = Date.now();
       const exited = c.stop('SIGTERM');
       const latest = await lossSeen(w, t0, BIG_TIMEOUT - 3000);
-      console.log(`# [${setup.name}] SIGTERM: member_removed on every survivor's clients after ${latest} ms (node timeout ${BIG_TIMEOUT} ms)`);
+      console.log(
+        `# [${setup.name}] SIGTERM: member_removed on every survivor's clients after ${latest} ms (node timeout ${BIG_TIMEOUT} ms)`,
+      );
       assert.ok(latest < BIG_TIMEOUT / 2, `member_removed after ${latest} ms`);
       assert.equal(await exited, 0);
       assert.equal((await w.onC.u1.closed).code, 4200);
@@ -385,7 +427,8 @@ function healthSuite(setup: AdapterSetup): void {
       assert.equal(hooks('member_removed', ch.p2, 'u1').length, 1);
       assert.equal(hooks('member_removed', ch.p1, 'both').length, 0);
       assert.equal(hooks('channel_vacated', ch.solo).length, 1);
-      for (const still of [ch.p1, ch.p2, ch.shared]) assert.equal(hooks('channel_vacated', still).length, 0, `no channel_vacated for ${still}`);
+      for (const still of [ch.p1, ch.p2, ch.shared])
+        assert.equal(hooks('channel_vacated', still).length, 0, `no channel_vacated for ${still}`);
       for (const o of [w.obsA, w.obsB]) assert.equal(seenOf(o, 'removed', ch.p1, 'both').length, 0);
       await Promise.all([a, b].map((n) => n.stop()));
     });
@@ -403,11 +446,23 @@ function healthSuite(setup: AdapterSetup): void {
       await rx.waitFor(() => hooks('member_removed', ch.p1, 'u2').length === 1 && hooks('channel_vacated', ch.solo).length === 1, 5000);
       const t1 = Date.now();
       c.proc.kill('SIGCONT');
-      const back: Array<[string, string]> = [[ch.p1, 'u1'], [ch.p1, 'u2'], [ch.p2, 'u1']];
-      await until(() => [w.obsA, w.obsB].every((o) => back.every(([c2, u]) => seenOf(o, 'added', c2, u).length === 1)), 10_000, 'member_added after SIGCONT');
+      const back: Array<[string, string]> = [
+        [ch.p1, 'u1'],
+        [ch.p1, 'u2'],
+        [ch.p2, 'u1'],
+      ];
+      await until(
+        () => [w.obsA, w.obsB].every((o) => back.every(([c2, u]) => seenOf(o, 'added', c2, u).length === 1)),
+        10_000,
+        'member_added after SIGCONT',
+      );
       console.log(`# [${setup.name}] SIGCONT: member_added on every survivor's clients after ${Date.now() - t1} ms`);
       for (const n of [a, b, c]) {
-        await until(async () => (await usersOn(n, ch.p1)).join() === 'both,obs-a,obs-b,obs-raw,u1,u2', 5000, `p1 users back on ${n.nodeId}`);
+        await until(
+          async () => (await usersOn(n, ch.p1)).join() === 'both,obs-a,obs-b,obs-raw,u1,u2',
+          5000,
+          `p1 users back on ${n.nodeId}`,
+        );
         assert.deepEqual(await usersOn(n, ch.p2), ['obs-a', 'obs-b', 'u1']);
         assert.equal(await userCountOn(n, ch.p1), 6);
       }
@@ -436,7 +491,8 @@ function healthSuite(setup: AdapterSetup): void {
         assert.equal(hooks('member_removed', ch.p1, u).length, 0, `no member_removed webhook for ${u}`);
         assert.equal(memberFrames(w.onC.u2, 'removed', ch.p1, u).length, 0, `c's client saw no member_removed for ${u}`);
       }
-      for (const still of [ch.p1, ch.p2, ch.shared]) assert.equal(hooks('channel_vacated', still).length, 0, `no channel_vacated for ${still}`);
+      for (const still of [ch.p1, ch.p2, ch.shared])
+        assert.equal(hooks('channel_vacated', still).length, 0, `no channel_vacated for ${still}`);
       // The revived node still serves: an event published on a reaches its socket.
       await serverSdk(a, APP).trigger(ch.solo, 'revived', { ok: true });
       await w.onC.pub.next((f) => f.event === 'revived' && f.channel === ch.solo);

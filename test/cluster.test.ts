@@ -9,7 +9,18 @@ import { spawnSync } from 'node:child_process';
 import { connect, createServer, type Socket } from 'node:net';
 import { startNats, startRedis, startRedisCluster, waitForReplicasSynced, type Broker, type RedisCluster } from './helpers/brokers.js';
 import { DEMO_APP, startNode, type ChorusNode, type TestApp } from './helpers/node.js';
-import { connected, dataOf, pusherClient, rawSocket, serverSdk, sleep, waitFor, type PusherClient, type RawSocket, until } from './helpers/clients.js';
+import {
+  connected,
+  dataOf,
+  pusherClient,
+  rawSocket,
+  serverSdk,
+  sleep,
+  waitFor,
+  type PusherClient,
+  type RawSocket,
+  until,
+} from './helpers/clients.js';
 
 type Frame = RawSocket['frames'][number];
 
@@ -163,13 +174,20 @@ const natsSetup: AdapterSetup = {
 // helpers
 
 async function socketIdOf(sock: RawSocket): Promise<string> {
-  const f = sock.frames.find((x) => x.event === 'pusher:connection_established') ??
+  const f =
+    sock.frames.find((x) => x.event === 'pusher:connection_established') ??
     (await sock.next((x) => x.event === 'pusher:connection_established'));
   return dataOf<{ socket_id: string }>(f).socket_id;
 }
 
 /** Subscribes a raw socket (public channels, or private/presence signed with the SDK) and returns the answer. */
-async function rawSubscribe(node: ChorusNode, sock: RawSocket, channel: string, app: TestApp = DEMO_APP, presence?: { user_id: string }): Promise<Frame> {
+async function rawSubscribe(
+  node: ChorusNode,
+  sock: RawSocket,
+  channel: string,
+  app: TestApp = DEMO_APP,
+  presence?: { user_id: string },
+): Promise<Frame> {
   const data: Record<string, unknown> = { channel };
   if (channel.startsWith('private-') || channel.startsWith('presence-')) {
     Object.assign(data, serverSdk(node, app).authorizeChannel(await socketIdOf(sock), channel, presence as never));
@@ -201,7 +219,12 @@ async function metric(node: ChorusNode, name: string, labels: string): Promise<n
 }
 
 /** GET on the HTTP API through the SDK, JSON body. */
-async function apiGet<T = Record<string, unknown>>(node: ChorusNode, path: string, params: Record<string, string> = {}, app = DEMO_APP): Promise<T> {
+async function apiGet<T = Record<string, unknown>>(
+  node: ChorusNode,
+  path: string,
+  params: Record<string, string> = {},
+  app = DEMO_APP,
+): Promise<T> {
   const res = await serverSdk(node, app).get({ path, params });
   assert.equal(res.status, 200);
   return (await res.json()) as T;
@@ -349,7 +372,9 @@ function clusterSuite(setup: AdapterSetup): void {
       const channel = fresh('presence-room');
       const join = async (node: ChorusNode, userId: string) => {
         const client = track(pusherClient(node, { user: { user_id: userId, user_info: { name: userId } } }));
-        const ch = client.subscribe(channel) as ReturnType<PusherClient['subscribe']> & { members: { count: number; members: Record<string, unknown> } };
+        const ch = client.subscribe(channel) as ReturnType<PusherClient['subscribe']> & {
+          members: { count: number; members: Record<string, unknown> };
+        };
         const added: string[] = [];
         const removed: string[] = [];
         ch.bind('pusher:member_added', (m: { id: string }) => added.push(m.id));
@@ -367,7 +392,7 @@ function clusterSuite(setup: AdapterSetup): void {
       // u2's second socket, on n3: not a new member anywhere
       const b2 = await join(n3, 'u2');
       assert.deepEqual(b2.ids(), ['u1', 'u2']);
-      assert.deepEqual((b2.ch.members.members).u1, { name: 'u1' });
+      assert.deepEqual(b2.ch.members.members.u1, { name: 'u1' });
       // positive control: u3 joins on n3, everyone already there hears exactly that
       const c = await join(n3, 'u3');
       assert.deepEqual(c.ids(), ['u1', 'u2', 'u3']);
@@ -404,7 +429,11 @@ function clusterSuite(setup: AdapterSetup): void {
       assert.equal((await rawSubscribe(n1, s1, channel, LIMITED_APP, { user_id: 'a' })).event, 'pusher_internal:subscription_succeeded');
       assert.equal((await rawSubscribe(n2, s2, channel, LIMITED_APP, { user_id: 'b' })).event, 'pusher_internal:subscription_succeeded');
       // n3 has heard of both members
-      await until(async () => (await apiGet<{ users: unknown[] }>(n3, `/channels/${channel}/users`, {}, LIMITED_APP)).users.length === 2, 5000, 'n3 knows 2 members');
+      await until(
+        async () => (await apiGet<{ users: unknown[] }>(n3, `/channels/${channel}/users`, {}, LIMITED_APP)).users.length === 2,
+        5000,
+        'n3 knows 2 members',
+      );
       const s3 = await raw(n3, LIMITED_APP);
       const refused = await rawSubscribe(n3, s3, channel, LIMITED_APP, { user_id: 'c' });
       assert.equal(refused.event, 'pusher:subscription_error');
@@ -424,17 +453,31 @@ function clusterSuite(setup: AdapterSetup): void {
       const a = await raw(n1);
       const b = await raw(n2);
       const b2 = await raw(n2);
-      for (const [node, s] of [[n1, a], [n2, b], [n2, b2]] as const) {
+      for (const [node, s] of [
+        [n1, a],
+        [n2, b],
+        [n2, b2],
+      ] as const) {
         assert.equal((await rawSubscribe(node, s, pub)).event, 'pusher_internal:subscription_succeeded');
       }
       assert.equal((await rawSubscribe(n1, a, pres, DEMO_APP, { user_id: 'p1' })).event, 'pusher_internal:subscription_succeeded');
       assert.equal((await rawSubscribe(n2, b, pres, DEMO_APP, { user_id: 'p2' })).event, 'pusher_internal:subscription_succeeded');
       assert.equal((await rawSubscribe(n2, b2, pres, DEMO_APP, { user_id: 'p1' })).event, 'pusher_internal:subscription_succeeded');
-      await until(async () => (await apiGet<{ users: unknown[] }>(n3, `/channels/${pres}/users`)).users.length === 2, 5000, 'n3 knows p1 and p2');
+      await until(
+        async () => (await apiGet<{ users: unknown[] }>(n3, `/channels/${pres}/users`)).users.length === 2,
+        5000,
+        'n3 knows p1 and p2',
+      );
       for (const n of nodes) {
-        const list = await apiGet<{ channels: Record<string, unknown> }>(n, '/channels', { filter_by_prefix: 'api-pub', info: 'subscription_count' });
+        const list = await apiGet<{ channels: Record<string, unknown> }>(n, '/channels', {
+          filter_by_prefix: 'api-pub',
+          info: 'subscription_count',
+        });
         assert.deepEqual(list, { channels: { [pub]: { subscription_count: 3 } } }, `GET /channels on ${n.nodeId}`);
-        const presList = await apiGet<{ channels: Record<string, unknown> }>(n, '/channels', { filter_by_prefix: 'presence-api', info: 'user_count' });
+        const presList = await apiGet<{ channels: Record<string, unknown> }>(n, '/channels', {
+          filter_by_prefix: 'presence-api',
+          info: 'user_count',
+        });
         assert.deepEqual(presList, { channels: { [pres]: { user_count: 2 } } }, `GET /channels presence on ${n.nodeId}`);
         assert.deepEqual(await apiGet(n, `/channels/${pub}`, { info: 'subscription_count' }), { occupied: true, subscription_count: 3 });
         assert.deepEqual(await apiGet(n, `/channels/${pres}`, { info: 'user_count' }), { occupied: true, user_count: 2 });
@@ -448,7 +491,7 @@ function clusterSuite(setup: AdapterSetup): void {
       }
     });
 
-    it('terminate_connections closes the user\'s sockets on every node', async () => {
+    it("terminate_connections closes the user's sockets on every node", async () => {
       const user = fresh('term-user');
       const a = await raw(n1);
       const b = await raw(n2);
@@ -495,21 +538,26 @@ function clusterSuite(setup: AdapterSetup): void {
 
     it('subscription_count events carry the cluster count to every node', async () => {
       const channel = fresh('counted');
-      const counts = (s: RawSocket) => eventsOf(s, channel, 'pusher_internal:subscription_count').map((f) => dataOf<{ subscription_count: number }>(f).subscription_count);
+      const counts = (s: RawSocket) =>
+        eventsOf(s, channel, 'pusher_internal:subscription_count').map((f) => dataOf<{ subscription_count: number }>(f).subscription_count);
       const last = (s: RawSocket) => counts(s).at(-1);
       const socks: RawSocket[] = [];
       for (const [i, n] of nodes.entries()) {
         const s = await raw(n, COUNT_APP);
         socks.push(s);
         assert.equal((await rawSubscribe(n, s, channel, COUNT_APP)).event, 'pusher_internal:subscription_succeeded');
-        await until(() => socks.every((x) => last(x) === i + 1), 5000, `count ${i + 1} on every node: ${JSON.stringify(socks.map(counts))}`);
+        await until(
+          () => socks.every((x) => last(x) === i + 1),
+          5000,
+          `count ${i + 1} on every node: ${JSON.stringify(socks.map(counts))}`,
+        );
       }
       socks[2].close();
       await until(() => last(socks[0]) === 2 && last(socks[1]) === 2, 5000, `count back to 2: ${JSON.stringify(socks.map(counts))}`);
       await closeAll();
     });
 
-    it('routes by interest: nodes without subscribers receive none of a channel\'s traffic', async () => {
+    it("routes by interest: nodes without subscribers receive none of a channel's traffic", async () => {
       const channel = fresh('interest');
       const s = await raw(n1);
       assert.equal((await rawSubscribe(n1, s, channel)).event, 'pusher_internal:subscription_succeeded');
@@ -584,10 +632,7 @@ function clusterSuite(setup: AdapterSetup): void {
       n3.proc.kill('SIGSTOP');
       try {
         const t0 = Date.now();
-        const res = await Promise.race([
-          serverSdk(n1).get({ path: '/channels', params: {} }),
-          sleep(6500).then(() => null),
-        ]);
+        const res = await Promise.race([serverSdk(n1).get({ path: '/channels', params: {} }), sleep(6500).then(() => null)]);
         assert.ok(res, 'GET /channels answered');
         assert.equal(res.status, 200);
         console.log(`[${setup.name}] GET /channels with a frozen peer answered in ${Date.now() - t0} ms`);
@@ -622,21 +667,31 @@ function clusterSuite(setup: AdapterSetup): void {
         await sleep(100);
       }
       await until(() => eventsOf(local, channel, 'during').length === 30, 3000, 'local delivery during the outage');
-      assert.deepEqual(eventsOf(local, channel, 'during').map((f) => dataOf<{ i: number }>(f).i), Array.from({ length: 30 }, (_, i) => i));
+      assert.deepEqual(
+        eventsOf(local, channel, 'during').map((f) => dataOf<{ i: number }>(f).i),
+        Array.from({ length: 30 }, (_, i) => i),
+      );
 
       await broker.outageEnd();
       const polled = await publishUntilReceived(n1, remote, channel, 20_000);
-      console.log(`[${setup.name}] cross-node delivery back ${Date.now() - t0} ms after the outage began (${polled} ms of polling once the broker was back)`);
+      console.log(
+        `[${setup.name}] cross-node delivery back ${Date.now() - t0} ms after the outage began (${polled} ms of polling once the broker was back)`,
+      );
       // the other direction, then the cluster view: every node lists both members and counts both sockets
       await publishUntilReceived(n2, local, channel, 20_000);
       for (const n of nodes) {
         await until(
-          async () => JSON.stringify((await apiGet<{ users: Array<{ id: string }> }>(n, `/channels/${channel}/users`)).users.map((u) => u.id).sort()) === '["L","R"]',
+          async () =>
+            JSON.stringify(
+              (await apiGet<{ users: Array<{ id: string }> }>(n, `/channels/${channel}/users`)).users.map((u) => u.id).sort(),
+            ) === '["L","R"]',
           15_000,
           `presence healed on ${n.nodeId}`,
         );
         await until(
-          async () => (await apiGet<{ subscription_count: number }>(n, `/channels/${channel}`, { info: 'subscription_count' })).subscription_count === 2,
+          async () =>
+            (await apiGet<{ subscription_count: number }>(n, `/channels/${channel}`, { info: 'subscription_count' })).subscription_count ===
+            2,
           15_000,
           `subscription_count 2 on ${n.nodeId}`,
         );

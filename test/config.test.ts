@@ -23,8 +23,7 @@ function file(name: string, content: unknown): string {
 }
 
 /** A file with one app besides what the test puts in it. */
-const fileWithApp = (name: string, content: Record<string, unknown>) =>
-  file(name, { ...content, app_manager: { array: { apps: [APP] } } });
+const fileWithApp = (name: string, content: Record<string, unknown>) => file(name, { ...content, app_manager: { array: { apps: [APP] } } });
 
 const load = (env: Record<string, string> = {}, fileName?: string) => loadConfig({ file: fileName, env, cwd: CWD });
 
@@ -187,7 +186,10 @@ describe('config: file values', () => {
 
   it('a non-numeric limit string is an error naming the key', () => {
     const path = file('badlimit.json', { app_manager: { array: { apps: [{ id: 'a', key: 'k', secret: 's', max_connections: 'lots' }] } } });
-    assert.match(configError(() => load({}, path)), /app_manager\.array\.apps\[0\]\.max_connections/);
+    assert.match(
+      configError(() => load({}, path)),
+      /app_manager\.array\.apps\[0\]\.max_connections/,
+    );
   });
 
   it('reports unknown keys without failing', () => {
@@ -207,14 +209,41 @@ describe('config: file values', () => {
     const path = file('alias.json', { app_manager: { driver: 'memory', apps: [{ id: 'x', key: 'xk', secret: 'xs' }] } });
     const { config, unknownKeys } = load({}, path);
     assert.deepEqual(unknownKeys, []);
-    assert.deepEqual(config.app_manager.array.apps!.map((a) => a.id), ['x']);
+    assert.deepEqual(
+      config.app_manager.array.apps!.map((a) => a.id),
+      ['x'],
+    );
   });
 
   it('rejects duplicate app ids and keys', () => {
-    const dupId = file('dupid.json', { app_manager: { array: { apps: [{ id: 'a', key: 'k1', secret: 's' }, { id: 'a', key: 'k2', secret: 's' }] } } });
-    assert.match(configError(() => load({}, dupId)), /duplicate app id "a"/);
-    const dupKey = file('dupkey.json', { app_manager: { array: { apps: [{ id: 'a', key: 'k', secret: 's' }, { id: 'b', key: 'k', secret: 's' }] } } });
-    assert.match(configError(() => load({}, dupKey)), /duplicate app key "k"/);
+    const dupId = file('dupid.json', {
+      app_manager: {
+        array: {
+          apps: [
+            { id: 'a', key: 'k1', secret: 's' },
+            { id: 'a', key: 'k2', secret: 's' },
+          ],
+        },
+      },
+    });
+    assert.match(
+      configError(() => load({}, dupId)),
+      /duplicate app id "a"/,
+    );
+    const dupKey = file('dupkey.json', {
+      app_manager: {
+        array: {
+          apps: [
+            { id: 'a', key: 'k', secret: 's' },
+            { id: 'b', key: 'k', secret: 's' },
+          ],
+        },
+      },
+    });
+    assert.match(
+      configError(() => load({}, dupKey)),
+      /duplicate app key "k"/,
+    );
   });
 
   it('rejects a bad port in the file, naming the key and the file', () => {
@@ -222,13 +251,25 @@ describe('config: file values', () => {
     const msg = configError(() => load({}, path));
     assert.match(msg, /\bport: /);
     assert.ok(msg.includes(path), msg);
-    assert.match(configError(() => load({}, file('bigport.json', { port: 70000 }))), /\bport: /);
+    assert.match(
+      configError(() => load({}, file('bigport.json', { port: 70000 }))),
+      /\bport: /,
+    );
   });
 
   it('rejects a missing file, invalid JSON and a non-object', () => {
-    assert.match(configError(() => load({}, join(CWD, 'nope.json'))), /cannot read config file .*nope\.json: ENOENT/);
-    assert.match(configError(() => load({}, file('broken.json', '{"port": 6001,'))), /is not valid JSON/);
-    assert.match(configError(() => load({}, file('array.json', '[1,2]'))), /must hold a JSON object/);
+    assert.match(
+      configError(() => load({}, join(CWD, 'nope.json'))),
+      /cannot read config file .*nope\.json: ENOENT/,
+    );
+    assert.match(
+      configError(() => load({}, file('broken.json', '{"port": 6001,'))),
+      /is not valid JSON/,
+    );
+    assert.match(
+      configError(() => load({}, file('array.json', '[1,2]'))),
+      /must hold a JSON object/,
+    );
   });
 });
 
@@ -250,14 +291,23 @@ describe('config: environment overrides (Sockudo names)', () => {
   });
 
   it('DATABASE_REDIS_HOST/PORT and REDIS_CLUSTER_NODES (a comma list)', () => {
-    const { config } = load({ DATABASE_REDIS_HOST: 'redis.example', DATABASE_REDIS_PORT: '6390', REDIS_CLUSTER_NODES: 'r1:7000, r2:7001,,r3:7002 ' });
+    const { config } = load({
+      DATABASE_REDIS_HOST: 'redis.example',
+      DATABASE_REDIS_PORT: '6390',
+      REDIS_CLUSTER_NODES: 'r1:7000, r2:7001,,r3:7002 ',
+    });
     assert.equal(config.database.redis.host, 'redis.example');
     assert.equal(config.database.redis.port, 6390);
     assert.deepEqual(config.database.redis.cluster_nodes, ['r1:7000', 'r2:7001', 'r3:7002']);
   });
 
   it('NATS_SERVERS (a comma list) and NATS credentials', () => {
-    const { config } = load({ ADAPTER_DRIVER: 'nats', NATS_SERVERS: 'nats://a:4222,nats://b:4222', NATS_USERNAME: 'u', NATS_PASSWORD: 'p' });
+    const { config } = load({
+      ADAPTER_DRIVER: 'nats',
+      NATS_SERVERS: 'nats://a:4222,nats://b:4222',
+      NATS_USERNAME: 'u',
+      NATS_PASSWORD: 'p',
+    });
     assert.equal(config.adapter.driver, 'nats');
     assert.deepEqual(config.adapter.nats.servers, ['nats://a:4222', 'nats://b:4222']);
     assert.equal(config.adapter.nats.username, 'u');
@@ -273,14 +323,31 @@ describe('config: environment overrides (Sockudo names)', () => {
       ADAPTER_CLUSTER_HEALTH_CLEANUP_INTERVAL_MS: '300',
     });
     assert.equal(config.instance.process_id, 'node-7');
-    assert.deepEqual(config.adapter.cluster_health, { enabled: false, heartbeat_interval_ms: 250, node_timeout_ms: 1500, cleanup_interval_ms: 300 });
+    assert.deepEqual(config.adapter.cluster_health, {
+      enabled: false,
+      heartbeat_interval_ms: 250,
+      node_timeout_ms: 1500,
+      cleanup_interval_ms: 300,
+    });
   });
 
   it('boolean env values accept true/false/1/0/yes/no/on/off', () => {
-    for (const [raw, expected] of [['true', true], ['1', true], ['YES', true], ['on', true], ['false', false], ['0', false], ['no', false], ['Off', false]] as const) {
+    for (const [raw, expected] of [
+      ['true', true],
+      ['1', true],
+      ['YES', true],
+      ['on', true],
+      ['false', false],
+      ['0', false],
+      ['no', false],
+      ['Off', false],
+    ] as const) {
       assert.equal(load({ METRICS_ENABLED: raw }).config.metrics.enabled, expected, raw);
     }
-    assert.match(configError(() => load({ METRICS_ENABLED: 'maybe' })), /METRICS_ENABLED/);
+    assert.match(
+      configError(() => load({ METRICS_ENABLED: 'maybe' })),
+      /METRICS_ENABLED/,
+    );
   });
 
   it('SOCKUDO_DEFAULT_APP_* shape the demo app', () => {
@@ -300,31 +367,64 @@ describe('config: environment overrides (Sockudo names)', () => {
   it('SOCKUDO_DEFAULT_APP_ID adds the default app next to apps from the file, once', () => {
     const withApps = file('withapps.json', { app_manager: { array: { apps: [{ id: 'a', key: 'k', secret: 's' }] } } });
     const added = load({ SOCKUDO_DEFAULT_APP_ID: 'b', SOCKUDO_DEFAULT_APP_KEY: 'bk', SOCKUDO_DEFAULT_APP_SECRET: 'bs' }, withApps);
-    assert.deepEqual(added.config.app_manager.array.apps!.map((a) => [a.id, a.key]), [['a', 'k'], ['b', 'bk']]);
+    assert.deepEqual(
+      added.config.app_manager.array.apps!.map((a) => [a.id, a.key]),
+      [
+        ['a', 'k'],
+        ['b', 'bk'],
+      ],
+    );
     const same = load({ SOCKUDO_DEFAULT_APP_ID: 'a', SOCKUDO_DEFAULT_APP_SECRET: 'other' }, withApps);
-    assert.deepEqual(same.config.app_manager.array.apps!.map((a) => [a.id, a.key]), [['a', 'k']]);
+    assert.deepEqual(
+      same.config.app_manager.array.apps!.map((a) => [a.id, a.key]),
+      [['a', 'k']],
+    );
   });
 
   it('never fills in a secret: an id or key from the environment needs its secret, a file needs apps', () => {
-    assert.match(configError(() => load({ SOCKUDO_DEFAULT_APP_ID: 'my-id', SOCKUDO_DEFAULT_APP_KEY: 'my-key' })), /SOCKUDO_DEFAULT_APP_SECRET/);
-    assert.match(configError(() => load({ SOCKUDO_DEFAULT_APP_KEY: 'my-key' })), /without SOCKUDO_DEFAULT_APP_SECRET/);
+    assert.match(
+      configError(() => load({ SOCKUDO_DEFAULT_APP_ID: 'my-id', SOCKUDO_DEFAULT_APP_KEY: 'my-key' })),
+      /SOCKUDO_DEFAULT_APP_SECRET/,
+    );
+    assert.match(
+      configError(() => load({ SOCKUDO_DEFAULT_APP_KEY: 'my-key' })),
+      /without SOCKUDO_DEFAULT_APP_SECRET/,
+    );
     const noApps = file('noapps.json', { port: 7005 });
-    assert.match(configError(() => load({}, noApps)), /no apps configured: set app_manager\.array\.apps, or SOCKUDO_DEFAULT_APP_ID/);
+    assert.match(
+      configError(() => load({}, noApps)),
+      /no apps configured: set app_manager\.array\.apps, or SOCKUDO_DEFAULT_APP_ID/,
+    );
     // With the three variables a file without apps starts, and a database needs no static apps.
     const fromEnv = load({ SOCKUDO_DEFAULT_APP_ID: 'e', SOCKUDO_DEFAULT_APP_KEY: 'ek', SOCKUDO_DEFAULT_APP_SECRET: 'es' }, noApps);
-    assert.deepEqual(fromEnv.config.app_manager.array.apps!.map((a) => [a.id, a.key, a.secret]), [['e', 'ek', 'es']]);
+    assert.deepEqual(
+      fromEnv.config.app_manager.array.apps!.map((a) => [a.id, a.key, a.secret]),
+      [['e', 'ek', 'es']],
+    );
     assert.equal(load({}, file('mysql.json', { app_manager: { driver: 'mysql' } })).config.app_manager.driver, 'mysql');
     // A key error is still reported as such, not as the missing apps.
-    assert.match(configError(() => load({}, file('badport2.json', { port: 'abc' }))), /\bport: /);
+    assert.match(
+      configError(() => load({}, file('badport2.json', { port: 'abc' }))),
+      /\bport: /,
+    );
   });
 
   it('a non-numeric PORT or METRICS_PORT names the variable', () => {
-    assert.match(configError(() => load({ PORT: 'abc' })), /PORT: expected a number, got "abc"/);
-    assert.match(configError(() => load({ METRICS_PORT: '12x' })), /METRICS_PORT/);
+    assert.match(
+      configError(() => load({ PORT: 'abc' })),
+      /PORT: expected a number, got "abc"/,
+    );
+    assert.match(
+      configError(() => load({ METRICS_PORT: '12x' })),
+      /METRICS_PORT/,
+    );
   });
 
   it('an unknown ADAPTER_DRIVER names adapter.driver', () => {
-    assert.match(configError(() => load({ ADAPTER_DRIVER: 'kafka' })), /adapter\.driver: /);
+    assert.match(
+      configError(() => load({ ADAPTER_DRIVER: 'kafka' })),
+      /adapter\.driver: /,
+    );
   });
 });
 
@@ -397,7 +497,9 @@ describe('CLI: runCli', () => {
 describe('CLI: unknown keys are warnings, not errors', () => {
   let node: ChorusNode;
   before(async () => {
-    node = await startNode({ config: { unix_socket: { enabled: false, path: '/tmp/chorus.sock' }, database: { dynamodb: { region: 'x' } } } });
+    node = await startNode({
+      config: { unix_socket: { enabled: false, path: '/tmp/chorus.sock' }, database: { dynamodb: { region: 'x' } } },
+    });
   });
   after(async () => {
     await node?.stop();
@@ -414,7 +516,10 @@ describe('CLI: unknown keys are warnings, not errors', () => {
       })
       .filter((e): e is { level: number; key?: string; msg: string } => e !== null && e.level === 40 && e.key !== undefined);
     assert.deepEqual(warnings.map((w) => w.key).sort(), ['database.dynamodb', 'unix_socket']);
-    assert.ok(warnings.every((w) => w.msg === `unknown config key "${w.key}" ignored`), JSON.stringify(warnings));
+    assert.ok(
+      warnings.every((w) => w.msg === `unknown config key "${w.key}" ignored`),
+      JSON.stringify(warnings),
+    );
     const res = await fetch(`${node.url}/up`);
     assert.equal(res.status, 200);
     assert.equal(await res.text(), 'OK');

@@ -78,7 +78,9 @@ const redisCli = (port: number, ...args: string[]) => spawnSync('redis-cli', ['-
 
 /** Redis's count of calls of a command since start. */
 function commandCalls(port: number, command: string): number {
-  const line = redisCli(port, 'INFO', 'commandstats').split('\n').find((l) => l.startsWith(`cmdstat_${command}:`));
+  const line = redisCli(port, 'INFO', 'commandstats')
+    .split('\n')
+    .find((l) => l.startsWith(`cmdstat_${command}:`));
   return line ? Number(/calls=(\d+)/.exec(line)![1]) : 0;
 }
 
@@ -96,7 +98,13 @@ describe('attacks on one node', () => {
   });
 
   it('malformed percent-encoding and control characters in the upgrade path get 4005, and kill nothing', async () => {
-    for (const path of ['/app/%E0%A4%A?protocol=7', '/app/%?protocol=7', '/app/%ZZ%00?protocol=7', '/app/a%2Fb?protocol=7', `/app/${'%FF'.repeat(300)}?protocol=7`]) {
+    for (const path of [
+      '/app/%E0%A4%A?protocol=7',
+      '/app/%?protocol=7',
+      '/app/%ZZ%00?protocol=7',
+      '/app/a%2Fb?protocol=7',
+      `/app/${'%FF'.repeat(300)}?protocol=7`,
+    ]) {
       const sock = await rawSocket(node, path);
       const closed = await sock.closed;
       assert.equal(closed.code, 4005, path);
@@ -180,32 +188,52 @@ describe('attacks on one node', () => {
     assert.ok(mine.length < 60, 'the cap refused a connection');
     for (const s of mine) s.close();
     await Promise.all(mine.map((s) => s.closed));
-    await until(async () => {
-      const sock = await rawSocket(node, PATH);
-      const first = await sock.next();
-      sock.close();
-      return first.event === 'pusher:connection_established';
-    }, 3000, 'a slot back');
+    await until(
+      async () => {
+        const sock = await rawSocket(node, PATH);
+        const first = await sock.next();
+        sock.close();
+        return first.event === 'pusher:connection_established';
+      },
+      3000,
+      'a slot back',
+    );
   });
 
   it('unsigned bodies are refused before they are read: stalled uploads hold no memory', async () => {
     const baseline = rssMiB(node.proc.pid!);
     const stalls = Array.from({ length: 300 }, () =>
-      rawRequest(node.port, `POST /apps/app-id/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 983040\r\n\r\n${'a'.repeat(1024)}`, 3000),
+      rawRequest(
+        node.port,
+        `POST /apps/app-id/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 983040\r\n\r\n${'a'.repeat(1024)}`,
+        3000,
+      ),
     );
     // Signed ones are read, within the body budget of one address: past it, 429 at once.
     const query = signedQuery({ method: 'POST', path: '/apps/app-id/events', body: 'x' });
     const signed = Array.from({ length: 120 }, () =>
-      rawRequest(node.port, `POST /apps/app-id/events?${query} HTTP/1.1\r\nHost: x\r\nContent-Length: 983040\r\n\r\n${'a'.repeat(1024)}`, 3000),
+      rawRequest(
+        node.port,
+        `POST /apps/app-id/events?${query} HTTP/1.1\r\nHost: x\r\nContent-Length: 983040\r\n\r\n${'a'.repeat(1024)}`,
+        3000,
+      ),
     );
     await sleep(500);
     const during = rssMiB(node.proc.pid!);
     const replies = await Promise.all(stalls);
-    assert.ok(replies.every((r) => r.status === 401), `statuses ${[...new Set(replies.map((r) => r.status))]}`);
+    assert.ok(
+      replies.every((r) => r.status === 401),
+      `statuses ${[...new Set(replies.map((r) => r.status))]}`,
+    );
     const signedReplies = await Promise.all(signed);
     const statuses = [...new Set(signedReplies.map((r) => r.status))];
-    assert.ok(signedReplies.some((r) => r.status === 429), `the per-address body budget refused some signed uploads (statuses ${statuses})`);
-    console.log(`# RSS ${baseline.toFixed(0)} MiB before, ${during.toFixed(0)} MiB during 300 unsigned + 120 signed stalled 960 KiB uploads`);
+    assert.ok(
+      signedReplies.some((r) => r.status === 429),
+      `the per-address body budget refused some signed uploads (statuses ${statuses})`,
+    );
+    console.log(
+      `# RSS ${baseline.toFixed(0)} MiB before, ${during.toFixed(0)} MiB during 300 unsigned + 120 signed stalled 960 KiB uploads`,
+    );
     assert.ok(during - baseline < 120, `RSS grew by ${(during - baseline).toFixed(0)} MiB`);
     const res = await serverSdk(node).trigger('after-uploads', 'e', {});
     assert.equal(res.status, 200);
@@ -216,18 +244,30 @@ describe('attacks on one node', () => {
 describe('attacks on the configuration', () => {
   it('app ids that could collide in broker keys or topics are refused at start', async () => {
     for (const id of ['X#', 'a\nb', 'a:b', 'a/b', '']) {
-      const r = await runCli(['start', '--config', writeConfig({ port: 0, app_manager: { array: { apps: [{ id, key: 'k', secret: 's' }] } } })]);
+      const r = await runCli([
+        'start',
+        '--config',
+        writeConfig({ port: 0, app_manager: { array: { apps: [{ id, key: 'k', secret: 's' }] } } }),
+      ]);
       assert.equal(r.code, 2, JSON.stringify(id));
       assert.match(r.stderr, /app_manager\.array\.apps\[0\]\.id/);
     }
   });
 
   it('TLS files that are missing or not PEM name the file and the reason', async () => {
-    const missing = await runCli(['start', '--config', writeConfig({ port: 0, ...DEMO_APPS, ssl: { enabled: true, cert_path: '/nonexistent/cert.pem', key_path: '/nonexistent/key.pem' } })]);
+    const missing = await runCli([
+      'start',
+      '--config',
+      writeConfig({ port: 0, ...DEMO_APPS, ssl: { enabled: true, cert_path: '/nonexistent/cert.pem', key_path: '/nonexistent/key.pem' } }),
+    ]);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /ssl\.cert_path: file \/nonexistent\/cert\.pem does not exist/);
     const notPem = writeConfig({ hello: 'not a certificate' });
-    const bad = await runCli(['start', '--config', writeConfig({ port: 0, ...DEMO_APPS, ssl: { enabled: true, cert_path: notPem, key_path: notPem } })]);
+    const bad = await runCli([
+      'start',
+      '--config',
+      writeConfig({ port: 0, ...DEMO_APPS, ssl: { enabled: true, cert_path: notPem, key_path: notPem } }),
+    ]);
     assert.equal(bad.code, 2);
     assert.ok(bad.stderr.includes(notPem), bad.stderr);
   });
@@ -235,7 +275,10 @@ describe('attacks on the configuration', () => {
   it('the demo secret on a public address is warned about at start', async () => {
     const node = await startNode({ config: { host: '0.0.0.0' } });
     try {
-      assert.ok(node.logs.some((l) => l.includes('demo secret')), 'warning logged');
+      assert.ok(
+        node.logs.some((l) => l.includes('demo secret')),
+        'warning logged',
+      );
     } finally {
       await node.stop();
     }
@@ -247,17 +290,31 @@ describe('attacks through a broker (two nodes on Redis)', () => {
   let a: ChorusNode;
   let b: ChorusNode;
   const open: Array<RawSocket | PusherClient> = [];
-  const env = () => ({ ADAPTER_DRIVER: 'redis', DATABASE_REDIS_HOST: '127.0.0.1', DATABASE_REDIS_PORT: String(redis.port), ADAPTER_CLUSTER_HEALTH_HEARTBEAT_INTERVAL_MS: '300', ADAPTER_CLUSTER_HEALTH_NODE_TIMEOUT_MS: '1500', ADAPTER_CLUSTER_HEALTH_CLEANUP_INTERVAL_MS: '300' });
+  const env = () => ({
+    ADAPTER_DRIVER: 'redis',
+    DATABASE_REDIS_HOST: '127.0.0.1',
+    DATABASE_REDIS_PORT: String(redis.port),
+    ADAPTER_CLUSTER_HEALTH_HEARTBEAT_INTERVAL_MS: '300',
+    ADAPTER_CLUSTER_HEALTH_NODE_TIMEOUT_MS: '1500',
+    ADAPTER_CLUSTER_HEALTH_CLEANUP_INTERVAL_MS: '300',
+  });
   const OTHER: TestApp = { id: 'other-app', key: 'other-key', secret: 'other-secret' };
   before(async () => {
     redis = await startRedis();
     // No control-frame budget here: the broker side alone must absorb the churn.
-    const config = { max_control_frames_per_second: 0, app_manager: { array: { apps: [{ ...DEMO_APP, enable_user_authentication: false }, OTHER] } } };
+    const config = {
+      max_control_frames_per_second: 0,
+      app_manager: { array: { apps: [{ ...DEMO_APP, enable_user_authentication: false }, OTHER] } },
+    };
     [a, b] = await Promise.all([startNode({ config, env: env() }), startNode({ config, env: env() })]);
-    await until(async () => {
-      const r = await fetch(`http://127.0.0.1:${a.metricsPort}/cluster`);
-      return ((await r.json()) as { members: unknown[] }).members.length === 2;
-    }, 5000, 'two members');
+    await until(
+      async () => {
+        const r = await fetch(`http://127.0.0.1:${a.metricsPort}/cluster`);
+        return ((await r.json()) as { members: unknown[] }).members.length === 2;
+      },
+      5000,
+      'two members',
+    );
   });
   after(async () => {
     await cleanup(...open);
@@ -302,7 +359,9 @@ describe('attacks through a broker (two nodes on Redis)', () => {
     await until(() => got.length === 30, 5000, 'every cross-node publish of the other app');
     const commands = commandCalls(redis.port, 'subscribe') + commandCalls(redis.port, 'unsubscribe') - subscribesBefore;
     const peak = rssMiB(a.proc.pid!);
-    console.log(`# churn: worst bystander ping ${worst.toFixed(0)} ms, ${commands} broker (un)subscribe commands, RSS ${baseline.toFixed(0)} -> ${peak.toFixed(0)} MiB`);
+    console.log(
+      `# churn: worst bystander ping ${worst.toFixed(0)} ms, ${commands} broker (un)subscribe commands, RSS ${baseline.toFixed(0)} -> ${peak.toFixed(0)} MiB`,
+    );
     assert.ok(worst < 500, `bystander ping ${worst} ms`);
     assert.ok(commands < 100, `${commands} broker subscription commands for 30k frames`);
     assert.ok(peak - baseline < 100, `RSS grew by ${peak - baseline} MiB`);

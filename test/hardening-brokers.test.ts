@@ -8,7 +8,17 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { startNats, startRedis, type Broker } from './helpers/brokers.js';
 import { DEMO_APP, startNode, type ChorusNode } from './helpers/node.js';
-import { connected, pusherClient, rawSocket, serverSdk, sleep, waitFor, type PusherClient, type RawSocket, until } from './helpers/clients.js';
+import {
+  connected,
+  pusherClient,
+  rawSocket,
+  serverSdk,
+  sleep,
+  waitFor,
+  type PusherClient,
+  type RawSocket,
+  until,
+} from './helpers/clients.js';
 
 /** Fast membership so a fault is noticed (and healed) within a test's time. */
 const HEALTH_ENV = {
@@ -26,7 +36,9 @@ const LIVE_BOUND_MIB = 6;
 const FROZEN_BOUND_MIB = 24;
 
 function rssMiB(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'))!;
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('VmRSS:'))!;
   return Number(line.replace(/\D+/g, '')) / 1024;
 }
 
@@ -106,17 +118,25 @@ for (const setup of setups) {
     const crossNodeBack = async (tag: string, timeoutMs = 25_000) => {
       const sdk = serverSdk(a);
       let n = 0;
-      await until(async () => {
-        await sdk.trigger('news', `probe-${tag}`, { n: n++ });
-        await sleep(150);
-        return count(subB, `probe-${tag}`) > 0;
-      }, timeoutMs, `cross-node delivery after ${tag}`);
+      await until(
+        async () => {
+          await sdk.trigger('news', `probe-${tag}`, { n: n++ });
+          await sleep(150);
+          return count(subB, `probe-${tag}`) > 0;
+        },
+        timeoutMs,
+        `cross-node delivery after ${tag}`,
+      );
     };
     const bothAgree = async (expected: string[], what: string) => {
-      await until(async () => {
-        const [ua, ub] = await Promise.all([users(a, ROOM), users(b, ROOM)]);
-        return JSON.stringify(ua) === JSON.stringify(expected) && JSON.stringify(ub) === JSON.stringify(expected);
-      }, 25_000, `presence ${JSON.stringify(expected)} on both nodes ${what}`);
+      await until(
+        async () => {
+          const [ua, ub] = await Promise.all([users(a, ROOM), users(b, ROOM)]);
+          return JSON.stringify(ua) === JSON.stringify(expected) && JSON.stringify(ub) === JSON.stringify(expected);
+        },
+        25_000,
+        `presence ${JSON.stringify(expected)} on both nodes ${what}`,
+      );
     };
 
     before(async () => {
@@ -158,7 +178,9 @@ for (const setup of setups) {
       await flood(a, 'news', 'down');
       await until(() => count(subA, 'down') === FLOOD, 10_000, 'local delivery during the outage');
       const [rss1, live1] = [rssMiB(a.proc.pid!), await liveMiB(a)];
-      console.log(`# ${setup.name} killed: ${FLOOD} events (${((FLOOD * PAD.length) / 2 ** 20).toFixed(0)} MiB) published during the outage; publisher live heap+buffers after GC ${live0.toFixed(1)} -> ${live1.toFixed(1)} MiB, RSS ${rss0.toFixed(0)} -> ${rss1.toFixed(0)} MiB`);
+      console.log(
+        `# ${setup.name} killed: ${FLOOD} events (${((FLOOD * PAD.length) / 2 ** 20).toFixed(0)} MiB) published during the outage; publisher live heap+buffers after GC ${live0.toFixed(1)} -> ${live1.toFixed(1)} MiB, RSS ${rss0.toFixed(0)} -> ${rss1.toFixed(0)} MiB`,
+      );
       assert.ok(live1 - live0 < LIVE_BOUND_MIB, `live memory grew ${(live1 - live0).toFixed(1)} MiB during the outage`);
       // Presence changes during the outage: bob leaves B, carol joins A.
       bob.disconnect();
@@ -184,7 +206,9 @@ for (const setup of setups) {
         await flood(a, 'news', 'frozen');
         await until(() => count(subA, 'frozen') === FLOOD, 10_000, 'local delivery while the broker is frozen');
         const [rss1, live1] = [rssMiB(a.proc.pid!), await liveMiB(a)];
-        console.log(`# ${setup.name} frozen: ${FLOOD} events published; publisher live heap+buffers after GC ${live0.toFixed(1)} -> ${live1.toFixed(1)} MiB, RSS ${rss0.toFixed(0)} -> ${rss1.toFixed(0)} MiB`);
+        console.log(
+          `# ${setup.name} frozen: ${FLOOD} events published; publisher live heap+buffers after GC ${live0.toFixed(1)} -> ${live1.toFixed(1)} MiB, RSS ${rss0.toFixed(0)} -> ${rss1.toFixed(0)} MiB`,
+        );
         frozenGrowth = live1 - live0;
         // A presence change while frozen: dave joins B.
         await join(member(b, 'dave'));

@@ -29,7 +29,8 @@ const within = <T>(p: Promise<T>, ms: number): Promise<T | null> =>
   Promise.race([p, new Promise<null>((r) => setTimeout(() => r(null), ms).unref())]);
 
 async function socketIdOf(sock: RawSocket): Promise<string> {
-  const f = sock.frames.find((x) => x.event === 'pusher:connection_established') ??
+  const f =
+    sock.frames.find((x) => x.event === 'pusher:connection_established') ??
     (await sock.next((x) => x.event === 'pusher:connection_established'));
   return dataOf<{ socket_id: string }>(f).socket_id;
 }
@@ -167,12 +168,32 @@ describe('hardening: hostile frames', () => {
     const socketId = await socketIdOf(sock);
     const good = sign(DEMO_APP.secret, `${socketId}:private-h`);
     const auths: unknown[] = [
-      undefined, null, 5, true, [], {}, ['app-key:' + good], { auth: 'app-key:' + good },
-      '', ':', 'app-key', 'app-key:', ':' + good, 'app-key:' + good.toUpperCase(), 'app-key:' + good + '0',
-      'app-key:' + good.slice(1), 'wrong-key:' + good, 'APP-KEY:' + good, ' app-key:' + good, 'app-key: ' + good,
-      'app-key:' + sign(DEMO_APP.secret, `1.1:private-h`), 'app-key:' + sign('wrong-secret', `${socketId}:private-h`),
-      'app-key:' + sign(DEMO_APP.secret, `${socketId}:private-other`), 'app-key:' + good + ':extra',
-      'app-key:' + '\u00e9'.repeat(64), 'app-key:' + 'z'.repeat(50_000),
+      undefined,
+      null,
+      5,
+      true,
+      [],
+      {},
+      ['app-key:' + good],
+      { auth: 'app-key:' + good },
+      '',
+      ':',
+      'app-key',
+      'app-key:',
+      ':' + good,
+      'app-key:' + good.toUpperCase(),
+      'app-key:' + good + '0',
+      'app-key:' + good.slice(1),
+      'wrong-key:' + good,
+      'APP-KEY:' + good,
+      ' app-key:' + good,
+      'app-key: ' + good,
+      'app-key:' + sign(DEMO_APP.secret, `1.1:private-h`),
+      'app-key:' + sign('wrong-secret', `${socketId}:private-h`),
+      'app-key:' + sign(DEMO_APP.secret, `${socketId}:private-other`),
+      'app-key:' + good + ':extra',
+      'app-key:' + '\u00e9'.repeat(64),
+      'app-key:' + 'z'.repeat(50_000),
     ];
     const denied = subError('private-h', 'AuthError', 'Invalid signature for channel private-h', 401);
     for (const auth of auths) {
@@ -194,7 +215,10 @@ describe('hardening: hostile frames', () => {
     }
     // Signed (the app's backend vouched for it) but malformed: 400s after the signature check.
     const signed = (cd: string) =>
-      JSON.stringify({ event: 'pusher:subscribe', data: { channel: ch, auth: `app-key:${sign(DEMO_APP.secret, `${socketId}:${ch}:${cd}`)}`, channel_data: cd } });
+      JSON.stringify({
+        event: 'pusher:subscribe',
+        data: { channel: ch, auth: `app-key:${sign(DEMO_APP.secret, `${socketId}:${ch}:${cd}`)}`, channel_data: cd },
+      });
     const cases: Array<[string, Frame]> = [
       ['{not json', subError(ch, 'AuthError', 'channel_data is not valid JSON', 400)],
       ['[1]', subError(ch, 'AuthError', 'channel_data must be a JSON object', 400)],
@@ -204,7 +228,10 @@ describe('hardening: hostile frames', () => {
       ['{"user_id":true}', subError(ch, 'AuthError', 'channel_data.user_id must be a non-empty string', 400)],
       ['{"user_id":""}', subError(ch, 'AuthError', 'channel_data.user_id must be a non-empty string', 400)],
       [JSON.stringify({ user_id: 'u'.repeat(129) }), subError(ch, 'LimitReached', 'user_id is longer than 128 characters', 400)],
-      [JSON.stringify({ user_id: 'u', user_info: { blob: 'x'.repeat(1100) } }), subError(ch, 'LimitReached', 'user_info is larger than 1 KB', 400)],
+      [
+        JSON.stringify({ user_id: 'u', user_info: { blob: 'x'.repeat(1100) } }),
+        subError(ch, 'LimitReached', 'user_info is larger than 1 KB', 400),
+      ],
       // Small enough for the frame limit, deep enough to overflow JSON.stringify: too large, not a crash.
       ['{"user_id":"u","user_info":' + nested(25_000) + '}', subError(ch, 'LimitReached', 'user_info is larger than 1 KB', 400)],
     ];
@@ -217,8 +244,14 @@ describe('hardening: hostile frames', () => {
 
   it('refuses client events for channels not subscribed, without a channel, or on public channels (4301)', async () => {
     const payloads: Array<[string, Frame]> = [
-      ['{"event":"client-x","channel":"private-not-mine","data":{}}', { event: 'pusher:error', channel: 'private-not-mine', data: { code: 4301, message: 'Not subscribed to private-not-mine' } }],
-      ['{"event":"client-x","channel":"presence-nope","data":"s"}', { event: 'pusher:error', channel: 'presence-nope', data: { code: 4301, message: 'Not subscribed to presence-nope' } }],
+      [
+        '{"event":"client-x","channel":"private-not-mine","data":{}}',
+        { event: 'pusher:error', channel: 'private-not-mine', data: { code: 4301, message: 'Not subscribed to private-not-mine' } },
+      ],
+      [
+        '{"event":"client-x","channel":"presence-nope","data":"s"}',
+        { event: 'pusher:error', channel: 'presence-nope', data: { code: 4301, message: 'Not subscribed to presence-nope' } },
+      ],
       ['{"event":"client-x","data":{}}', errorOf('Client events need a channel', 4301)],
       ['{"event":"client-x","channel":{"a":1},"data":{}}', errorOf('Client events need a channel', 4301)],
     ];
@@ -226,7 +259,11 @@ describe('hardening: hostile frames', () => {
     sock.send({ event: 'pusher:subscribe', data: { channel: 'public-h' } });
     await sock.next((f) => f.event === 'pusher_internal:subscription_succeeded' && f.channel === 'public-h');
     assert.deepEqual(await exchange(sock, '{"event":"client-x","channel":"public-h","data":{}}'), [
-      { event: 'pusher:error', channel: 'public-h', data: { code: 4301, message: 'Client events are allowed only on private and presence channels' } },
+      {
+        event: 'pusher:error',
+        channel: 'public-h',
+        data: { code: 4301, message: 'Client events are allowed only on private and presence channels' },
+      },
     ]);
   });
 
@@ -235,7 +272,10 @@ describe('hardening: hostile frames', () => {
     const peer = await rawConnected(node);
     open.push(peer);
     const peerId = await socketIdOf(peer);
-    peer.send({ event: 'pusher:subscribe', data: { channel: 'private-h', auth: `app-key:${sign(DEMO_APP.secret, `${peerId}:private-h`)}` } });
+    peer.send({
+      event: 'pusher:subscribe',
+      data: { channel: 'private-h', auth: `app-key:${sign(DEMO_APP.secret, `${peerId}:private-h`)}` },
+    });
     await peer.next((f) => f.event === 'pusher_internal:subscription_succeeded');
     const tooDeep = errorOf('Invalid message: data is nested too deeply');
     assert.deepEqual(await exchange(sock, `{"event":"client-deep","channel":"private-h","data":${nested(30_000)}}`), [tooDeep]);
@@ -254,9 +294,15 @@ describe('hardening: hostile frames', () => {
     const cases: Array<[string, Frame]> = [
       ['{"event":"pusher:signin"}', errorOf('pusher:signin needs user_data as a JSON string', 4009)],
       ['{"event":"pusher:signin","data":7}', errorOf('pusher:signin needs user_data as a JSON string', 4009)],
-      ['{"event":"pusher:signin","data":{"auth":7,"user_data":{"id":"u"}}}', errorOf('pusher:signin needs user_data as a JSON string', 4009)],
+      [
+        '{"event":"pusher:signin","data":{"auth":7,"user_data":{"id":"u"}}}',
+        errorOf('pusher:signin needs user_data as a JSON string', 4009),
+      ],
       ['{"event":"pusher:signin","data":{"auth":7,"user_data":"{\\"id\\":\\"u\\"}"}}', errorOf('Invalid signature for user sign-in', 4009)],
-      ['{"event":"pusher:signin","data":{"auth":"app-key:00","user_data":"{\\"id\\":\\"u\\"}"}}', errorOf('Invalid signature for user sign-in', 4009)],
+      [
+        '{"event":"pusher:signin","data":{"auth":"app-key:00","user_data":"{\\"id\\":\\"u\\"}"}}',
+        errorOf('Invalid signature for user sign-in', 4009),
+      ],
     ];
     for (const [p, reply] of cases) assert.deepEqual(await exchange(sock, p), [reply], p);
     // Signed user_info too deep to re-encode: refused, so it cannot poison the presence
@@ -265,13 +311,24 @@ describe('hardening: hostile frames', () => {
     open.push(deepSigner);
     const deepId = await socketIdOf(deepSigner);
     const userData = `{"id":"deep-user","user_info":${nested(20_000)}}`;
-    const signin = JSON.stringify({ event: 'pusher:signin', data: { auth: `app-key:${sign(DEMO_APP.secret, `${deepId}::user::${userData}`)}`, user_data: userData } });
+    const signin = JSON.stringify({
+      event: 'pusher:signin',
+      data: { auth: `app-key:${sign(DEMO_APP.secret, `${deepId}::user::${userData}`)}`, user_data: userData },
+    });
     assert.deepEqual(await exchange(deepSigner, signin), [errorOf('user_data.user_info is nested too deeply', 4009)]);
     const cd = '{"user_id":"deep-user"}';
-    deepSigner.send({ event: 'pusher:subscribe', data: { channel: 'presence-deep', auth: `app-key:${sign(DEMO_APP.secret, `${deepId}:presence-deep:${cd}`)}`, channel_data: cd } });
+    deepSigner.send({
+      event: 'pusher:subscribe',
+      data: { channel: 'presence-deep', auth: `app-key:${sign(DEMO_APP.secret, `${deepId}:presence-deep:${cd}`)}`, channel_data: cd },
+    });
     const joined = await deepSigner.next((f) => f.channel === 'presence-deep');
     assert.equal(joined.event, 'pusher_internal:subscription_succeeded');
-    for (const p of ['{"event":"pusher:unsubscribe"}', '{"event":"pusher:unsubscribe","data":[1]}', '{"event":"pusher:unsubscribe","data":{"channel":5}}', '{"event":"pusher:unsubscribe","data":{"channel":"never-joined"}}']) {
+    for (const p of [
+      '{"event":"pusher:unsubscribe"}',
+      '{"event":"pusher:unsubscribe","data":[1]}',
+      '{"event":"pusher:unsubscribe","data":{"channel":5}}',
+      '{"event":"pusher:unsubscribe","data":{"channel":"never-joined"}}',
+    ]) {
       assert.deepEqual(await exchange(sock, p), [], p);
     }
   });
@@ -328,7 +385,10 @@ describe('hardening: subscribe floods and the per-connection channel cap', () =>
     const answers = new Map<string, Frame>();
     const deadline = Date.now() + 20_000;
     while (answers.size < N && Date.now() < deadline) {
-      const f = await flood.next((x) => x.event === 'pusher_internal:subscription_succeeded' || x.event === 'pusher:subscription_error', 20_000);
+      const f = await flood.next(
+        (x) => x.event === 'pusher_internal:subscription_succeeded' || x.event === 'pusher:subscription_error',
+        20_000,
+      );
       answers.set(f.channel as string, f);
     }
     assert.equal(answers.size, N, 'every subscribe is answered once');
@@ -337,7 +397,10 @@ describe('hardening: subscribe floods and the per-connection channel cap', () =>
     assert.equal(ok.length, 1000);
     assert.equal(refused.length, N - 1000);
     for (let i = 1000; i < N; i++) {
-      assert.deepEqual(answers.get(`flood-${i}`), subError(`flood-${i}`, 'LimitReached', 'a connection may hold at most 1000 channels', 403));
+      assert.deepEqual(
+        answers.get(`flood-${i}`),
+        subError(`flood-${i}`, 'LimitReached', 'a connection may hold at most 1000 channels', 403),
+      );
     }
     // The node still answers others, and the HTTP API sees the 1000 channels.
     const other = pusherClient(node);
@@ -406,10 +469,7 @@ describe('hardening: connection limits and origins', () => {
   const open: RawSocket[] = [];
   before(async () => {
     const apps = { app_manager: { array: { apps: [DEMO_APP, QUOTA_APP, WILD_APP] } } };
-    [node, capped] = await Promise.all([
-      startNode({ config: apps }),
-      startNode({ config: { ...apps, max_connections: 4 } }),
-    ]);
+    [node, capped] = await Promise.all([startNode({ config: apps }), startNode({ config: { ...apps, max_connections: 4 } })]);
   });
   after(async () => {
     await cleanup(...open);

@@ -11,7 +11,17 @@ import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
 import { connect } from 'node:net';
 import { DEMO_APP, startNode, type ChorusNode } from './helpers/node.js';
-import { connected, dataOf, pusherClient, rawSocket, serverSdk, sleep, waitFor, type PusherClient, type RawSocket } from './helpers/clients.js';
+import {
+  connected,
+  dataOf,
+  pusherClient,
+  rawSocket,
+  serverSdk,
+  sleep,
+  waitFor,
+  type PusherClient,
+  type RawSocket,
+} from './helpers/clients.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed2026);
 const FRAMES = Number(process.env.FUZZ_FRAMES ?? 20000);
@@ -40,8 +50,34 @@ const sign = (secret: string, text: string) => createHmac('sha256', secret).upda
 // ---------------------------------------------------------------------------
 // Generators
 
-const CHANNELS = ['f-a', 'private-f-b', 'presence-f-c', 'private-encrypted-f-d', 'cache-f-e', 'private-cache-f-f', '#server-to-user-u1', '#server-to-user-', 'presence-', 'private-'];
-const EVENTS = ['pusher:subscribe', 'pusher:unsubscribe', 'pusher:ping', 'pusher:pong', 'pusher:signin', 'client-x', 'client-', 'pusher_internal:member_added', 'pusher:error', 'pusher:subscription_error', 'foo', '', 'PUSHER:SUBSCRIBE', 'client-' + 'x'.repeat(300)];
+const CHANNELS = [
+  'f-a',
+  'private-f-b',
+  'presence-f-c',
+  'private-encrypted-f-d',
+  'cache-f-e',
+  'private-cache-f-f',
+  '#server-to-user-u1',
+  '#server-to-user-',
+  'presence-',
+  'private-',
+];
+const EVENTS = [
+  'pusher:subscribe',
+  'pusher:unsubscribe',
+  'pusher:ping',
+  'pusher:pong',
+  'pusher:signin',
+  'client-x',
+  'client-',
+  'pusher_internal:member_added',
+  'pusher:error',
+  'pusher:subscription_error',
+  'foo',
+  '',
+  'PUSHER:SUBSCRIBE',
+  'client-' + 'x'.repeat(300),
+];
 const CHARS = 'abcXYZ019-_=@,.;#:/\\ "\'{}[]%\u00e9\u4e2d\u0000\u001f\ud83d\ude00';
 
 function randomString(rng: Rng, max = 20): string {
@@ -54,15 +90,24 @@ function randomString(rng: Rng, max = 20): string {
 function randomValue(rng: Rng, depth = 0): unknown {
   const r = rng.int(depth > 2 ? 6 : 9);
   switch (r) {
-    case 0: return null;
-    case 1: return rng.chance(0.5);
-    case 2: return rng.pick([0, -1, 1.5, 1e308, -0, 2 ** 53 + 1, rng.int(1000)]);
-    case 3: case 4: return randomString(rng);
-    case 5: return rng.pick(CHANNELS);
-    case 6: return Array.from({ length: rng.int(4) }, () => randomValue(rng, depth + 1));
+    case 0:
+      return null;
+    case 1:
+      return rng.chance(0.5);
+    case 2:
+      return rng.pick([0, -1, 1.5, 1e308, -0, 2 ** 53 + 1, rng.int(1000)]);
+    case 3:
+    case 4:
+      return randomString(rng);
+    case 5:
+      return rng.pick(CHANNELS);
+    case 6:
+      return Array.from({ length: rng.int(4) }, () => randomValue(rng, depth + 1));
     default: {
       const o: Record<string, unknown> = {};
-      for (let i = rng.int(4); i > 0; i--) o[rng.pick(['channel', 'auth', 'channel_data', 'user_data', 'data', '__proto__', 'constructor', randomString(rng, 6)])] = randomValue(rng, depth + 1);
+      for (let i = rng.int(4); i > 0; i--)
+        o[rng.pick(['channel', 'auth', 'channel_data', 'user_data', 'data', '__proto__', 'constructor', randomString(rng, 6)])] =
+          randomValue(rng, depth + 1);
       return o;
     }
   }
@@ -72,22 +117,33 @@ function randomValue(rng: Rng, depth = 0): unknown {
 function randomAuth(rng: Rng, socketId: string, channel: string, channelData?: string): unknown {
   const right = `${DEMO_APP.key}:${sign(DEMO_APP.secret, channelData === undefined ? `${socketId}:${channel}` : `${socketId}:${channel}:${channelData}`)}`;
   switch (rng.int(6)) {
-    case 0: return right;
-    case 1: return right.slice(0, rng.int(right.length));
-    case 2: return right.toUpperCase();
-    case 3: return `${DEMO_APP.key}:${sign('wrong', channel)}`;
-    case 4: return randomValue(rng);
-    default: return rng.chance(0.5) ? right : randomString(rng);
+    case 0:
+      return right;
+    case 1:
+      return right.slice(0, rng.int(right.length));
+    case 2:
+      return right.toUpperCase();
+    case 3:
+      return `${DEMO_APP.key}:${sign('wrong', channel)}`;
+    case 4:
+      return randomValue(rng);
+    default:
+      return rng.chance(0.5) ? right : randomString(rng);
   }
 }
 
 function randomChannelData(rng: Rng): string {
   switch (rng.int(5)) {
-    case 0: return JSON.stringify({ user_id: rng.pick(['u1', 'u2', 'u3']), user_info: randomValue(rng) });
-    case 1: return JSON.stringify({ user_id: randomValue(rng) });
-    case 2: return randomString(rng);
-    case 3: return JSON.stringify({ user_id: 'u'.repeat(rng.int(200) + 1), user_info: { b: 'x'.repeat(rng.int(1500)) } });
-    default: return `{"user_id":"deep","user_info":${'['.repeat(20_000)}${']'.repeat(20_000)}}`;
+    case 0:
+      return JSON.stringify({ user_id: rng.pick(['u1', 'u2', 'u3']), user_info: randomValue(rng) });
+    case 1:
+      return JSON.stringify({ user_id: randomValue(rng) });
+    case 2:
+      return randomString(rng);
+    case 3:
+      return JSON.stringify({ user_id: 'u'.repeat(rng.int(200) + 1), user_info: { b: 'x'.repeat(rng.int(1500)) } });
+    default:
+      return `{"user_id":"deep","user_info":${'['.repeat(20_000)}${']'.repeat(20_000)}}`;
   }
 }
 
@@ -102,18 +158,35 @@ function randomFrame(rng: Rng, socketId: string): { payload: string | Buffer; bi
   if (kind < 40) return { payload: '{"event":"pusher:ping","data":"' + 'x'.repeat(70 * 1024) + '"}', binary: false }; // over 64 KB: closed
   if (kind < 70) {
     const deep = '['.repeat(25_000) + ']'.repeat(25_000);
-    return { payload: `{"event":"${rng.pick(['client-deep', 'pusher:subscribe', 'pusher:ping'])}","channel":"private-f-b","data":${deep}}`, binary: false };
+    return {
+      payload: `{"event":"${rng.pick(['client-deep', 'pusher:subscribe', 'pusher:ping'])}","channel":"private-f-b","data":${deep}}`,
+      binary: false,
+    };
   }
   const channel = rng.chance(0.7) ? rng.pick(CHANNELS) : randomValue(rng);
   const event = rng.chance(0.8) ? rng.pick(EVENTS) : randomString(rng);
   let frame: Record<string, unknown>;
   if (event === 'pusher:subscribe' && typeof channel === 'string') {
     const cd = channel.startsWith('presence-') ? randomChannelData(rng) : undefined;
-    frame = { event, data: { channel, auth: randomAuth(rng, socketId, channel, cd), channel_data: rng.chance(0.9) ? cd : randomValue(rng) } };
+    frame = {
+      event,
+      data: { channel, auth: randomAuth(rng, socketId, channel, cd), channel_data: rng.chance(0.9) ? cd : randomValue(rng) },
+    };
     if (rng.chance(0.2)) frame.data = JSON.stringify(frame.data); // some clients send data as a string
   } else if (event === 'pusher:signin') {
-    const userData = rng.chance(0.7) ? JSON.stringify({ id: rng.pick(['u1', 'u2', '', 'u'.repeat(200)]), watchlist: randomValue(rng) }) : randomValue(rng);
-    frame = { event, data: { user_data: userData, auth: typeof userData === 'string' && rng.chance(0.5) ? `${DEMO_APP.key}:${sign(DEMO_APP.secret, `${socketId}::user::${userData}`)}` : randomValue(rng) } };
+    const userData = rng.chance(0.7)
+      ? JSON.stringify({ id: rng.pick(['u1', 'u2', '', 'u'.repeat(200)]), watchlist: randomValue(rng) })
+      : randomValue(rng);
+    frame = {
+      event,
+      data: {
+        user_data: userData,
+        auth:
+          typeof userData === 'string' && rng.chance(0.5)
+            ? `${DEMO_APP.key}:${sign(DEMO_APP.secret, `${socketId}::user::${userData}`)}`
+            : randomValue(rng),
+      },
+    };
   } else {
     frame = { event, channel, data: randomValue(rng) };
   }
@@ -122,7 +195,12 @@ function randomFrame(rng: Rng, socketId: string): { payload: string | Buffer; bi
     // Byte-level damage: truncate, insert, or replace a character.
     const at = rng.int(text.length + 1);
     const op = rng.int(3);
-    text = op === 0 ? text.slice(0, at) : op === 1 ? text.slice(0, at) + CHARS[rng.int(CHARS.length)] + text.slice(at) : text.slice(0, at) + text.slice(at + 1);
+    text =
+      op === 0
+        ? text.slice(0, at)
+        : op === 1
+          ? text.slice(0, at) + CHARS[rng.int(CHARS.length)] + text.slice(at)
+          : text.slice(0, at) + text.slice(at + 1);
   }
   return { payload: text, binary: false };
 }
@@ -138,24 +216,68 @@ const ROUTES: Array<[string, string]> = [
   ['/apps/app-id/channels/presence-f-c/users', 'GET'],
   ['/apps/app-id/users/u1/terminate_connections', 'POST'],
 ];
-const TRICKS = ['/apps/../apps/app-id/events', '/apps/%2e%2e/events', '//apps/app-id/channels', '/apps/app-id/channels/%', '/apps/app-id/channels/%C0%AF', '/apps/%00/channels', '/' + 'a'.repeat(5000), '/apps/app-id/channels/' + '%41'.repeat(500), '/up', '/up/app-id', '/up/%zz', '/metrics', '/', '/app/app-key', '/apps/other-app/events'];
+const TRICKS = [
+  '/apps/../apps/app-id/events',
+  '/apps/%2e%2e/events',
+  '//apps/app-id/channels',
+  '/apps/app-id/channels/%',
+  '/apps/app-id/channels/%C0%AF',
+  '/apps/%00/channels',
+  '/' + 'a'.repeat(5000),
+  '/apps/app-id/channels/' + '%41'.repeat(500),
+  '/up',
+  '/up/app-id',
+  '/up/%zz',
+  '/metrics',
+  '/',
+  '/app/app-key',
+  '/apps/other-app/events',
+];
 const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD', 'TRACE', 'FOO'];
 
 function randomBody(rng: Rng): string {
   switch (rng.int(8)) {
-    case 0: return '';
-    case 1: return randomString(rng, 200);
-    case 2: return JSON.stringify(randomValue(rng));
-    case 3: return JSON.stringify({ name: rng.pick(['e', '', 5, 'x'.repeat(300)]), channel: rng.chance(0.5) ? rng.pick(CHANNELS) : randomValue(rng), data: rng.chance(0.5) ? 'd' : randomValue(rng) });
-    case 4: return JSON.stringify({ name: 'e', channels: Array.from({ length: rng.int(120) }, () => rng.pick(CHANNELS)), data: '{}', socket_id: rng.pick(['1.2', 'x', 5, undefined]), info: rng.pick(['user_count', 'subscription_count', 'bogus', 5, undefined]) });
-    case 5: return JSON.stringify({ batch: Array.from({ length: rng.int(14) }, () => ({ name: 'e', channel: rng.pick(CHANNELS), data: rng.chance(0.8) ? 'x' : randomValue(rng) })) });
-    case 6: return `{"name":"e","channel":"f-a","data":${'['.repeat(100_000)}${']'.repeat(100_000)}}`;
-    default: return JSON.stringify({ name: 'e', channel: 'f-a', data: 'x'.repeat(rng.int(12_000)) });
+    case 0:
+      return '';
+    case 1:
+      return randomString(rng, 200);
+    case 2:
+      return JSON.stringify(randomValue(rng));
+    case 3:
+      return JSON.stringify({
+        name: rng.pick(['e', '', 5, 'x'.repeat(300)]),
+        channel: rng.chance(0.5) ? rng.pick(CHANNELS) : randomValue(rng),
+        data: rng.chance(0.5) ? 'd' : randomValue(rng),
+      });
+    case 4:
+      return JSON.stringify({
+        name: 'e',
+        channels: Array.from({ length: rng.int(120) }, () => rng.pick(CHANNELS)),
+        data: '{}',
+        socket_id: rng.pick(['1.2', 'x', 5, undefined]),
+        info: rng.pick(['user_count', 'subscription_count', 'bogus', 5, undefined]),
+      });
+    case 5:
+      return JSON.stringify({
+        batch: Array.from({ length: rng.int(14) }, () => ({
+          name: 'e',
+          channel: rng.pick(CHANNELS),
+          data: rng.chance(0.8) ? 'x' : randomValue(rng),
+        })),
+      });
+    case 6:
+      return `{"name":"e","channel":"f-a","data":${'['.repeat(100_000)}${']'.repeat(100_000)}}`;
+    default:
+      return JSON.stringify({ name: 'e', channel: 'f-a', data: 'x'.repeat(rng.int(12_000)) });
   }
 }
 
 function signedQueryFor(rng: Rng, method: string, path: string, body: string): string {
-  const params: Record<string, string> = { auth_key: DEMO_APP.key, auth_timestamp: String(Math.floor(Date.now() / 1000) - (rng.chance(0.1) ? 1000 : 0)), auth_version: '1.0' };
+  const params: Record<string, string> = {
+    auth_key: DEMO_APP.key,
+    auth_timestamp: String(Math.floor(Date.now() / 1000) - (rng.chance(0.1) ? 1000 : 0)),
+    auth_version: '1.0',
+  };
   if (body.length > 0) params.body_md5 = createHash('md5').update(body).digest('hex');
   if (rng.chance(0.3)) params.info = rng.pick(['user_count', 'subscription_count', 'cache', 'bogus,user_count']);
   if (rng.chance(0.3)) params.filter_by_prefix = rng.pick(['presence-', 'private-', '', '%']);
@@ -171,7 +293,8 @@ function rawEncode(s: string): string {
   for (const ch of s) {
     const c = ch.codePointAt(0)!;
     if (c > 0x20 && c < 0x7f && ch !== '#') out += ch;
-    else if (c >= 0xd800 && c <= 0xdfff) out += '%ED%A0%80'; // a lone surrogate, as its (invalid) UTF-8
+    else if (c >= 0xd800 && c <= 0xdfff)
+      out += '%ED%A0%80'; // a lone surrogate, as its (invalid) UTF-8
     else out += encodeURIComponent(ch);
   }
   return out;
@@ -183,7 +306,13 @@ function randomRequest(rng: Rng): string {
   const method = rng.chance(0.75) ? routeMethod : rng.pick(METHODS);
   const body = method === 'GET' && rng.chance(0.8) ? '' : randomBody(rng);
   const query = rng.chance(0.6) ? signedQueryFor(rng, method, path, body) : rng.chance(0.5) ? randomString(rng, 80) : '';
-  const contentType = rng.pick(['application/json', 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', '']);
+  const contentType = rng.pick([
+    'application/json',
+    'text/plain',
+    'application/x-www-form-urlencoded',
+    'multipart/form-data; boundary=x',
+    '',
+  ]);
   const bytes = Buffer.from(body);
   const headers = [`${method} ${path}${query ? '?' + rawEncode(query) : ''} HTTP/1.1`, 'Host: 127.0.0.1', 'Connection: close'];
   if (contentType) headers.push(`Content-Type: ${contentType}`);
@@ -219,9 +348,17 @@ function send(port: number, request: string): Promise<number> {
 // ---------------------------------------------------------------------------
 
 const ALLOWED_EVENTS = new Set([
-  'pusher:connection_established', 'pusher:error', 'pusher:subscription_error', 'pusher_internal:subscription_succeeded',
-  'pusher:pong', 'pusher:ping', 'pusher:signin_success', 'pusher:cache_miss', 'pusher_internal:member_added',
-  'pusher_internal:member_removed', 'pusher_internal:watchlist_events',
+  'pusher:connection_established',
+  'pusher:error',
+  'pusher:subscription_error',
+  'pusher_internal:subscription_succeeded',
+  'pusher:pong',
+  'pusher:ping',
+  'pusher:signin_success',
+  'pusher:cache_miss',
+  'pusher_internal:member_added',
+  'pusher_internal:member_removed',
+  'pusher_internal:watchlist_events',
 ]);
 
 describe(`hardening: seeded fuzz (seed ${SEED}, ${FRAMES} frames, ${REQUESTS} requests)`, () => {
@@ -293,7 +430,12 @@ describe(`hardening: seeded fuzz (seed ${SEED}, ${FRAMES} frames, ${REQUESTS} re
       for (let k = 0; k < socks.length; k++) {
         const s = socks[k];
         const outcome = await Promise.race([
-          s.sock.next((f) => f.event === 'pusher:pong', 10_000).then(() => 'pong' as const, () => 'closed' as const),
+          s.sock
+            .next((f) => f.event === 'pusher:pong', 10_000)
+            .then(
+              () => 'pong' as const,
+              () => 'closed' as const,
+            ),
           s.sock.closed.then(() => 'closed' as const),
         ]);
         if (outcome === 'closed') {
@@ -311,12 +453,18 @@ describe(`hardening: seeded fuzz (seed ${SEED}, ${FRAMES} frames, ${REQUESTS} re
       tallyFrames(sock);
       sock.ws.terminate();
     }
-    console.log(`# fuzz ws: ${sent} frames over ${SOCKETS} sockets, ${reconnects} reconnects after closes; replies ${JSON.stringify(outcomes)}`);
+    console.log(
+      `# fuzz ws: ${sent} frames over ${SOCKETS} sockets, ${reconnects} reconnects after closes; replies ${JSON.stringify(outcomes)}`,
+    );
 
     await control();
     await sleep(300);
     for (const name of CONTROL) {
-      assert.deepEqual(received[name], Array.from({ length: published }, (_, i) => i), `control events on ${name}`);
+      assert.deepEqual(
+        received[name],
+        Array.from({ length: published }, (_, i) => i),
+        `control events on ${name}`,
+      );
     }
   });
 
@@ -337,7 +485,11 @@ describe(`hardening: seeded fuzz (seed ${SEED}, ${FRAMES} frames, ${REQUESTS} re
     await control();
     await sleep(300);
     for (const name of CONTROL) {
-      assert.deepEqual(received[name], Array.from({ length: published }, (_, i) => i), `control events on ${name}`);
+      assert.deepEqual(
+        received[name],
+        Array.from({ length: published }, (_, i) => i),
+        `control events on ${name}`,
+      );
     }
     assert.equal(node.proc.exitCode, null, 'node alive');
     const errors = node.logs.filter((l) => /"level":(50|60)/.test(l));

@@ -25,7 +25,11 @@ interface RawReply {
  * Sends raw bytes over TCP (no URL normalisation, any method, any framing) and collects the
  * answer until the server closes or `waitMs` passes. `stream` keeps writing body bytes.
  */
-function rawHttp(port: number, head: string, opts: { waitMs?: number; stream?: number; trickle?: { every: number; text: string } } = {}): Promise<RawReply> {
+function rawHttp(
+  port: number,
+  head: string,
+  opts: { waitMs?: number; stream?: number; trickle?: { every: number; text: string } } = {},
+): Promise<RawReply> {
   return new Promise((resolve) => {
     const t0 = Date.now();
     const s = connect(port, '127.0.0.1');
@@ -206,7 +210,7 @@ describe('hardening: hostile HTTP requests', () => {
   });
 
   it('refuses a streamed (chunked) body once it passes the limit, and closes before 64 MB are taken', async () => {
-    const chunk = (n: number) => `${(n).toString(16)}\r\n${'a'.repeat(n)}\r\n`;
+    const chunk = (n: number) => `${n.toString(16)}\r\n${'a'.repeat(n)}\r\n`;
     const signed = `${EVENTS}?${signedQuery({ method: 'POST', path: EVENTS, body: 'x' })}`;
     // Chunked framing: the server cannot know the size up front.
     const r = await rawHttp(node.port, req('POST', signed, ['Transfer-Encoding: chunked']) + chunk(65536).repeat(40), { waitMs: 5000 });
@@ -216,7 +220,10 @@ describe('hardening: hostile HTTP requests', () => {
     assert.ok(r.closed);
     // One declared 64 MB chunk, streamed: cut off after the limit, not read to the end.
     const total = 64 * 1024 * 1024;
-    const s = await rawHttp(node.port, req('POST', signed, ['Transfer-Encoding: chunked']) + `${total.toString(16)}\r\n`, { stream: total, waitMs: 15_000 });
+    const s = await rawHttp(node.port, req('POST', signed, ['Transfer-Encoding: chunked']) + `${total.toString(16)}\r\n`, {
+      stream: total,
+      waitMs: 15_000,
+    });
     assert.ok(s.status === 413 || s.status === 0, `status ${s.status}`);
     assert.ok(s.closed, 'server closed the connection');
     assert.ok(s.written < total, `wrote ${s.written} of ${total} bytes before the close`);
@@ -237,8 +244,16 @@ describe('hardening: hostile HTTP requests', () => {
       ['{"name":"e","channel":"c","data":"x","socket_id":"1.2.3"}', 400, { error: 'Invalid socket_id' }],
       ['{"name":"e","channel":"c","data":"x","info":5}', 400, { error: '"info" must be a comma-separated string' }],
       // Deep nesting inside a body under the size limit: JSON.stringify and String() recurse.
-      [`{"name":"e","channel":"c","data":${'['.repeat(200_000)}${']'.repeat(200_000)}}`, 400, { error: 'Event "data" is nested too deeply' }],
-      [`{"name":"e","channels":[${'['.repeat(200_000)}${']'.repeat(200_000)}],"data":"x"}`, 400, { error: 'channel name must be a non-empty string: object' }],
+      [
+        `{"name":"e","channel":"c","data":${'['.repeat(200_000)}${']'.repeat(200_000)}}`,
+        400,
+        { error: 'Event "data" is nested too deeply' },
+      ],
+      [
+        `{"name":"e","channels":[${'['.repeat(200_000)}${']'.repeat(200_000)}],"data":"x"}`,
+        400,
+        { error: 'channel name must be a non-empty string: object' },
+      ],
     ];
     for (const [body, status, json] of cases) {
       for (const contentType of ['application/json', 'text/plain', 'application/x-www-form-urlencoded']) {
@@ -289,7 +304,10 @@ describe('hardening: hostile HTTP requests', () => {
     const q = signedQuery({ path: '/apps/app-id/channels' });
     const twin = await rawHttp(node.port, req('GET', `/apps/app-id/./channels?${q}`));
     assert.equal(twin.status, 404);
-    const signedTrick = await rawHttp(node.port, req('GET', `/apps/app-id/channels/..%2fx?${signedQuery({ path: '/apps/app-id/channels/..%2fx' })}`));
+    const signedTrick = await rawHttp(
+      node.port,
+      req('GET', `/apps/app-id/channels/..%2fx?${signedQuery({ path: '/apps/app-id/channels/..%2fx' })}`),
+    );
     assert.equal(signedTrick.status, 400, 'a decoded channel name with / is invalid');
     // Garbage request lines get no route at all.
     const garbage = await rawHttp(node.port, '\u0000\u0001\u0002 garbage\r\n\r\n', { waitMs: 1000 });

@@ -8,7 +8,17 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { startNode, type ChorusNode } from './helpers/node.js';
-import { cleanup, connected, pusherClient, rawSocket, serverSdk, sleep, waitFor, type PusherClient, type RawSocket } from './helpers/clients.js';
+import {
+  cleanup,
+  connected,
+  pusherClient,
+  rawSocket,
+  serverSdk,
+  sleep,
+  waitFor,
+  type PusherClient,
+  type RawSocket,
+} from './helpers/clients.js';
 
 /** Resolves `fallback` after ms without keeping the process alive. */
 const within = <T, F>(p: Promise<T>, ms: number, fallback: F): Promise<T | F> =>
@@ -34,7 +44,9 @@ async function gauge(node: ChorusNode, line: string): Promise<number | null> {
 
 /** Resident memory of a process in MiB, from /proc. */
 function rssMiB(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'))!;
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('VmRSS:'))!;
   return Number(line.replace(/\D+/g, '')) / 1024;
 }
 
@@ -97,9 +109,17 @@ describe('hardening: slow consumers', () => {
       }
     };
     await worker();
-    const delivered = await within(all.then(() => true), 60_000, false);
+    const delivered = await within(
+      all.then(() => true),
+      60_000,
+      false,
+    );
     assert.ok(delivered, `normal subscriber got ${seen.length} of ${EVENTS}`);
-    assert.deepEqual(seen, Array.from({ length: EVENTS }, (_, i) => i), 'every event once, in order');
+    assert.deepEqual(
+      seen,
+      Array.from({ length: EVENTS }, (_, i) => i),
+      'every event once, in order',
+    );
 
     // Give the liveness sweep (every second) time to act on the last over-limit sockets.
     await sleep(1500);

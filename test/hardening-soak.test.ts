@@ -26,7 +26,9 @@ async function debugHeap(node: ChorusNode): Promise<DebugHeap> {
 }
 
 function rssMiB(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'))!;
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('VmRSS:'))!;
   return Number(line.replace(/\D+/g, '')) / 1024;
 }
 
@@ -46,17 +48,22 @@ describe(`hardening: soak, ${ROUNDS} rounds x ${SOCKETS} sockets`, () => {
   async function round(r: number): Promise<void> {
     const sdk = serverSdk(node);
     const socks: RawSocket[] = await Promise.all(Array.from({ length: SOCKETS }, () => rawSocket(node)));
-    const ids = await Promise.all(socks.map(async (s) => dataOf<{ socket_id: string }>(await s.next((f) => f.event === 'pusher:connection_established')).socket_id));
+    const ids = await Promise.all(
+      socks.map(async (s) => dataOf<{ socket_id: string }>(await s.next((f) => f.event === 'pusher:connection_established')).socket_id),
+    );
     // A third public, a third private, a third presence; fresh names every round so channel
     // and member bookkeeping has to be created and dropped again.
-    const channelOf = (i: number) => (i % 3 === 0 ? `soak-${r}-${i % 10}` : i % 3 === 1 ? `private-soak-${r}-${i % 10}` : `presence-soak-${r}-${i % 10}`);
+    const channelOf = (i: number) =>
+      i % 3 === 0 ? `soak-${r}-${i % 10}` : i % 3 === 1 ? `private-soak-${r}-${i % 10}` : `presence-soak-${r}-${i % 10}`;
     // The presence third also signs in, with a watchlist: user and watcher bookkeeping too.
     socks.forEach((s, i) => {
       if (i % 3 !== 2) return;
       const user = { id: `u-${r}-${i}`, watchlist: [`u-${r}-${(i + 3) % SOCKETS}`] };
       s.send({ event: 'pusher:signin', data: sdk.authenticateUser(ids[i], user) });
     });
-    await Promise.all(socks.map((s, i) => (i % 3 === 2 ? s.next((f) => f.event === 'pusher:signin_success', 10_000) : Promise.resolve(null))));
+    await Promise.all(
+      socks.map((s, i) => (i % 3 === 2 ? s.next((f) => f.event === 'pusher:signin_success', 10_000) : Promise.resolve(null))),
+    );
     socks.forEach((s, i) => {
       const channel = channelOf(i);
       const data: Record<string, unknown> = { channel };
@@ -64,11 +71,15 @@ describe(`hardening: soak, ${ROUNDS} rounds x ${SOCKETS} sockets`, () => {
       if (i % 3 === 2) Object.assign(data, sdk.authorizeChannel(ids[i], channel, { user_id: `u-${r}-${i}`, user_info: { n: i } }));
       s.send({ event: 'pusher:subscribe', data });
     });
-    await Promise.all(socks.map((s, i) => s.next((f) => f.event === 'pusher_internal:subscription_succeeded' && f.channel === channelOf(i), 10_000)));
+    await Promise.all(
+      socks.map((s, i) => s.next((f) => f.event === 'pusher_internal:subscription_succeeded' && f.channel === channelOf(i), 10_000)),
+    );
     // Publish one event to every channel of the round; every socket must get its own.
     const channels = [...new Set(socks.map((_, i) => channelOf(i)))];
     for (let k = 0; k < channels.length; k += 10) {
-      const res = await sdk.triggerBatch(channels.slice(k, k + 10).map((channel) => ({ channel, name: 'soak', data: JSON.stringify({ r }) })));
+      const res = await sdk.triggerBatch(
+        channels.slice(k, k + 10).map((channel) => ({ channel, name: 'soak', data: JSON.stringify({ r }) })),
+      );
       assert.equal(res.status, 200);
     }
     await Promise.all(socks.map((s) => s.next((f) => f.event === 'soak', 10_000)));

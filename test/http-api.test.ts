@@ -6,17 +6,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { DEMO_APP, startNode, type ChorusNode, type TestApp } from './helpers/node.js';
-import {
-  cleanup,
-  connected,
-  dataOf,
-  pusherClient,
-  rawSocket,
-  serverSdk,
-  sleep,
-  waitFor,
-  type PusherClient,
-} from './helpers/clients.js';
+import { cleanup, connected, dataOf, pusherClient, rawSocket, serverSdk, sleep, waitFor, type PusherClient } from './helpers/clients.js';
 import { readResponse, signedFetch, signedQuery, type ApiResponse } from './helpers/signing.js';
 
 const DISABLED_APP: TestApp = { id: 'off-id', key: 'off-key', secret: 'off-secret', enabled: false };
@@ -44,18 +34,26 @@ async function sdkRejects(call: () => Promise<unknown>, status: number): Promise
 
 /** The SDK refuses some calls before sending anything: a plain Error without a status. */
 async function sdkRefusesLocally(call: () => Promise<unknown>): Promise<void> {
-  await assert.rejects(async () => call(), (err: { status?: number }) => {
-    assert.equal(err.status, undefined);
-    return true;
-  });
+  await assert.rejects(
+    async () => call(),
+    (err: { status?: number }) => {
+      assert.equal(err.status, undefined);
+      return true;
+    },
+  );
 }
 
-const post = (path: string, body: unknown, extra: Partial<Parameters<typeof signedFetch>[1]> = {}) =>
+const post =
+  (path: string, body: unknown, extra: Partial<Parameters<typeof signedFetch>[1]> = {}) =>
   (node: { port: number }) =>
     signedFetch(node, { method: 'POST', path, body: typeof body === 'string' ? body : JSON.stringify(body), ...extra });
 
 /** Collects the next `n` app events (not pusher:*) on a pusher-js channel, in arrival order. */
-function collect(channel: { bind_global(cb: (e: string, d: unknown) => void): unknown; unbind_global(cb?: (e: string, d: unknown) => void): unknown }, n: number, timeoutMs = 5000): Promise<Array<[string, unknown]>> {
+function collect(
+  channel: { bind_global(cb: (e: string, d: unknown) => void): unknown; unbind_global(cb?: (e: string, d: unknown) => void): unknown },
+  n: number,
+  timeoutMs = 5000,
+): Promise<Array<[string, unknown]>> {
   return new Promise((res, rej) => {
     const got: Array<[string, unknown]> = [];
     const timer = setTimeout(() => rej(new Error(`got only ${JSON.stringify(got)}`)), timeoutMs);
@@ -99,10 +97,23 @@ async function withinOneSecond<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 /** One request on a given agent, reporting whether it reused a kept-alive socket. */
-function agentRequest(agent: http.Agent, port: number, method: string, path: string, body?: string): Promise<{ status: number; body: string; reused: boolean }> {
+function agentRequest(
+  agent: http.Agent,
+  port: number,
+  method: string,
+  path: string,
+  body?: string,
+): Promise<{ status: number; body: string; reused: boolean }> {
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: '127.0.0.1', port, method, path, agent, headers: body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {} },
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path,
+        agent,
+        headers: body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {},
+      },
       (res) => {
         let text = '';
         res.on('data', (c) => (text += c));
@@ -196,7 +207,10 @@ describe('HTTP API', () => {
       await sdk.trigger('excl', 'second', { n: 2 });
       // The sender's first app event must be the second one: the excluded one never came.
       assert.deepEqual(await senderGot, [['second', { n: 2 }]]);
-      assert.deepEqual(await otherGot, [['first', { n: 1 }], ['second', { n: 2 }]]);
+      assert.deepEqual(await otherGot, [
+        ['first', { n: 1 }],
+        ['second', { n: 2 }],
+      ]);
     });
 
     it('answers info=user_count,subscription_count with per-channel counts, and {} without info', async () => {
@@ -231,7 +245,10 @@ describe('HTTP API', () => {
       const res = await serverSdk(node).triggerBatch(batch);
       assert.equal(res.status, 200);
       assert.deepEqual(await res.json(), {});
-      assert.deepEqual(await got, [1, 2, 3, 4, 5].map((i) => [`e${i}`, { i }]));
+      assert.deepEqual(
+        await got,
+        [1, 2, 3, 4, 5].map((i) => [`e${i}`, { i }]),
+      );
     });
 
     it('answers info with a "batch" array aligned by index', async () => {
@@ -286,7 +303,9 @@ describe('HTTP API', () => {
       }
       assert.deepEqual(body, { channels: { 'list-a': {}, 'list-b': {} } });
 
-      const withCount = await (await sdk.get({ path: '/channels', params: { filter_by_prefix: 'list-', info: 'subscription_count' } })).json();
+      const withCount = await (
+        await sdk.get({ path: '/channels', params: { filter_by_prefix: 'list-', info: 'subscription_count' } })
+      ).json();
       assert.deepEqual(withCount, { channels: { 'list-a': { subscription_count: 2 }, 'list-b': { subscription_count: 1 } } });
 
       const all = (await (await sdk.get({ path: '/channels' })).json()) as { channels: Record<string, unknown> };
@@ -301,7 +320,10 @@ describe('HTTP API', () => {
       assert.deepEqual(await res.json(), { channels: { 'presence-info': { user_count: 2 } } });
 
       assertError(await signedFetch(node, { path: '/apps/app-id/channels', params: { info: 'user_count' } }), 400);
-      assertError(await signedFetch(node, { path: '/apps/app-id/channels', params: { info: 'user_count', filter_by_prefix: 'list-' } }), 400);
+      assertError(
+        await signedFetch(node, { path: '/apps/app-id/channels', params: { info: 'user_count', filter_by_prefix: 'list-' } }),
+        400,
+      );
       await sdkRejects(() => sdk.get({ path: '/channels', params: { info: 'user_count' } }), 400);
     });
 
@@ -328,7 +350,7 @@ describe('HTTP API', () => {
     it('shows the cached event and its ttl with info=cache on a cache channel', async () => {
       const sdk = serverSdk(node);
       await sdk.trigger('cache-weather', 'forecast', { t: 21 });
-      const res = (await (await sdk.get({ path: '/channels/cache-weather', params: { info: 'cache' } })).json());
+      const res = await (await sdk.get({ path: '/channels/cache-weather', params: { info: 'cache' } })).json();
       assert.equal(res.occupied, false);
       assert.equal(res.cache.data, JSON.stringify({ t: 21 }));
       assert.equal(typeof res.cache.ttl, 'number');
@@ -353,7 +375,7 @@ describe('HTTP API', () => {
   });
 
   describe('POST /apps/{id}/users/{user}/terminate_connections', () => {
-    it('answers 200 {} and closes the signed-in user\'s connections only', async () => {
+    it("answers 200 {} and closes the signed-in user's connections only", async () => {
       const target = await rawSocket(node);
       const bystander = await rawSocket(node);
       try {
@@ -462,12 +484,15 @@ describe('HTTP API', () => {
     it('a declared 50 MB body → 413 without reading it; the node still serves', async () => {
       const query = signedQuery({ method: 'POST', path: EVENTS_PATH, bodyMd5: 'd41d8cd98f00b204e9800998ecf8427e' });
       // The server's own body timeout is 10 s: an answer well before it means it did not wait for the body.
-      const raw = await rawExchange(node.port, (sock) =>
-        sock.write(
-          `POST ${EVENTS_PATH}?${query} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
-            `Content-Length: ${50 * 1024 * 1024}\r\n\r\n{"name":"e","channel":"err-ch","data":"`,
-        ),
-      3000);
+      const raw = await rawExchange(
+        node.port,
+        (sock) =>
+          sock.write(
+            `POST ${EVENTS_PATH}?${query} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+              `Content-Length: ${50 * 1024 * 1024}\r\n\r\n{"name":"e","channel":"err-ch","data":"`,
+          ),
+        3000,
+      );
       assert.match(raw, /^HTTP\/1\.1 413 /);
       const body = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4));
       assert.equal(typeof body.error, 'string');
@@ -482,11 +507,17 @@ describe('HTTP API', () => {
       const query = signedQuery({ method: 'POST', path: EVENTS_PATH, bodyMd5: 'd41d8cd98f00b204e9800998ecf8427e' });
       // No Content-Length: only counting the bytes as they arrive can catch this one. Sends just over
       // the 1 MB limit and then waits, so the server has read everything sent when it answers and closes.
-      const raw = await rawExchange(node.port, (sock) => {
-        sock.write(`POST ${EVENTS_PATH}?${query} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`);
-        const chunk = Buffer.alloc(64 * 1024, 'a');
-        for (let i = 0; i < 17; i++) sock.write(`${chunk.length.toString(16)}\r\n${chunk.toString()}\r\n`);
-      }, 8000);
+      const raw = await rawExchange(
+        node.port,
+        (sock) => {
+          sock.write(
+            `POST ${EVENTS_PATH}?${query} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`,
+          );
+          const chunk = Buffer.alloc(64 * 1024, 'a');
+          for (let i = 0; i < 17; i++) sock.write(`${chunk.length.toString(16)}\r\n${chunk.toString()}\r\n`);
+        },
+        8000,
+      );
       assert.match(raw, /^HTTP\/1\.1 413 /);
       assert.equal(typeof JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)).error, 'string');
       const ok = await post(EVENTS_PATH, event)(node);
@@ -509,7 +540,12 @@ describe('HTTP API', () => {
       const statuses = await withinOneSecond(async () => {
         const out: number[] = [];
         for (let i = 0; i < 6; i++) {
-          out.push(await sdk.trigger('rl', 'e', String(i)).then((r) => r.status, (e: { status: number }) => e.status));
+          out.push(
+            await sdk.trigger('rl', 'e', String(i)).then(
+              (r) => r.status,
+              (e: { status: number }) => e.status,
+            ),
+          );
         }
         return out;
       });
@@ -522,9 +558,19 @@ describe('HTTP API', () => {
         const out: number[] = [];
         for (let i = 0; i < 3; i++) out.push((await sdk.trigger('rl', 'e', String(i))).status);
         const batch = (n: number) => Array.from({ length: n }, (_, i) => ({ channel: 'rl', name: 'b', data: String(i) }));
-        out.push(await sdk.triggerBatch(batch(4)).then((r) => r.status, (e: { status: number }) => e.status));
+        out.push(
+          await sdk.triggerBatch(batch(4)).then(
+            (r) => r.status,
+            (e: { status: number }) => e.status,
+          ),
+        );
         // The refused batch took nothing from the budget: 2 more still fit.
-        out.push(await sdk.triggerBatch(batch(2)).then((r) => r.status, (e: { status: number }) => e.status));
+        out.push(
+          await sdk.triggerBatch(batch(2)).then(
+            (r) => r.status,
+            (e: { status: number }) => e.status,
+          ),
+        );
         return out;
       });
       assert.deepEqual(statuses, [200, 200, 200, 429, 200]);
@@ -536,7 +582,10 @@ describe('HTTP API', () => {
         for (let i = 0; i < 3; i++) out.push(await signedFetch(node, { app: READS_LIMITED, path: '/apps/rl-reads/channels' }));
         return out;
       });
-      assert.deepEqual(results.map((r) => r.status), [200, 200, 429]);
+      assert.deepEqual(
+        results.map((r) => r.status),
+        [200, 200, 429],
+      );
       assertError(results[2], 429);
     });
   });
@@ -607,7 +656,11 @@ describe('HTTP API under path_prefix "/pusher"', () => {
     const ch = await subscribed(client, 'prefixed');
     const got = waitFor(ch, 'hello');
     const path = '/pusher/apps/app-id/events';
-    const res = await signedFetch(node, { method: 'POST', path, body: JSON.stringify({ name: 'hello', channel: 'prefixed', data: '{"p":1}' }) });
+    const res = await signedFetch(node, {
+      method: 'POST',
+      path,
+      body: JSON.stringify({ name: 'hello', channel: 'prefixed', data: '{"p":1}' }),
+    });
     assert.equal(res.status, 200, res.text);
     assert.deepEqual(res.json, {});
     assert.deepEqual(await got, { p: 1 });
@@ -618,7 +671,11 @@ describe('HTTP API under path_prefix "/pusher"', () => {
   });
 
   it('does not serve the unprefixed paths', async () => {
-    const res = await signedFetch(node, { method: 'POST', path: EVENTS_PATH, body: JSON.stringify({ name: 'e', channel: 'x', data: 'x' }) });
+    const res = await signedFetch(node, {
+      method: 'POST',
+      path: EVENTS_PATH,
+      body: JSON.stringify({ name: 'e', channel: 'x', data: 'x' }),
+    });
     assertError(res, 404);
     const sock = await rawSocket(node, '/app/app-key?protocol=7&client=js&version=8.4.0');
     const closed = await Promise.race([sock.closed, sleep(5000).then(() => null)]);

@@ -248,14 +248,29 @@ function appFor(lb: string, i: number): TestApp {
 }
 
 function sdkVia(port: number, host: string, app: TestApp, agent: Agent): PusherServer {
-  return new PusherServer({ appId: app.id, key: app.key, secret: app.secret, host, port: String(port), useTLS: false, agent, timeout: 3000 });
+  return new PusherServer({
+    appId: app.id,
+    key: app.key,
+    secret: app.secret,
+    host,
+    port: String(port),
+    useTLS: false,
+    agent,
+    timeout: 3000,
+  });
 }
 
 /** Publishes {n} to every app of a balancer every TICK_MS through that balancer, from its own source address. */
 function startPublisher(lb: Balancer, apps: TestApp[], addr: string): Publisher {
   const agent = new Agent({ keepAlive: true, localAddress: addr });
   const sdks = apps.map((a) => [a, sdkVia(lb.port, addr, a, agent)] as const);
-  const pub: Publisher = { lb: lb.name, next: 0, acked: new Map(apps.map((a) => [a.id, new Map<number, number>()])), failures: 0, stop: async () => undefined };
+  const pub: Publisher = {
+    lb: lb.name,
+    next: 0,
+    acked: new Map(apps.map((a) => [a.id, new Map<number, number>()])),
+    failures: 0,
+    stop: async () => undefined,
+  };
   let running = true;
   const inFlight = new Set<Promise<unknown>>();
   const timer = setInterval(() => {
@@ -314,7 +329,8 @@ function gapsOf(t: Tracked, pub: Publisher): string[] {
     if (got.size !== s.got.length) problems.push(`${t.app.id} session ${i}: duplicates in ${s.got.join(',')}`);
     const owed = acked.filter(([n, at]) => n >= s.from && (s.endedAt === null || at <= s.endedAt - DELIVERY_SLACK_MS));
     const missing = owed.filter(([n]) => !got.has(n)).map(([n, at]) => `${n}@${at}`);
-    if (missing.length) problems.push(`${t.app.id} session ${i} (from ${s.from}, ended ${s.endedAt !== null}): missing ${missing.join(',')}`);
+    if (missing.length)
+      problems.push(`${t.app.id} session ${i} (from ${s.from}, ended ${s.endedAt !== null}): missing ${missing.join(',')}`);
   });
   return problems;
 }
@@ -357,7 +373,16 @@ describe('load balancers: 3 nodes on redis behind nginx and HAProxy', () => {
     }
     const nginxPort = await freePort();
     writeFileSync(join(dir, 'nginx.conf'), nginxConfig(nodePorts, nginxPort));
-    nginxArgs = ['-c', join(dir, 'nginx.conf'), '-p', dir, '-e', join(dir, 'error.log'), '-g', `daemon off; pid ${join(dir, 'nginx.pid')}; error_log ${join(dir, 'error.log')};`];
+    nginxArgs = [
+      '-c',
+      join(dir, 'nginx.conf'),
+      '-p',
+      dir,
+      '-e',
+      join(dir, 'error.log'),
+      '-g',
+      `daemon off; pid ${join(dir, 'nginx.pid')}; error_log ${join(dir, 'error.log')};`,
+    ];
     nginx = runBalancer('nginx', 'nginx', nginxArgs, nginxPort);
     const haproxyPort = await freePort();
     statsPort = await freePort();
@@ -367,7 +392,11 @@ describe('load balancers: 3 nodes on redis behind nginx and HAProxy', () => {
     await Promise.all([waitForPort(nginx.port), waitForPort(haproxy.port), waitForPort(statsPort)]).catch((err) => {
       throw new Error(`${(err as Error).message}\nnginx: ${nginx.output.join('')}\nhaproxy: ${haproxy.output.join('')}`);
     });
-    await until('HAProxy sees 3 nodes UP', async () => [...(await haproxyStatus(statsPort)).values()].filter((s) => s === 'UP').length === 3, 10_000);
+    await until(
+      'HAProxy sees 3 nodes UP',
+      async () => [...(await haproxyStatus(statsPort)).values()].filter((s) => s === 'UP').length === 3,
+      10_000,
+    );
   });
 
   after(async () => {
@@ -421,7 +450,11 @@ describe('load balancers: 3 nodes on redis behind nginx and HAProxy', () => {
       });
     }
     const state = () => tracked.map((t) => `${t.app.id}@${t.addr}: ${t.client.connection.state}/${t.sessions.length}`).join(', ');
-    await until(() => `every client subscribed: ${state()}`, () => tracked.every((t) => t.sessions.length === 1), 10_000);
+    await until(
+      () => `every client subscribed: ${state()}`,
+      () => tracked.every((t) => t.sessions.length === 1),
+      10_000,
+    );
     const where = await locate();
     assert.equal(where.size, tracked.length, `every client is on exactly one node: ${JSON.stringify([...where])}`);
     for (const lb of ['nginx', 'haproxy'] as const) {
@@ -451,8 +484,11 @@ describe('load balancers: 3 nodes on redis behind nginx and HAProxy', () => {
       assert.equal(res.status, 200);
       assert.deepEqual(await got, { n: -1 });
       const s = await scrape(nodes[slot].metricsPort!);
-      assert.equal(s.get(`chorus_http_calls_received_total{app_id="${t.app.id}",endpoint="events",status="200"}`), 1,
-        `${lb.name}: the HTTP call from ${t.addr} did not reach node ${slot}`);
+      assert.equal(
+        s.get(`chorus_http_calls_received_total{app_id="${t.app.id}",endpoint="events",status="200"}`),
+        1,
+        `${lb.name}: the HTTP call from ${t.addr} did not reach node ${slot}`,
+      );
       t.sessions[0].got.length = 0;
     }
   });
@@ -468,7 +504,9 @@ describe('load balancers: 3 nodes on redis behind nginx and HAProxy', () => {
       const others = tracked.filter((t) => where.get(t.app.id) !== slot);
       const sessionsBefore = new Map(tracked.map((t) => [t, t.sessions.length]));
 
-      timeline.push(`${Date.now()}: SIGTERM node ${slot} (seq ${publishers.get('nginx')!.next}/${publishers.get('haproxy')!.next}) holding ${onIt.map((t) => t.app.id)}`);
+      timeline.push(
+        `${Date.now()}: SIGTERM node ${slot} (seq ${publishers.get('nginx')!.next}/${publishers.get('haproxy')!.next}) holding ${onIt.map((t) => t.app.id)}`,
+      );
       const code = await nodes[slot].stop('SIGTERM');
       assert.equal(code, 0, `node ${slot} exit code`);
       await until(`clients of node ${slot} re-subscribed elsewhere`, () =>
@@ -479,7 +517,11 @@ describe('load balancers: 3 nodes on redis behind nginx and HAProxy', () => {
       nodes[slot] = await startNode(nodeOptions(nodePorts[slot]));
       timeline.push(`${Date.now()}: node ${slot} restarted`);
       assert.equal(nodes[slot].port, nodePorts[slot]);
-      await until('HAProxy sees 3 nodes UP again', async () => [...(await haproxyStatus(statsPort)).values()].filter((s) => s === 'UP').length === 3, 10_000);
+      await until(
+        'HAProxy sees 3 nodes UP again',
+        async () => [...(await haproxyStatus(statsPort)).values()].filter((s) => s === 'UP').length === 3,
+        10_000,
+      );
       // nginx has no active checks: like an operator, wait out its fail_timeout before the next node.
       await sleep(nginxFailTimeoutMs + 500);
       // Published events keep flowing to the moved clients.
@@ -504,7 +546,10 @@ describe('load balancers: 3 nodes on redis behind nginx and HAProxy', () => {
     }
     const problems = tracked.flatMap((t) => gapsOf(t, publishers.get(t.lb)!));
     const story = () =>
-      [...timeline, ...tracked.map((t) => `${t.app.id}: ${t.sessions.map((x) => `from ${x.from} got ${x.got.length} ended ${x.endedAt}`).join(' | ')}`)].join('\n');
+      [
+        ...timeline,
+        ...tracked.map((t) => `${t.app.id}: ${t.sessions.map((x) => `from ${x.from} got ${x.got.length} ended ${x.endedAt}`).join(' | ')}`),
+      ].join('\n');
     assert.deepEqual(problems, [], story());
     for (const [lb, pub] of publishers) {
       const acked = Math.min(...[...pub.acked.values()].map((s) => s.size));

@@ -78,7 +78,10 @@ describe('memory broker', () => {
 
   it('delays keep one stream in order unless reordering is on', async () => {
     const ordered = await run({ seed: 9, faults: { delayMs: [0, 15] } }, 100);
-    assert.deepEqual(ordered.got, Array.from({ length: 100 }, (_, i) => String(i)));
+    assert.deepEqual(
+      ordered.got,
+      Array.from({ length: 100 }, (_, i) => String(i)),
+    );
     const shuffled = await run({ seed: 9, faults: { delayMs: [0, 15], reorder: true } }, 100);
     assert.equal(shuffled.got.length, 100);
     assert.notDeepEqual(shuffled.got, ordered.got, 'with reorder, messages overtake each other');
@@ -171,7 +174,7 @@ describe('memory broker', () => {
     assert.equal(b.stats.handlerErrors, 1);
   });
 
-  it('operation delays spread operations in time; the TTL clock can be the test\'s own', async () => {
+  it("operation delays spread operations in time; the TTL clock can be the test's own", async () => {
     let now = 1_000_000;
     const b = broker({ now: () => now, faults: { opDelayMs: [30, 30] } });
     const x = await node(b);

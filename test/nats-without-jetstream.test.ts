@@ -65,7 +65,10 @@ describe('nats without JetStream (3 nodes)', () => {
     onB.unsubscribe('turns');
     await receiver.waitFor((r) => r.events('channel_vacated').length === 1, 5000);
     await sleep(500);
-    const turns = receiver.events().filter((e) => e.channel === 'turns').map((e) => e.name);
+    const turns = receiver
+      .events()
+      .filter((e) => e.channel === 'turns')
+      .map((e) => e.name);
     assert.deepEqual(turns, ['channel_occupied', 'channel_vacated']);
   });
 
@@ -85,6 +88,9 @@ describe('nats without JetStream (3 nodes)', () => {
     assert.equal((await removed).id, 'goner');
     await receiver.waitFor((r) => r.events('member_removed').length >= 1, 5000);
     await sleep(1000);
-    assert.deepEqual(receiver.events('member_removed').map((e) => `${e.channel}:${e.user_id}`), ['presence-nojs:goner']);
+    assert.deepEqual(
+      receiver.events('member_removed').map((e) => `${e.channel}:${e.user_id}`),
+      ['presence-nojs:goner'],
+    );
   });
 });

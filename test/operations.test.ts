@@ -234,7 +234,8 @@ describe('SIGTERM drains a node', () => {
     assert.equal((await pusherError).data.code, 4200);
 
     // The vacated webhooks are in flight (held by the receiver), so the drain is still going.
-    const heldEvents = () => receiver.held.flatMap((h) => (JSON.parse(h.body) as { events: Array<{ name: string; channel: string }> }).events);
+    const heldEvents = () =>
+      receiver.held.flatMap((h) => (JSON.parse(h.body) as { events: Array<{ name: string; channel: string }> }).events);
     await until('both channel_vacated webhooks sent', () => heldEvents().length === 2);
     const during = await httpGet(`${node.url}/up`, agent);
     assert.equal(during.status, 503);
@@ -242,19 +243,35 @@ describe('SIGTERM drains a node', () => {
     assert.equal(node.proc.exitCode, null, 'the node exited before its webhooks were answered');
     // The HTTP API on the same kept-alive connection: refused (a publish could be lost once the
     // node leaves the cluster), and the connection is closed so a balancer stops reusing it.
-    const sdk = new PusherServer({ appId: DEMO_APP.id, key: DEMO_APP.key, secret: DEMO_APP.secret, host: '127.0.0.1', port: String(node.port), agent });
+    const sdk = new PusherServer({
+      appId: DEMO_APP.id,
+      key: DEMO_APP.key,
+      secret: DEMO_APP.secret,
+      host: '127.0.0.1',
+      port: String(node.port),
+      agent,
+    });
     assert.equal(await sdkStatus(sdk.trigger('drain-b', 'late', {})), 503);
-    assert.deepEqual(heldEvents().map((e) => `${e.name}:${e.channel}`).sort(), ['channel_vacated:drain-a', 'channel_vacated:drain-b']);
+    assert.deepEqual(
+      heldEvents()
+        .map((e) => `${e.name}:${e.channel}`)
+        .sort(),
+      ['channel_vacated:drain-a', 'channel_vacated:drain-b'],
+    );
     receiver.release();
 
     assert.equal(await node.exited, 0);
     assert.ok(logEntries(node, 'draining').length === 1 && logEntries(node, 'stopped').length === 1, 'drain log lines');
     agent.destroy();
     // Left the cluster at once (the peer's node timeout is 30 s).
-    await until('the peer forgets the drained node', async () => {
-      const c = JSON.parse((await httpGet(`http://127.0.0.1:${peer.metricsPort}/cluster`)).body) as { members: unknown[] };
-      return c.members.length === 1;
-    }, 3000);
+    await until(
+      'the peer forgets the drained node',
+      async () => {
+        const c = JSON.parse((await httpGet(`http://127.0.0.1:${peer.metricsPort}/cluster`)).body) as { members: unknown[] };
+        return c.members.length === 1;
+      },
+      3000,
+    );
     // A new connection is refused outright: the port is closed.
     await assert.rejects(httpGet(`${node.url}/up`), /ECONNREFUSED/);
   });
@@ -345,10 +362,14 @@ describe('TLS (ssl.enabled)', () => {
   before(async () => {
     const cert = join(dir, 'cert.pem');
     const key = join(dir, 'key.pem');
-    const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-keyout', key, '-out', cert], {
-      encoding: 'utf8',
-      timeout: 30_000,
-    });
+    const made = spawnSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-keyout', key, '-out', cert],
+      {
+        encoding: 'utf8',
+        timeout: 30_000,
+      },
+    );
     assert.equal(made.status, 0, made.stderr);
     node = await startNode({ config: { ssl: { enabled: true, cert_path: cert, key_path: key } } });
   });
@@ -358,7 +379,9 @@ describe('TLS (ssl.enabled)', () => {
   });
 
   it('serves wss:// with connection_established', async () => {
-    const ws = new WebSocket(`wss://127.0.0.1:${node.port}/app/${DEMO_APP.key}?protocol=7&client=js&version=8.4.0`, { rejectUnauthorized: false });
+    const ws = new WebSocket(`wss://127.0.0.1:${node.port}/app/${DEMO_APP.key}?protocol=7&client=js&version=8.4.0`, {
+      rejectUnauthorized: false,
+    });
     try {
       const first = await new Promise<Record<string, unknown>>((res, rej) => {
         ws.once('message', (m) => res(JSON.parse(String(m)) as Record<string, unknown>));
@@ -476,7 +499,14 @@ describe('metrics', () => {
     for (let i = 0; i < 5; i++) statuses.push(await sdkStatus(sdkFor(`made-up-${i}`).get({ path: '/channels' })));
     assert.deepEqual(statuses, [404, 404, 429, 429, 429]);
     const text = await scrape(limited);
-    assert.equal(samples(text).get('chorus_rate_limit_triggered_total{app_id="unknown",kind="api_ip"}'), 3, text.split('\n').filter((l) => l.includes('rate_limit')).join('\n'));
+    assert.equal(
+      samples(text).get('chorus_rate_limit_triggered_total{app_id="unknown",kind="api_ip"}'),
+      3,
+      text
+        .split('\n')
+        .filter((l) => l.includes('rate_limit'))
+        .join('\n'),
+    );
     assert.ok(!text.includes('made-up-'), 'a client-chosen app id became a label value');
   });
 
@@ -502,8 +532,15 @@ describe('metrics', () => {
       }
     }
     for (const name of [
-      'connected', 'new_connections_total', 'ws_messages_received_total', 'ws_messages_sent_total', 'http_calls_received_total',
-      'publishes_total', 'rate_limit_triggered_total', 'cluster_nodes', 'nodejs_eventloop_lag_p99_seconds',
+      'connected',
+      'new_connections_total',
+      'ws_messages_received_total',
+      'ws_messages_sent_total',
+      'http_calls_received_total',
+      'publishes_total',
+      'rate_limit_triggered_total',
+      'cluster_nodes',
+      'nodejs_eventloop_lag_p99_seconds',
     ]) {
       assert.ok(used.has(`chorus_${name}`), `the dashboard does not show chorus_${name}`);
     }

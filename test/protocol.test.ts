@@ -188,7 +188,18 @@ describe('request-auth: requestAuthProblem', () => {
   const BODY = Buffer.from('{"name":"e","channel":"c","data":"{}"}');
 
   /** Signs like the SDK: auth params, optional body_md5, sorted, unescaped. */
-  function signed(opts: { ts?: number; body?: Buffer; method?: string; path?: string; extra?: Record<string, string>; omit?: string[]; version?: string; md5?: string } = {}) {
+  function signed(
+    opts: {
+      ts?: number;
+      body?: Buffer;
+      method?: string;
+      path?: string;
+      extra?: Record<string, string>;
+      omit?: string[];
+      version?: string;
+      md5?: string;
+    } = {},
+  ) {
     const params = new Map<string, string>([
       ['auth_key', KEY],
       ['auth_timestamp', String(opts.ts ?? NOW)],
@@ -236,12 +247,15 @@ describe('request-auth: requestAuthProblem', () => {
 
   it('parseQuery lower-cases keys and decodes values', () => {
     const q = parseQuery('Auth_Key=k&AUTH_TIMESTAMP=1&filter_by_prefix=presence%2D&x=a%20b');
-    assert.deepEqual([...q.entries()], [
-      ['auth_key', 'k'],
-      ['auth_timestamp', '1'],
-      ['filter_by_prefix', 'presence-'],
-      ['x', 'a b'],
-    ]);
+    assert.deepEqual(
+      [...q.entries()],
+      [
+        ['auth_key', 'k'],
+        ['auth_timestamp', '1'],
+        ['filter_by_prefix', 'presence-'],
+        ['x', 'a b'],
+      ],
+    );
     assert.equal(parseQuery('').size, 0);
   });
 
@@ -287,7 +301,10 @@ describe('request-auth: requestAuthProblem', () => {
     assert.equal(check(signed({ md5: md5Hex('something else') })), 'body_md5 does not match the body');
     // A correctly signed md5 of a different body than the one sent.
     const s = signed();
-    assert.equal(requestAuthProblem(app, 'POST', [PATH], s.params, Buffer.from(BODY.toString() + ' '), NOW), 'body_md5 does not match the body');
+    assert.equal(
+      requestAuthProblem(app, 'POST', [PATH], s.params, Buffer.from(BODY.toString() + ' '), NOW),
+      'body_md5 does not match the body',
+    );
   });
 
   it('an empty body needs no body_md5, and a given one must be md5 of ""', () => {
@@ -401,7 +418,11 @@ function pusherJsDecode(text: string): { event: string; channel?: string; data: 
       /* keeps the raw string */
     }
   }
-  const out: { event: string; channel?: string; data: unknown; user_id?: string } = { event: messageData.event, channel: messageData.channel, data };
+  const out: { event: string; channel?: string; data: unknown; user_id?: string } = {
+    event: messageData.event,
+    channel: messageData.channel,
+    data,
+  };
   if (messageData.user_id) out.user_id = messageData.user_id;
   return out;
 }
@@ -463,7 +484,11 @@ describe('frames: encoders as pusher-js parses them', () => {
   it('connection_established double-encodes socket_id and activity_timeout', () => {
     const text = connectionEstablished('123.456', 120);
     assert.equal(typeof JSON.parse(text).data, 'string');
-    assert.deepEqual(pusherJsDecode(text), { event: 'pusher:connection_established', channel: undefined, data: { socket_id: '123.456', activity_timeout: 120 } });
+    assert.deepEqual(pusherJsDecode(text), {
+      event: 'pusher:connection_established',
+      channel: undefined,
+      data: { socket_id: '123.456', activity_timeout: 120 },
+    });
   });
 
   it('channel events carry data as a string that pusher-js parses back', () => {
@@ -488,8 +513,16 @@ describe('frames: encoders as pusher-js parses them', () => {
   });
 
   it('client events relay data as sent (object or string)', () => {
-    assert.deepEqual(JSON.parse(encodeClientEvent('client-a', 'private-c', { x: [1, 2] })), { event: 'client-a', channel: 'private-c', data: { x: [1, 2] } });
-    assert.deepEqual(JSON.parse(encodeClientEvent('client-a', 'private-c', 'raw')), { event: 'client-a', channel: 'private-c', data: 'raw' });
+    assert.deepEqual(JSON.parse(encodeClientEvent('client-a', 'private-c', { x: [1, 2] })), {
+      event: 'client-a',
+      channel: 'private-c',
+      data: { x: [1, 2] },
+    });
+    assert.deepEqual(JSON.parse(encodeClientEvent('client-a', 'private-c', 'raw')), {
+      event: 'client-a',
+      channel: 'private-c',
+      data: 'raw',
+    });
     assert.deepEqual(pusherJsDecode(encodeClientEvent('client-a', 'presence-c', { x: 1 }, 'u9')), {
       event: 'client-a',
       channel: 'presence-c',
@@ -499,8 +532,16 @@ describe('frames: encoders as pusher-js parses them', () => {
   });
 
   it('pusher:error carries {code, message} that pusher-js reads directly', () => {
-    assert.deepEqual(pusherJsDecode(errorFrame(4009, 'nope')), { event: 'pusher:error', channel: undefined, data: { code: 4009, message: 'nope' } });
-    assert.deepEqual(JSON.parse(errorFrame(null, 'n', 'private-c')), { event: 'pusher:error', channel: 'private-c', data: { code: null, message: 'n' } });
+    assert.deepEqual(pusherJsDecode(errorFrame(4009, 'nope')), {
+      event: 'pusher:error',
+      channel: undefined,
+      data: { code: 4009, message: 'nope' },
+    });
+    assert.deepEqual(JSON.parse(errorFrame(null, 'n', 'private-c')), {
+      event: 'pusher:error',
+      channel: 'private-c',
+      data: { code: null, message: 'n' },
+    });
   });
 
   it('subscription_error carries {type, error, status}', () => {
@@ -593,10 +634,13 @@ describe('presence-book: PresenceBook', () => {
     assert.equal(book.memberCount(A, CH), 2);
     assert.deepEqual([...book.members(A, CH).keys()].sort(), ['u1', 'u2']);
     assert.deepEqual(book.members(A, CH).get('u1')?.info, { v: 3 });
-    assert.deepEqual([...book.members(A, CH).get('u1')!.nodes], [
-      ['n1', 2],
-      ['n2', 1],
-    ]);
+    assert.deepEqual(
+      [...book.members(A, CH).get('u1')!.nodes],
+      [
+        ['n1', 2],
+        ['n2', 1],
+      ],
+    );
 
     // u1 leaves only when its last socket on any node leaves
     assert.equal(book.leave(A, CH, 'n1', 'u1'), false);
@@ -619,7 +663,13 @@ describe('presence-book: PresenceBook', () => {
     book.join('a2', CH, 'n1', 'u1', {});
     book.join('a1', 'presence-other', 'n1', 'u2', {});
     book.join('a1', 'presence-other', 'n1', 'u3', {});
-    assert.deepEqual(new Map(book.channelsOf('a1')), new Map([[CH, 1], ['presence-other', 2]]));
+    assert.deepEqual(
+      new Map(book.channelsOf('a1')),
+      new Map([
+        [CH, 1],
+        ['presence-other', 2],
+      ]),
+    );
     assert.deepEqual([...book.channelsOf('a2')], [[CH, 1]]);
     assert.equal(book.leave('a2', CH, 'n1', 'u1'), true);
     assert.equal(book.has('a1', CH, 'u1'), true);
@@ -646,7 +696,7 @@ describe('presence-book: PresenceBook', () => {
     assert.deepEqual(book.entriesOf('n2').map(key).sort(), [`${A}/${CH}/both`, `${A}/${CH}/only-n2`]);
   });
 
-  it('entriesOf lists this node\'s sockets per user', () => {
+  it("entriesOf lists this node's sockets per user", () => {
     const book = new PresenceBook();
     book.join(A, CH, 'n1', 'u1', { a: 1 });
     book.join(A, CH, 'n1', 'u1', { a: 1 });

@@ -17,7 +17,13 @@ const QUIET_MS = 400;
 const BACKEND_APP: TestApp = { id: 'app-be', key: 'be-key', secret: 'be-secret', max_backend_events_per_second: 5 };
 const BATCH_APP: TestApp = { id: 'app-batch', key: 'batch-key', secret: 'batch-secret', max_backend_events_per_second: 5 };
 const READ_APP: TestApp = { id: 'app-read', key: 'read-key', secret: 'read-secret', max_read_requests_per_second: 3 };
-const CLIENT_APP: TestApp = { id: 'app-cl', key: 'cl-key', secret: 'cl-secret', enable_client_messages: true, max_client_events_per_second: 2 };
+const CLIENT_APP: TestApp = {
+  id: 'app-cl',
+  key: 'cl-key',
+  secret: 'cl-secret',
+  enable_client_messages: true,
+  max_client_events_per_second: 2,
+};
 const CONN_APP: TestApp = { id: 'app-conn', key: 'conn-key', secret: 'conn-secret', max_connections: 2 };
 const BURST_APP: TestApp = { id: 'app-burst', key: 'burst-key', secret: 'burst-secret', max_connections: 2 };
 const SPREAD_APP: TestApp = { id: 'app-spread', key: 'spread-key', secret: 'spread-secret', max_connections: 2 };
@@ -68,7 +74,9 @@ async function rawConnect(node: ChorusNode, key: string): Promise<{ sock: RawSoc
 
 /** N publishes alternating between the nodes, all sent at once. */
 function burst(nodes: ChorusNode[], app: TestApp, n: number, channel: string): Promise<ApiResponse[]> {
-  return Promise.all(Array.from({ length: n }, (_, i) => publish(nodes[i % nodes.length], app, { name: 'tick', channel, data: String(i) })));
+  return Promise.all(
+    Array.from({ length: n }, (_, i) => publish(nodes[i % nodes.length], app, { name: 'tick', channel, data: String(i) })),
+  );
 }
 
 describe('rate limits and quotas', () => {
@@ -85,7 +93,8 @@ describe('rate limits and quotas', () => {
       const config = { app_manager: { array: { apps: APPS } } };
       [a, b] = await Promise.all([startNode({ config, env }), startNode({ config, env })]);
       await until(
-        () => a.logs.some((l) => l.includes('cluster peer joined') && l.includes(b.nodeId)) &&
+        () =>
+          a.logs.some((l) => l.includes('cluster peer joined') && l.includes(b.nodeId)) &&
           b.logs.some((l) => l.includes('cluster peer joined') && l.includes(a.nodeId)),
         10_000,
         'the two nodes to see each other',
@@ -138,7 +147,9 @@ describe('rate limits and quotas', () => {
 
     it('max_read_requests_per_second is shared too: GETs past it get 429', async () => {
       const results = await inOneWindow(1000, () =>
-        Promise.all(Array.from({ length: 6 }, (_, i) => signedFetch(i % 2 ? b : a, { app: READ_APP, path: `/apps/${READ_APP.id}/channels` }))),
+        Promise.all(
+          Array.from({ length: 6 }, (_, i) => signedFetch(i % 2 ? b : a, { app: READ_APP, path: `/apps/${READ_APP.id}/channels` })),
+        ),
       );
       assert.equal(count(results, 200), 3, `statuses ${statuses(results)}`);
       assert.equal(count(results, 429), 3, `statuses ${statuses(results)}`);
@@ -165,11 +176,15 @@ describe('rate limits and quotas', () => {
       sender.connection.bind('error', (e: (typeof errors)[number]) => errors.push(e));
 
       // a positive control: one event crosses to the other node
-      await until(async () => {
-        sch.trigger('client-msg', { n: 0 });
-        await sleep(100);
-        return got.length > 0;
-      }, 5000, 'the control event');
+      await until(
+        async () => {
+          sch.trigger('client-msg', { n: 0 });
+          await sleep(100);
+          return got.length > 0;
+        },
+        5000,
+        'the control event',
+      );
       await sleep(1100); // a fresh per-socket window
       got.length = 0;
       for (let n = 1; n <= 3; n++) assert.equal(sch.trigger('client-msg', { n }), true);
@@ -202,16 +217,20 @@ describe('rate limits and quotas', () => {
       first.sock.close();
       await first.sock.closed;
       let last: RawSocket['frames'][number] | undefined;
-      await until(async () => {
-        const again = await rawConnect(b, CONN_APP.key);
-        last = again.frame;
-        if (again.frame.event === 'pusher:connection_established') {
-          sockets.push(again.sock);
-          return true;
-        }
-        await again.sock.closed;
-        return false;
-      }, 5000, `a freed slot (last ${JSON.stringify(last)})`);
+      await until(
+        async () => {
+          const again = await rawConnect(b, CONN_APP.key);
+          last = again.frame;
+          if (again.frame.event === 'pusher:connection_established') {
+            sockets.push(again.sock);
+            return true;
+          }
+          await again.sock.closed;
+          return false;
+        },
+        5000,
+        `a freed slot (last ${JSON.stringify(last)})`,
+      );
     });
 
     it('max_connections holds for concurrent upgrades on one node (one atomic reservation per upgrade)', async () => {
@@ -262,8 +281,22 @@ describe('rate limits and quotas', () => {
     it('each node enforces its own budget', async () => {
       const results = await inOneWindow(1000, () => burst([a, b], BACKEND_APP, 12, 'ticks'));
       results.forEach(assertAcceptedOrLimited);
-      assert.equal(count(results.filter((_, i) => i % 2 === 0), 200), 5, `node a: ${statuses(results)}`);
-      assert.equal(count(results.filter((_, i) => i % 2 === 1), 200), 5, `node b: ${statuses(results)}`);
+      assert.equal(
+        count(
+          results.filter((_, i) => i % 2 === 0),
+          200,
+        ),
+        5,
+        `node a: ${statuses(results)}`,
+      );
+      assert.equal(
+        count(
+          results.filter((_, i) => i % 2 === 1),
+          200,
+        ),
+        5,
+        `node b: ${statuses(results)}`,
+      );
     });
   });
 
@@ -370,8 +403,14 @@ describe('rate limits and quotas', () => {
         const lines = node.logs.filter((l) => l.includes(LOG_LINE));
         assert.equal(lines.length, 1, lines.join('\n'));
       }
-      assert.match(open.logs.find((l) => l.includes(LOG_LINE))!, /"fail_open":true/);
-      assert.match(closed.logs.find((l) => l.includes(LOG_LINE))!, /"fail_open":false/);
+      assert.match(
+        open.logs.find((l) => l.includes(LOG_LINE))!,
+        /"fail_open":true/,
+      );
+      assert.match(
+        closed.logs.find((l) => l.includes(LOG_LINE))!,
+        /"fail_open":false/,
+      );
       assert.equal(open.proc.exitCode, null);
       assert.equal(closed.proc.exitCode, null);
     });

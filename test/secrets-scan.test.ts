@@ -77,7 +77,9 @@ describe('secrets scan: no secret in logs, metrics or errors', () => {
       freePort(),
     ]);
     // Webhooks to a port nobody listens on: every delivery fails and is retried (and logged).
-    APP.webhooks = [{ url: `http://127.0.0.1:${webhookPort}/hook`, event_types: ['channel_occupied', 'channel_vacated', 'client_event', 'member_added'] }];
+    APP.webhooks = [
+      { url: `http://127.0.0.1:${webhookPort}/hook`, event_types: ['channel_occupied', 'channel_vacated', 'client_event', 'member_added'] },
+    ];
   });
 
   after(async () => {
@@ -122,8 +124,16 @@ describe('secrets scan: no secret in logs, metrics or errors', () => {
       signedFetch(a, { app: APP, method: 'POST', path: '/apps/nope/events', body }),
       fetch(`${a.url}${path}`, { method: 'PUT' }).then(async (r) => ({ status: r.status, text: await r.text() })),
       fetch(`${a.url}/client`).then(async (r) => ({ status: r.status, text: await r.text() })),
-      fetch(`${a.url}/client/auth`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ key: APP.key, socket_id: '1.1', channel_name: 'private-x' }) }).then(async (r) => ({ status: r.status, text: await r.text() })),
-      fetch(`${a.url}/client/auth`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ key: APP.key, socket_id: '1.1', channel_name: 'private-encrypted-x' }) }).then(async (r) => ({ status: r.status, text: await r.text() })),
+      fetch(`${a.url}/client/auth`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ key: APP.key, socket_id: '1.1', channel_name: 'private-x' }),
+      }).then(async (r) => ({ status: r.status, text: await r.text() })),
+      fetch(`${a.url}/client/auth`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ key: APP.key, socket_id: '1.1', channel_name: 'private-encrypted-x' }),
+      }).then(async (r) => ({ status: r.status, text: await r.text() })),
     ];
     for (const [i, r] of (await Promise.all(requests)).entries()) keep(`http answer ${i} (${r.status})`, r.text);
 
@@ -162,7 +172,9 @@ describe('secrets scan: no secret in logs, metrics or errors', () => {
 
     // Redis goes away and comes back: reconnects re-authenticate with the password.
     await redis.stop('SIGKILL');
-    await serverSdk(a, APP).trigger('c', 'during-outage', {}).catch(() => undefined);
+    await serverSdk(a, APP)
+      .trigger('c', 'during-outage', {})
+      .catch(() => undefined);
     await sleep(1500);
     await redis.restart();
     await sleep(2500);
@@ -174,16 +186,38 @@ describe('secrets scan: no secret in logs, metrics or errors', () => {
     const file = writeConfig(base);
     const closedPort = await freePort();
     const runs: Array<[string, Record<string, string>]> = [
-      ['redis wrong password', { ADAPTER_DRIVER: 'redis', DATABASE_REDIS_HOST: '127.0.0.1', DATABASE_REDIS_PORT: String(redis.port), DATABASE_REDIS_PASSWORD: SECRETS.redisWrong }],
+      [
+        'redis wrong password',
+        {
+          ADAPTER_DRIVER: 'redis',
+          DATABASE_REDIS_HOST: '127.0.0.1',
+          DATABASE_REDIS_PORT: String(redis.port),
+          DATABASE_REDIS_PASSWORD: SECRETS.redisWrong,
+        },
+      ],
       ['REDIS_URL wrong password', { ADAPTER_DRIVER: 'redis', REDIS_URL: `redis://default:${SECRETS.redisUrl}@127.0.0.1:${redis.port}/0` }],
       ['REDIS_URL unreachable', { ADAPTER_DRIVER: 'redis', REDIS_URL: `redis://default:${SECRETS.redisUrl}@127.0.0.1:${closedPort}/0` }],
-      ['NATS wrong password', { ADAPTER_DRIVER: 'nats', NATS_SERVERS: `nats://127.0.0.1:${nats.port}`, NATS_USERNAME: 'chorus', NATS_PASSWORD: SECRETS.natsWrong }],
+      [
+        'NATS wrong password',
+        {
+          ADAPTER_DRIVER: 'nats',
+          NATS_SERVERS: `nats://127.0.0.1:${nats.port}`,
+          NATS_USERNAME: 'chorus',
+          NATS_PASSWORD: SECRETS.natsWrong,
+        },
+      ],
       ['NATS credentials in the URL', { ADAPTER_DRIVER: 'nats', NATS_SERVERS: `nats://chorus:${SECRETS.natsUrl}@127.0.0.1:${nats.port}` }],
-      ['NATS unreachable', { ADAPTER_DRIVER: 'nats', NATS_SERVERS: `nats://chorus:${SECRETS.natsUrl}@127.0.0.1:${closedPort}`, NATS_PASSWORD: SECRETS.nats, NATS_USERNAME: 'chorus' }],
+      [
+        'NATS unreachable',
+        {
+          ADAPTER_DRIVER: 'nats',
+          NATS_SERVERS: `nats://chorus:${SECRETS.natsUrl}@127.0.0.1:${closedPort}`,
+          NATS_PASSWORD: SECRETS.nats,
+          NATS_USERNAME: 'chorus',
+        },
+      ],
     ];
-    const results = await Promise.all(
-      runs.map(([, env]) => runCli(['start', '--config', file], { LOG_LEVEL: 'trace', ...env }, 12_000)),
-    );
+    const results = await Promise.all(runs.map(([, env]) => runCli(['start', '--config', file], { LOG_LEVEL: 'trace', ...env }, 12_000)));
     for (const [i, r] of results.entries()) {
       keep(`${runs[i][0]}: stdout`, r.stdout);
       keep(`${runs[i][0]}: stderr`, r.stderr);
@@ -195,7 +229,13 @@ describe('secrets scan: no secret in logs, metrics or errors', () => {
     // The right NATS password works (positive control for the credentials above).
     const ok = await startNode({
       config: { app_manager: { array: { apps: [APP] } } },
-      env: { LOG_LEVEL: 'trace', ADAPTER_DRIVER: 'nats', NATS_SERVERS: `nats://127.0.0.1:${nats.port}`, NATS_USERNAME: 'chorus', NATS_PASSWORD: SECRETS.nats },
+      env: {
+        LOG_LEVEL: 'trace',
+        ADAPTER_DRIVER: 'nats',
+        NATS_SERVERS: `nats://127.0.0.1:${nats.port}`,
+        NATS_USERNAME: 'chorus',
+        NATS_PASSWORD: SECRETS.nats,
+      },
       timeoutMs: 15_000,
     });
     nodes.push(ok);
@@ -204,7 +244,12 @@ describe('secrets scan: no secret in logs, metrics or errors', () => {
     // Apps from a MySQL nobody serves: the node starts, lookups fail, clients are told to retry.
     const mysqlNode = await startNode({
       config: { app_manager: { driver: 'mysql' } },
-      env: { LOG_LEVEL: 'trace', DATABASE_MYSQL_HOST: '127.0.0.1', DATABASE_MYSQL_PORT: String(closedPort), DATABASE_MYSQL_PASSWORD: SECRETS.mysql },
+      env: {
+        LOG_LEVEL: 'trace',
+        DATABASE_MYSQL_HOST: '127.0.0.1',
+        DATABASE_MYSQL_PORT: String(closedPort),
+        DATABASE_MYSQL_PASSWORD: SECRETS.mysql,
+      },
       timeoutMs: 15_000,
     }).catch((err: Error) => {
       keep('mysql node start failure', err.message);
@@ -236,6 +281,8 @@ describe('secrets scan: no secret in logs, metrics or errors', () => {
     // SCAN_DUMP=<file> keeps everything that was read, to look at by hand.
     if (process.env.SCAN_DUMP) writeFileSync(process.env.SCAN_DUMP, JSON.stringify(collected, null, 1));
     assert.deepEqual(leaks, [], 'secrets found');
-    console.log(`# secrets scan: ${Object.keys(SECRETS).length} secrets x 4 encodings over ${collected.length} texts (${(all.length / 1024).toFixed(0)} KiB) - none found`);
+    console.log(
+      `# secrets scan: ${Object.keys(SECRETS).length} secrets x 4 encodings over ${collected.length} texts (${(all.length / 1024).toFixed(0)} KiB) - none found`,
+    );
   });
 });

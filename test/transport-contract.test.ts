@@ -72,7 +72,10 @@ function redisClusterHarness(): Harness {
     shared: true,
     start: async () => void (cluster = await startRedisCluster()),
     make: () =>
-      new RedisClusterTransport({ clusterNodes: cluster.nodes.map((n) => ({ host: '127.0.0.1', port: n.port })), connectTimeoutMs: 10_000 }, log),
+      new RedisClusterTransport(
+        { clusterNodes: cluster.nodes.map((n) => ({ host: '127.0.0.1', port: n.port })), connectTimeoutMs: 10_000 },
+        log,
+      ),
     breakBroker: async () => void (await Promise.all(cluster.nodes.map((n) => n.stop()))),
     fixBroker: () => cluster.restart(),
     stop: () => cluster.stop(),
@@ -97,12 +100,51 @@ function adversarialLists(): string[][] {
   const lists: string[][] = [
     ['X#', 'server-to-user-bob'],
     ['X', '#server-to-user-bob'],
-    ['a.b'], ['a', 'b'], ['a#b'], ['a%23b'], ['a%2Eb'], ['a%b'], ['%'], ['%25'], ['%u'], ['%uD83D'],
-    [''], ['', ''], ['', '', ''], ['a', ''], ['', 'a'],
-    ['*'], ['>'], ['a*'], ['a>'], ['.'], ['..'], ['#'], ['##'],
-    ['a b'], ['a\tb'], ['a\nb'], ['a\r\nb'], ['a\u00a0b'], ['a\u2028b'], ['a\u3000b'], ['a\u0000b'], ['a\u007fb'],
-    ['é'], ['e\u0301'], ['日本'], ['😀'], ['\ud83d\ude00'], ['\ud83d', '\ude00'], ['\ud83d'], ['\ude00'], ['\ud83e'], ['\ufffd'],
-    ['a.b', 'c'], ['a', 'b.c'], ['a', 'b', 'c'],
+    ['a.b'],
+    ['a', 'b'],
+    ['a#b'],
+    ['a%23b'],
+    ['a%2Eb'],
+    ['a%b'],
+    ['%'],
+    ['%25'],
+    ['%u'],
+    ['%uD83D'],
+    [''],
+    ['', ''],
+    ['', '', ''],
+    ['a', ''],
+    ['', 'a'],
+    ['*'],
+    ['>'],
+    ['a*'],
+    ['a>'],
+    ['.'],
+    ['..'],
+    ['#'],
+    ['##'],
+    ['a b'],
+    ['a\tb'],
+    ['a\nb'],
+    ['a\r\nb'],
+    ['a\u00a0b'],
+    ['a\u2028b'],
+    ['a\u3000b'],
+    ['a\u0000b'],
+    ['a\u007fb'],
+    ['é'],
+    ['e\u0301'],
+    ['日本'],
+    ['😀'],
+    ['\ud83d\ude00'],
+    ['\ud83d', '\ude00'],
+    ['\ud83d'],
+    ['\ude00'],
+    ['\ud83e'],
+    ['\ufffd'],
+    ['a.b', 'c'],
+    ['a', 'b.c'],
+    ['a', 'b', 'c'],
   ];
   // Every list of 1-3 parts over characters that matter to some broker.
   const alphabet = ['', 'a', '#', '.', '%', '%2', ' ', '*'];
@@ -250,7 +292,11 @@ function contract(h: Harness): void {
           ['quotaRelease', () => a.t.quotaRelease('q', 'm')],
         ];
         for (const [name, op] of ops) {
-          await assert.rejects(op(), (err: unknown) => err instanceof SharedStateUnavailable && err.code === 'SHARED_STATE_UNAVAILABLE', name);
+          await assert.rejects(
+            op(),
+            (err: unknown) => err instanceof SharedStateUnavailable && err.code === 'SHARED_STATE_UNAVAILABLE',
+            name,
+          );
         }
       });
     } else {

@@ -56,7 +56,11 @@ describe('webhooks across nodes (redis adapter, redis queue)', () => {
       startNode({ config, env: { ...env, INSTANCE_PROCESS_ID: 'wq-a' } }),
       startNode({ config, env: { ...env, INSTANCE_PROCESS_ID: 'wq-b' } }),
     ]);
-    await until(() => a.logs.some((l) => l.includes('cluster peer joined')) && b.logs.some((l) => l.includes('cluster peer joined')), 10_000, 'peers');
+    await until(
+      () => a.logs.some((l) => l.includes('cluster peer joined')) && b.logs.some((l) => l.includes('cluster peer joined')),
+      10_000,
+      'peers',
+    );
   });
 
   after(async () => {
@@ -78,10 +82,16 @@ describe('webhooks across nodes (redis adapter, redis queue)', () => {
     await sleep(300);
     await waitFor(onB.subscribe('hop'), 'pusher:subscription_succeeded');
     await sleep(2500); // past the delay
-    assert.deepEqual(receiver.events().map((e) => `${e.name}:${e.channel}`), ['channel_occupied:hop']);
+    assert.deepEqual(
+      receiver.events().map((e) => `${e.name}:${e.channel}`),
+      ['channel_occupied:hop'],
+    );
     onB.unsubscribe('hop');
     await receiver.waitFor((r) => r.events('channel_vacated').length === 1, 5000);
-    assert.deepEqual(receiver.events().map((e) => e.name), ['channel_occupied', 'channel_vacated']);
+    assert.deepEqual(
+      receiver.events().map((e) => e.name),
+      ['channel_occupied', 'channel_vacated'],
+    );
   });
 
   it('a webhook in flight on a node that is SIGKILLed is delivered by the survivor, once', async () => {
@@ -95,10 +105,14 @@ describe('webhooks across nodes (redis adapter, redis queue)', () => {
     const webhookId = String(receiver.deliveries[0].headers['x-chorus-webhook-id']);
     // Whichever node took the job holds it; kill that one.
     let holder: ChorusNode | null = null;
-    await until(() => {
-      holder = processingList(redis, keyPrefix, a.nodeId).length ? a : processingList(redis, keyPrefix, b.nodeId).length ? b : null;
-      return holder !== null;
-    }, 3000, 'the job in a processing list');
+    await until(
+      () => {
+        holder = processingList(redis, keyPrefix, a.nodeId).length ? a : processingList(redis, keyPrefix, b.nodeId).length ? b : null;
+        return holder !== null;
+      },
+      3000,
+      'the job in a processing list',
+    );
     const survivor = holder === a ? b : a;
     await holder!.kill();
     await receiver.waitFor((r) => r.deliveries.some((d) => d.status === 200 && d.headers['x-chorus-webhook-id'] === webhookId), 15_000);
@@ -106,7 +120,10 @@ describe('webhooks across nodes (redis adapter, redis queue)', () => {
     const answered = receiver.deliveries.filter((d) => d.status === 200 && d.headers['x-chorus-webhook-id'] === webhookId);
     assert.equal(answered.length, 1);
     assert.ok(answered[0].valid);
-    assert.deepEqual(answered[0].body?.events.map((e) => `${e.name}:${e.channel}`), ['channel_occupied:queued']);
+    assert.deepEqual(
+      answered[0].body?.events.map((e) => `${e.name}:${e.channel}`),
+      ['channel_occupied:queued'],
+    );
     assert.ok((await metric(survivor, 'chorus_webhooks_sent_total')) >= 1);
     assert.ok((await metric(survivor, 'chorus_webhook_queue_depth')) >= 0);
   });

@@ -166,7 +166,10 @@ describe('webhooks hardening: a black-holed endpoint and channel churn (memory q
     const drops = node.logs.filter((l) => l.includes('its newest batch dropped'));
     assert.equal(drops.length, 1, drops.join('\n'));
     assert.equal(JSON.parse(drops[0]).url, `${hole.url}/hook`);
-    assert.deepEqual(node.logs.filter((l) => l.includes('SECRET123')), []);
+    assert.deepEqual(
+      node.logs.filter((l) => l.includes('SECRET123')),
+      [],
+    );
   });
 });
 
@@ -219,7 +222,10 @@ describe('webhooks hardening: a failing endpoint trips its circuit breaker, a he
     assert.equal(logged('circuit opened').length, 1);
     assert.equal(logged('circuit closed').length, 1);
     assert.equal(JSON.parse(logged('circuit opened')[0]).url, `${rx.url}/cb`);
-    assert.deepEqual(node.logs.filter((l) => l.includes('SECRET123')), []);
+    assert.deepEqual(
+      node.logs.filter((l) => l.includes('SECRET123')),
+      [],
+    );
   });
 });
 
@@ -233,8 +239,7 @@ describe('webhooks hardening: the Redis queue is fair and bounded per app', () =
   let rx: WebhookReceiver;
   let node: ChorusNode;
   const socks: RawSocket[] = [];
-  const redisCli = (...args: string[]) =>
-    spawnSync('redis-cli', ['-p', String(redis.port), ...args], { encoding: 'utf8' }).stdout.trim();
+  const redisCli = (...args: string[]) => spawnSync('redis-cli', ['-p', String(redis.port), ...args], { encoding: 'utf8' }).stdout.trim();
 
   before(async () => {
     redis = await startRedis();
@@ -276,7 +281,9 @@ describe('webhooks hardening: the Redis queue is fair and bounded per app', () =
     }
     const pairs = await attack;
     await rx.waitFor(() => [...sentAt.keys()].every((ch) => rx.events('channel_occupied').some((e) => e.channel === ch)), 15_000);
-    const latencies = [...sentAt].map(([ch, at]) => rx.deliveries.find((d) => d.body?.events.some((e) => e.channel === ch))!.receivedAt - at);
+    const latencies = [...sentAt].map(
+      ([ch, at]) => rx.deliveries.find((d) => d.body?.events.some((e) => e.channel === ch))!.receivedAt - at,
+    );
     const countA = Number(redisCli('GET', `${keyPrefix}{webhooks}:queued:${A.id}`) || 0);
     const held =
       Number(redisCli('LLEN', `${keyPrefix}{webhooks}:queue`)) +
@@ -284,7 +291,17 @@ describe('webhooks hardening: the Redis queue is fair and bounded per app', () =
       Number(redisCli('LLEN', `${keyPrefix}{webhooks}:processing:${node.nodeId}`));
     const droppedA = await metric(node, 'chorus_webhooks_dropped_total', `app_id="${A.id}"`);
     const droppedB = await metric(node, 'chorus_webhooks_dropped_total', `app_id="${B.id}"`);
-    console.log(JSON.stringify({ pairs, maxLatencyB: Math.max(...latencies), countA, held, droppedA, droppedB, blackHoleConnections: hole.accepted() }));
+    console.log(
+      JSON.stringify({
+        pairs,
+        maxLatencyB: Math.max(...latencies),
+        countA,
+        held,
+        droppedA,
+        droppedB,
+        blackHoleConnections: hole.accepted(),
+      }),
+    );
 
     // A worker stuck on A's endpoint would hold B's batches for a request timeout (5 s) or more.
     assert.ok(Math.max(...latencies) < 3000, `B's webhooks within 3 s (worst ${Math.max(...latencies)} ms)`);
@@ -325,8 +342,14 @@ describe('webhooks hardening: the bounded Redis queue on a Redis Cluster (one ha
     sock = await connect(node, APP);
     sock.send({ event: 'pusher:subscribe', data: { channel: 'rc-1' } });
     await rx.waitFor(() => rx.events('channel_occupied').length === 1, 10_000);
-    assert.deepEqual(rx.deliveries.map((d) => d.status), [500, 200]);
-    assert.deepEqual(node.logs.filter((l) => /CROSSSLOT|queue update failed|could not be queued/.test(l)), []);
+    assert.deepEqual(
+      rx.deliveries.map((d) => d.status),
+      [500, 200],
+    );
+    assert.deepEqual(
+      node.logs.filter((l) => /CROSSSLOT|queue update failed|could not be queued/.test(l)),
+      [],
+    );
   });
 });
 
@@ -335,7 +358,9 @@ describe('webhooks hardening: webhook URLs are checked when the config is loaded
     writeConfig({
       port: 0,
       metrics: { port: 0 },
-      app_manager: { array: { apps: [{ id: 'u', key: 'u-key', secret: 'u-secret', webhooks: [{ url, event_types: ['channel_occupied'] }] }] } },
+      app_manager: {
+        array: { apps: [{ id: 'u', key: 'u-key', secret: 'u-secret', webhooks: [{ url, event_types: ['channel_occupied'] }] }] },
+      },
     });
   const KEY = /app_manager\.array\.apps\[0\]\.webhooks\[0\]\.url: /;
 
@@ -384,12 +409,18 @@ describe('webhooks hardening: webhook URLs are checked when the config is loaded
       secret: 'db-secret',
       webhooks: JSON.stringify([{ url: 'https://admin:pw@hooks.example.com/x', event_types: ['channel_occupied'] }]),
     };
-    assert.throws(() => rowToApp(row), (err: Error) => {
-      assert.match(err.message, /app row db-app is invalid: webhooks\.0\.url: webhook url must not contain credentials/);
-      assert.ok(!err.message.includes('pw@'));
-      return true;
-    });
-    assert.throws(() => rowToApp({ ...row, webhooks: JSON.stringify([{ url: 'file:///etc/passwd', event_types: ['channel_occupied'] }]) }), /must use http: or https:/);
+    assert.throws(
+      () => rowToApp(row),
+      (err: Error) => {
+        assert.match(err.message, /app row db-app is invalid: webhooks\.0\.url: webhook url must not contain credentials/);
+        assert.ok(!err.message.includes('pw@'));
+        return true;
+      },
+    );
+    assert.throws(
+      () => rowToApp({ ...row, webhooks: JSON.stringify([{ url: 'file:///etc/passwd', event_types: ['channel_occupied'] }]) }),
+      /must use http: or https:/,
+    );
   });
 });
 
@@ -419,6 +450,9 @@ describe('webhooks hardening: logs never show a webhook URL’s query string', (
     assert.equal(retries.length, 2, node.logs.join('\n'));
     for (const line of retries) assert.equal(JSON.parse(line).url, `${rx.url}/hook`);
     assert.equal(rx.deliveries[0].path, '/hook?token=SECRET123&x=1', 'the receiver still gets the query string');
-    assert.deepEqual(node.logs.filter((l) => l.includes('SECRET123') || l.includes('token=')), []);
+    assert.deepEqual(
+      node.logs.filter((l) => l.includes('SECRET123') || l.includes('token=')),
+      [],
+    );
   });
 });

@@ -138,10 +138,13 @@ describe('webhooks units: fair lanes', () => {
     for (let i = 0; i < 2; i++) lanes.push('a', 'ok', `a-ok-${i}`);
     for (let i = 0; i < 2; i++) lanes.push('b', 'ok', `b-ok-${i}`);
     const taken: string[] = [];
-    for (let item; (item = lanes.take((lane) => lane !== 'dead')); ) taken.push(item);
+    for (let item; (item = lanes.take((lane) => lane !== 'dead'));) taken.push(item);
     assert.deepEqual(taken, ['a-ok-0', 'b-ok-0', 'a-ok-1', 'b-ok-1']);
     assert.equal(lanes.size, 3);
-    assert.equal(lanes.take(() => true), 'a-dead-0');
+    assert.equal(
+      lanes.take(() => true),
+      'a-dead-0',
+    );
   });
 
   it('keeps FIFO order within a lane across many items', () => {
@@ -149,8 +152,14 @@ describe('webhooks units: fair lanes', () => {
     for (let i = 0; i < 1000; i++) lanes.push('a', 'o', i);
     const out: number[] = [];
     for (let i = 0; i < 1000; i++) out.push(lanes.take(() => true)!);
-    assert.deepEqual(out, Array.from({ length: 1000 }, (_, i) => i));
-    assert.equal(lanes.take(() => true), null);
+    assert.deepEqual(
+      out,
+      Array.from({ length: 1000 }, (_, i) => i),
+    );
+    assert.equal(
+      lanes.take(() => true),
+      null,
+    );
   });
 });
 

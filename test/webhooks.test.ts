@@ -82,7 +82,9 @@ describe('webhooks: every event type, signed (batching off, no vacated delay)', 
 
   before(async () => {
     rx = await startWebhookReceiver([APP, FILTER_APP]);
-    APP.webhooks = [{ url: `${rx.url}/all`, event_types: ALL_TYPES, headers: { 'X-Custom-Header': 'custom-value', Authorization: 'Bearer t0k3n' } }];
+    APP.webhooks = [
+      { url: `${rx.url}/all`, event_types: ALL_TYPES, headers: { 'X-Custom-Header': 'custom-value', Authorization: 'Bearer t0k3n' } },
+    ];
     FILTER_APP.webhooks = [
       { url: `${rx.url}/prefix`, event_types: ['channel_occupied'], filter: { channel_prefix: 'pre-' } },
       { url: `${rx.url}/suffix`, event_types: ['channel_occupied'], filter: { channel_suffix: '-suf' } },
@@ -165,7 +167,14 @@ describe('webhooks: every event type, signed (batching off, no vacated delay)', 
     sender.send({ event: 'client-typing', channel: presence, data: { text: 'hi' } });
     const onPresence = await oneSignedDelivery(rx, APP, 'client_event', presence);
     assert.deepEqual(onPresence.body!.events, [
-      { name: 'client_event', channel: presence, event: 'client-typing', data: JSON.stringify({ text: 'hi' }), socket_id: senderId, user_id: 'bob' },
+      {
+        name: 'client_event',
+        channel: presence,
+        event: 'client-typing',
+        data: JSON.stringify({ text: 'hi' }),
+        socket_id: senderId,
+        user_id: 'bob',
+      },
     ]);
     sender.send({ event: 'client-ping', channel: priv, data: 'plain' });
     const onPrivate = await oneSignedDelivery(rx, APP, 'client_event', priv);
@@ -220,8 +229,7 @@ describe('webhooks: every event type, signed (batching off, no vacated delay)', 
     };
     for (const ch of Object.values(names)) await subscribe(node, sock, FILTER_APP, ch);
     await rx.waitFor(
-      () =>
-        [names.prefixed, names.suffixed, names.patterned].every((ch) => eventsOn(rx, 'channel_occupied', ch).length === 1),
+      () => [names.prefixed, names.suffixed, names.patterned].every((ch) => eventsOn(rx, 'channel_occupied', ch).length === 1),
       5000,
     );
     await sleep(QUIET_MS);
@@ -282,10 +290,7 @@ describe('webhooks: batching on (duration 200 ms) and retries', () => {
     assert.equal(carrying.size, 1, 'one request carries all three');
     const [d] = carrying;
     assert.equal(d.valid, true);
-    assert.deepEqual(
-      d.body!.events.map((e) => e.channel).sort(),
-      [...chans].sort(),
-    );
+    assert.deepEqual(d.body!.events.map((e) => e.channel).sort(), [...chans].sort());
     assert.ok(d.body!.events.every((e) => e.name === 'channel_occupied'));
     assert.equal(d.headers['x-pusher-signature'], createHmac('sha256', APP.secret).update(d.rawBody).digest('hex'));
     await sleep(QUIET_MS);
@@ -302,7 +307,10 @@ describe('webhooks: batching on (duration 200 ms) and retries', () => {
     // Backoff is 0.5-1 s then 1-2 s.
     await rx.waitFor(() => eventsOn(rx, 'channel_occupied', channel).length === 1, 10_000);
     const attempts = rx.deliveries.slice(mark).filter((d) => d.body?.events.some((e) => e.channel === channel));
-    assert.deepEqual(attempts.map((d) => d.status), [500, 500, 200]);
+    assert.deepEqual(
+      attempts.map((d) => d.status),
+      [500, 500, 200],
+    );
     assert.equal(new Set(attempts.map((d) => d.headers['x-chorus-webhook-id'])).size, 1, 'retries keep the webhook id');
     assert.equal(new Set(attempts.map((d) => d.rawBody)).size, 1, 'retries resend the same body');
     for (const d of attempts) assert.equal(d.valid, true);
@@ -376,7 +384,10 @@ describe('webhooks: vacated delay (1000 ms)', () => {
     await rx.waitFor(() => eventsOn(rx, 'channel_occupied', channel).length === 1 && eventsOn(rx, 'member_added', channel).length === 1);
     const leftAt = Date.now();
     unsubscribe(sock, channel);
-    await rx.waitFor(() => eventsOn(rx, 'channel_vacated', channel).length === 1 && eventsOn(rx, 'member_removed', channel).length === 1, DELAY + 5000);
+    await rx.waitFor(
+      () => eventsOn(rx, 'channel_vacated', channel).length === 1 && eventsOn(rx, 'member_removed', channel).length === 1,
+      DELAY + 5000,
+    );
     for (const name of ['channel_vacated', 'member_removed']) {
       const [d] = deliveriesWith(rx, name, channel);
       assert.equal(d.valid, true);

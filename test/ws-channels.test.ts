@@ -297,7 +297,7 @@ describe('ws channels: presence membership', () => {
     const afterB2 = await a.sock.next((f) => f.event === 'pusher_internal:member_added' || f.event === 'tick');
     assert.equal(afterB2.event, 'tick', 'a second socket of the same user must not add a member');
     await b.sock.next((f) => f.event === 'tick');
-    assert.equal(eventsNamed(b, 'pusher_internal:member_added').length, 0, 'no member_added for one\'s own second socket');
+    assert.equal(eventsNamed(b, 'pusher_internal:member_added').length, 0, "no member_added for one's own second socket");
 
     // u2 closes one socket: still a member.
     b.sock.close();
@@ -305,7 +305,7 @@ describe('ws channels: presence membership', () => {
     await barrier(a);
     await sdk.trigger(channel, 'tock', {});
     const afterB = await a.sock.next((f) => f.event === 'pusher_internal:member_removed' || f.event === 'tock');
-    assert.equal(afterB.event, 'tock', 'member_removed before the user\'s last socket left');
+    assert.equal(afterB.event, 'tock', "member_removed before the user's last socket left");
     const users = await sdk.get({ path: `/channels/${channel}/users` });
     assert.equal(users.status, 200);
     const body = (await users.json()) as { users: Array<{ id: string }> };
@@ -369,11 +369,7 @@ describe('ws channels: presence membership', () => {
   it('refuses user_info over max_presence_member_size_in_kb (1 KB) and accepts a smaller one', async () => {
     const channel = 'presence-size';
     const r = await raw();
-    assertRefused(
-      await subscribeSigned(r, channel, { user_id: 'big', user_info: { blob: 'x'.repeat(1100) } }),
-      channel,
-      400,
-    );
+    assertRefused(await subscribeSigned(r, channel, { user_id: 'big', user_info: { blob: 'x'.repeat(1100) } }), channel, 400);
     const f = await subscribeSigned(r, channel, { user_id: 'small', user_info: { blob: 'x'.repeat(900) } });
     assertSucceeded(f, channel);
     assert.deepEqual(dataOf<PresenceData>(f).presence.ids, ['small']);

@@ -4,7 +4,20 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { DEMO_APP, startNode, type ChorusNode, type TestApp } from './helpers/node.js';
-import { connected, dataOf, pusherClient, rawSocket, serverSdk, sleep, waitFor, type PusherClient, type RawSocket, until, framesOf, roundTrip } from './helpers/clients.js';
+import {
+  connected,
+  dataOf,
+  pusherClient,
+  rawSocket,
+  serverSdk,
+  sleep,
+  waitFor,
+  type PusherClient,
+  type RawSocket,
+  until,
+  framesOf,
+  roundTrip,
+} from './helpers/clients.js';
 
 type Frame = RawSocket['frames'][number];
 
@@ -26,7 +39,8 @@ const QUIET_MS = 400;
 const isError4301 = (f: Frame) => f.event === 'pusher:error' && dataOf<{ code: number }>(f).code === 4301;
 
 async function socketIdOf(sock: RawSocket): Promise<string> {
-  const f = sock.frames.find((x) => x.event === 'pusher:connection_established') ??
+  const f =
+    sock.frames.find((x) => x.event === 'pusher:connection_established') ??
     (await sock.next((x) => x.event === 'pusher:connection_established'));
   return dataOf<{ socket_id: string }>(f).socket_id;
 }

@@ -296,8 +296,7 @@ describe('ws connection: malformed frames', () => {
 
   it('answers plain text with pusher:error', () => expectSoftError(() => bad.sendRaw('hello'), 'plain text'));
 
-  it('answers a JSON array with pusher:error', () =>
-    expectSoftError(() => bad.sendRaw('[{"event":"pusher:ping"}]'), 'JSON array'));
+  it('answers a JSON array with pusher:error', () => expectSoftError(() => bad.sendRaw('[{"event":"pusher:ping"}]'), 'JSON array'));
 
   it('answers JSON scalars with pusher:error', async () => {
     await expectSoftError(() => bad.sendRaw('42'), 'number');

@@ -4,7 +4,20 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { DEMO_APP, startNode, type ChorusNode, type TestApp } from './helpers/node.js';
-import { connected, dataOf, pusherClient, rawSocket, serverSdk, sleep, waitFor, type PusherClient, type RawSocket, until, framesOf, roundTrip } from './helpers/clients.js';
+import {
+  connected,
+  dataOf,
+  pusherClient,
+  rawSocket,
+  serverSdk,
+  sleep,
+  waitFor,
+  type PusherClient,
+  type RawSocket,
+  until,
+  framesOf,
+  roundTrip,
+} from './helpers/clients.js';
 
 type Frame = RawSocket['frames'][number];
 type UserData = { id: string; user_info?: unknown; watchlist?: string[] };
@@ -16,7 +29,8 @@ const QUIET_MS = 400;
 const errorCode = (f: Frame) => dataOf<{ code: number | null }>(f).code;
 const isError = (code: number) => (f: Frame) => f.event === 'pusher:error' && errorCode(f) === code;
 async function socketIdOf(sock: RawSocket): Promise<string> {
-  const f = sock.frames.find((x) => x.event === 'pusher:connection_established') ??
+  const f =
+    sock.frames.find((x) => x.event === 'pusher:connection_established') ??
     (await sock.next((x) => x.event === 'pusher:connection_established'));
   return dataOf<{ socket_id: string }>(f).socket_id;
 }
@@ -33,7 +47,11 @@ async function rawSignin(node: ChorusNode, sock: RawSocket, user: UserData, app:
   const signed = serverSdk(node, app).authenticateUser(socketId, user);
   sock.send({ event: 'pusher:signin', data: { auth: signed.auth, user_data: signed.user_data } });
   const ok = sock.frames.length;
-  await until(() => sock.frames.slice(ok).some((f) => f.event === 'pusher:signin_success' || f.event === 'pusher:error'), 3000, 'signin answer');
+  await until(
+    () => sock.frames.slice(ok).some((f) => f.event === 'pusher:signin_success' || f.event === 'pusher:error'),
+    3000,
+    'signin answer',
+  );
   const answer = sock.frames.slice(ok).find((f) => f.event === 'pusher:signin_success' || f.event === 'pusher:error')!;
   assert.equal(answer.event, 'pusher:signin_success', `sign-in as ${user.id} failed: ${JSON.stringify(answer)}`);
   return answer;
@@ -43,9 +61,7 @@ async function rawSignin(node: ChorusNode, sock: RawSocket, user: UserData, app:
 async function rawSubscribe(sock: RawSocket, channel: string, extra: Record<string, unknown> = {}): Promise<Frame> {
   sock.send({ event: 'pusher:subscribe', data: { channel, auth: '', ...extra } });
   return sock.next(
-    (f) =>
-      f.channel === channel &&
-      (f.event === 'pusher_internal:subscription_succeeded' || f.event === 'pusher:subscription_error'),
+    (f) => f.channel === channel && (f.event === 'pusher_internal:subscription_succeeded' || f.event === 'pusher:subscription_error'),
   );
 }
 
@@ -185,7 +201,12 @@ describe('user sign-in, server-to-user, watchlists, terminate_connections', () =
     const sock = track(await rawFor(node));
     const socketId = await socketIdOf(sock);
     const sign = (userData: string) => `${DEMO_APP.key}:${signUser(socketId, userData)}`;
-    for (const userData of [JSON.stringify({ user_info: { name: 'x' } }), JSON.stringify({ id: '' }), JSON.stringify({ id: 42 }), 'not json']) {
+    for (const userData of [
+      JSON.stringify({ user_info: { name: 'x' } }),
+      JSON.stringify({ id: '' }),
+      JSON.stringify({ id: 42 }),
+      'not json',
+    ]) {
       const before = framesOf(sock, 'pusher:error').length;
       sock.send({ event: 'pusher:signin', data: { auth: sign(userData), user_data: userData } });
       await until(() => framesOf(sock, 'pusher:error').length > before, 3000, `error for ${userData}`);
@@ -314,15 +335,20 @@ describe('user sign-in, server-to-user, watchlists, terminate_connections', () =
     assert.deepEqual(JSON.parse(await res.text()), {});
     const closes = await Promise.race([Promise.all([a1.closed, a2.closed]), sleep(3000).then(() => null)]);
     assert.ok(closes, 'both alice sockets are closed');
-    assert.deepEqual(closes.map((c) => c.code), [4009, 4009]);
+    assert.deepEqual(
+      closes.map((c) => c.code),
+      [4009, 4009],
+    );
     assert.ok(a1.frames.some(isError(4009)), 'a pusher:error 4009 precedes the close');
     // Watchers see the user go online once and offline once.
-    const off = await watcher.next((f) => f.event === 'pusher_internal:watchlist_events' && f.data !== undefined && (f.data as string).includes('offline'));
-    assert.deepEqual(watchlistEvents(off), [{ name: 'offline', user_ids: ['term-alice'] }]);
-    assert.deepEqual(
-      framesOf(watcher, 'pusher_internal:watchlist_events').slice(1).map(watchlistEvents),
-      [[{ name: 'online', user_ids: ['term-alice'] }], [{ name: 'offline', user_ids: ['term-alice'] }]],
+    const off = await watcher.next(
+      (f) => f.event === 'pusher_internal:watchlist_events' && f.data !== undefined && (f.data as string).includes('offline'),
     );
+    assert.deepEqual(watchlistEvents(off), [{ name: 'offline', user_ids: ['term-alice'] }]);
+    assert.deepEqual(framesOf(watcher, 'pusher_internal:watchlist_events').slice(1).map(watchlistEvents), [
+      [{ name: 'online', user_ids: ['term-alice'] }],
+      [{ name: 'offline', user_ids: ['term-alice'] }],
+    ]);
 
     await roundTrip(b1);
     await roundTrip(anon);

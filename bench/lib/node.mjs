@@ -42,7 +42,11 @@ export async function startNode(options = {}) {
   const nodeArgs = [];
   if (profileDir) {
     mkdirSync(profileDir, { recursive: true });
-    nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${resolve(profileDir)}`, `--cpu-prof-name=${options.name ?? 'node'}-${Date.now()}.cpuprofile`);
+    nodeArgs.push(
+      '--cpu-prof',
+      `--cpu-prof-dir=${resolve(profileDir)}`,
+      `--cpu-prof-name=${options.name ?? 'node'}-${Date.now()}.cpuprofile`,
+    );
   }
   // BENCH_NODE_ARGS: extra node flags for the server only (e.g. --trace-gc)
   if (process.env.BENCH_NODE_ARGS) nodeArgs.push(...process.env.BENCH_NODE_ARGS.split(' ').filter(Boolean));

@@ -109,7 +109,14 @@ export async function collect(workers) {
     if (s.lastError) lastError = s.lastError;
     mergeWire(hist, s.hist);
   }
-  return { received, hist, errors, lastError, cpuFractions: all.map((s) => Math.round(s.cpuFraction * 100) / 100), open: all.reduce((n, s) => n + s.open, 0) };
+  return {
+    received,
+    hist,
+    errors,
+    lastError,
+    cpuFractions: all.map((s) => Math.round(s.cpuFraction * 100) / 100),
+    open: all.reduce((n, s) => n + s.open, 0),
+  };
 }
 
 /**

@@ -35,19 +35,30 @@ export async function churn(cfg, emit) {
       cycles_per_s: round(cycles / m.wall, 0),
       node_cpu_fraction: round(m.cpu[0] / m.wall),
       node_cpu_ms_per_1k_cycles: cycles ? round((m.cpu[0] * 1e6) / cycles, 1) : null,
-      ...saturation(gen.map((s) => s.cpuFraction), m.machineBusy),
+      ...saturation(
+        gen.map((s) => s.cpuFraction),
+        m.machineBusy,
+      ),
     });
 
     // presence join/leave with observers
     const { observers, churners } = cfg.churn.presence;
-    const opened = await openSockets(workers, node.port, observers + churners, { kind: 'presence', shared: true, name: 'presence-churn' }, { concurrency: 100 });
+    const opened = await openSockets(
+      workers,
+      node.port,
+      observers + churners,
+      { kind: 'presence', shared: true, name: 'presence-churn' },
+      { concurrency: 100 },
+    );
     if (opened.failed) throw new Error(`churn: ${opened.failed} sockets failed: ${JSON.stringify(opened.failures)}`);
     const per = Math.ceil(churners / workers.length);
     await Promise.all(workers.map((w) => w.call('markChurners', { count: per })));
     await sleep(500);
     await Promise.all(workers.map((w) => w.call('reset')));
     meter = cpuMeter([node.pid]);
-    pending = Promise.all(workers.map((w) => w.call('churn', { port: node.port, mode: 'presence', durationMs: cfg.durationMs }, cfg.durationMs + 60_000)));
+    pending = Promise.all(
+      workers.map((w) => w.call('churn', { port: node.port, mode: 'presence', durationMs: cfg.durationMs }, cfg.durationMs + 60_000)),
+    );
     await sleep(cfg.durationMs);
     m = meter();
     r = await pending;
@@ -66,7 +77,10 @@ export async function churn(cfg, emit) {
       cycles_per_s: round(cycles / m.wall, 0),
       node_cpu_fraction: round(m.cpu[0] / m.wall),
       node_cpu_ms_per_1k_cycles: cycles ? round((m.cpu[0] * 1e6) / cycles, 1) : null,
-      ...saturation(gen.map((s) => s.cpuFraction), m.machineBusy),
+      ...saturation(
+        gen.map((s) => s.cpuFraction),
+        m.machineBusy,
+      ),
     });
   });
 }

@@ -51,7 +51,10 @@ export async function conn(cfg, emit) {
           rss_after_mb: round(rss1 / 2 ** 20, 1),
           rss_per_conn_kb: round((rss1 - rss0) / opened.ok / 1024, 2),
           heap_used_per_conn_kb: heap0 && heap1 ? round((heap1 - heap0) / opened.ok / 1024, 2) : null,
-          ...saturation(stats.map((s) => s.cpuFraction), m.machineBusy),
+          ...saturation(
+            stats.map((s) => s.cpuFraction),
+            m.machineBusy,
+          ),
         });
         await Promise.all(workers.map((w) => w.call('closeAll')));
       });

@@ -54,8 +54,17 @@ export async function crossnode(cfg, emit) {
       const common = { nodePids: [a.pid, b.pid], receivers, publisher, port: b.port, channel: { name: 'xnode' }, deliveriesPerEvent: subs };
       await measureDelivery({ ...common, mode: 'credit', window: cfg.fanout.window(subs), durationMs: Math.min(2000, cfg.durationMs) });
       const rate = cfg.fixedDeliveriesPerS / subs;
-      const fixed = await uninterested(c, () => measureDelivery({ ...common, mode: 'rate', rate, idleMs: 3000, durationMs: cfg.durationMs }));
-      emit({ scenario: 'cross-node', broker: brokerName, nodes: 3, subscribers: subs, load: `fixed ${cfg.fixedDeliveriesPerS} deliveries/s (${rate} publishes/s)`, ...fixed });
+      const fixed = await uninterested(c, () =>
+        measureDelivery({ ...common, mode: 'rate', rate, idleMs: 3000, durationMs: cfg.durationMs }),
+      );
+      emit({
+        scenario: 'cross-node',
+        broker: brokerName,
+        nodes: 3,
+        subscribers: subs,
+        load: `fixed ${cfg.fixedDeliveriesPerS} deliveries/s (${rate} publishes/s)`,
+        ...fixed,
+      });
       const max = await uninterested(c, () =>
         measureDelivery({ ...common, mode: 'credit', window: cfg.fanout.window(subs), durationMs: cfg.durationMs }),
       );

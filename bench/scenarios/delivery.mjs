@@ -37,7 +37,15 @@ export async function measureDelivery(o) {
   const perf = o.perfName ? o.nodePids.map((pid, i) => perfWindow(pid, `${o.perfName}-${i}`, Math.max(1, o.durationMs / 1000 - 2))) : [];
   const pub = await o.publisher.call(
     'publish',
-    { port: o.port, mode: o.mode, rate: o.rate, window: o.window, durationMs: o.durationMs, channel: o.channel, connections: o.connections ?? 4 },
+    {
+      port: o.port,
+      mode: o.mode,
+      rate: o.rate,
+      window: o.window,
+      durationMs: o.durationMs,
+      channel: o.channel,
+      connections: o.connections ?? 4,
+    },
     o.durationMs + 60_000,
   );
   if (loop) await loop.stop();

@@ -20,11 +20,30 @@ export async function fanout(cfg, emit) {
       const common = { nodePids: [node.pid], receivers, publisher, port: node.port, channel: { name: 'fanout' }, deliveriesPerEvent: subs };
       // warm-up: JIT and buffers, not measured
       await measureDelivery({ ...common, mode: 'credit', window: cfg.fanout.window(subs), durationMs: Math.min(2000, cfg.durationMs) });
-      const max = await measureDelivery({ ...common, mode: 'credit', window: cfg.fanout.window(subs), durationMs: cfg.durationMs, perfName: `fanout-${subs}-max` });
+      const max = await measureDelivery({
+        ...common,
+        mode: 'credit',
+        window: cfg.fanout.window(subs),
+        durationMs: cfg.durationMs,
+        perfName: `fanout-${subs}-max`,
+      });
       emit({ scenario: 'fanout', subscribers: subs, load: 'max (credit window ' + cfg.fanout.window(subs) + ' events)', ...max });
       const rate = cfg.fixedDeliveriesPerS / subs;
-      const fixed = await measureDelivery({ ...common, mode: 'rate', rate, idleMs: 3000, durationMs: cfg.durationMs, connections: 4, perfName: `fanout-${subs}-fixed` });
-      emit({ scenario: 'fanout', subscribers: subs, load: `fixed ${cfg.fixedDeliveriesPerS} deliveries/s (${rate} publishes/s)`, ...fixed });
+      const fixed = await measureDelivery({
+        ...common,
+        mode: 'rate',
+        rate,
+        idleMs: 3000,
+        durationMs: cfg.durationMs,
+        connections: 4,
+        perfName: `fanout-${subs}-fixed`,
+      });
+      emit({
+        scenario: 'fanout',
+        subscribers: subs,
+        load: `fixed ${cfg.fixedDeliveriesPerS} deliveries/s (${rate} publishes/s)`,
+        ...fixed,
+      });
     });
   }
 }

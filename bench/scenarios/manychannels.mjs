@@ -16,8 +16,13 @@ export async function manychannels(cfg, emit) {
     if (opened.failed) throw new Error(`many: ${opened.failed} sockets failed: ${JSON.stringify(opened.failures)}`);
     await sleep(500);
     const common = {
-      nodePids: [node.pid], receivers, publisher, port: node.port,
-      channel: { random: true, prefix: 'private-mc-', count: n }, deliveriesPerEvent: 1, connections: cfg.many.connections,
+      nodePids: [node.pid],
+      receivers,
+      publisher,
+      port: node.port,
+      channel: { random: true, prefix: 'private-mc-', count: n },
+      deliveriesPerEvent: 1,
+      connections: cfg.many.connections,
     };
     await measureDelivery({ ...common, mode: 'credit', window: 2000, durationMs: Math.min(2000, cfg.durationMs) });
     const r = await measureDelivery({ ...common, mode: 'credit', window: 2000, durationMs: cfg.durationMs });

@@ -28,7 +28,13 @@ async function measure(limiter, count, inFlight) {
   };
   await Promise.all(Array.from({ length: inFlight }, lane));
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  return { checks: count, allowed, per_s: round(count / seconds, 0), us_per_check: round((seconds * 1e6) / count, 2), cpu_us_per_check: round(((cpuNow() - c0) * 1e6) / count, 2) };
+  return {
+    checks: count,
+    allowed,
+    per_s: round(count / seconds, 0),
+    us_per_check: round((seconds * 1e6) / count, 2),
+    cpu_us_per_check: round(((cpuNow() - c0) * 1e6) / count, 2),
+  };
 }
 
 export async function ratelimit(cfg, emit) {
@@ -43,6 +49,7 @@ export async function ratelimit(cfg, emit) {
     const limiter = new RedisRateLimiter(client, 'bench:', true, pino({ level: 'silent' }));
     res.add(limiter, () => limiter.close());
     await measure(limiter, 2000, 1);
-    for (const inFlight of [1, 64]) emit({ scenario: 'ratelimit', driver: 'redis', in_flight: inFlight, ...(await measure(limiter, count, inFlight)) });
+    for (const inFlight of [1, 64])
+      emit({ scenario: 'ratelimit', driver: 'redis', in_flight: inFlight, ...(await measure(limiter, count, inFlight)) });
   });
 }

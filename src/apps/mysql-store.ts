@@ -128,7 +128,10 @@ export class MysqlAppStore implements AppStore {
     if (row.max_client_events_per_second === undefined) row.max_client_events_per_second = 10;
     const columns = Object.keys(row);
     const names = columns.map((c) => `\`${c.replace(/`/g, '')}\``).join(', ');
-    const updates = columns.filter((c) => c !== 'id').map((c) => `\`${c}\` = VALUES(\`${c}\`)`).join(', ');
+    const updates = columns
+      .filter((c) => c !== 'id')
+      .map((c) => `\`${c}\` = VALUES(\`${c}\`)`)
+      .join(', ');
     await this.query(
       `INSERT INTO \`${this.table}\` (${names}) VALUES (${columns.map(() => '?').join(', ')}) ON DUPLICATE KEY UPDATE ${updates}`,
       columns.map((c) => row[c]),

@@ -20,14 +20,23 @@ function createTransport(config: Config, log: Logger): Transport {
     case 'redis-cluster': {
       const settings = redisSettings(config, true);
       if (!settings.clusterNodes?.length) {
-        throw new ConfigError('adapter.driver "redis-cluster" needs REDIS_CLUSTER_NODES, database.redis.cluster_nodes or adapter.cluster.nodes');
+        throw new ConfigError(
+          'adapter.driver "redis-cluster" needs REDIS_CLUSTER_NODES, database.redis.cluster_nodes or adapter.cluster.nodes',
+        );
       }
       return new RedisClusterTransport(settings, log);
     }
     case 'nats': {
       const n = config.adapter.nats;
       return new NatsTransport(
-        { servers: n.servers, username: n.username, password: n.password, token: n.token, connectTimeoutMs: n.connection_timeout_ms, prefix: n.prefix },
+        {
+          servers: n.servers,
+          username: n.username,
+          password: n.password,
+          token: n.token,
+          connectTimeoutMs: n.connection_timeout_ms,
+          prefix: n.prefix,
+        },
         log,
       );
     }

@@ -13,7 +13,9 @@ export function wsSettings(config: Config): WsSettings {
   const ws = rl.websocket_rate_limit;
   const rate = rl.enabled ? { maxRequests: ws.max_requests, windowSeconds: ws.window_seconds } : null;
   const ipLimits: IpLimits | null =
-    rate || config.max_connections_per_ip !== null ? { trustHops: ws.trust_hops, maxConnections: config.max_connections_per_ip, rate } : null;
+    rate || config.max_connections_per_ip !== null
+      ? { trustHops: ws.trust_hops, maxConnections: config.max_connections_per_ip, rate }
+      : null;
   return {
     pathPrefix: config.path_prefix,
     activityTimeoutSeconds: config.activity_timeout,
@@ -29,7 +31,9 @@ export function httpSettings(config: Config): HttpSettings {
   const api = config.rate_limiter.api_rate_limit;
   return {
     pathPrefix: config.path_prefix,
-    apiIpLimit: config.rate_limiter.enabled ? { maxRequests: api.max_requests, windowSeconds: api.window_seconds, trustHops: api.trust_hops } : null,
+    apiIpLimit: config.rate_limiter.enabled
+      ? { maxRequests: api.max_requests, windowSeconds: api.window_seconds, trustHops: api.trust_hops }
+      : null,
     maxBodyBytes: 10 * 1024 * 1024,
   };
 }

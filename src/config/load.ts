@@ -48,7 +48,10 @@ function readJsonFile(path: string): Record<string, unknown> {
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {
-  const path = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p))).join('.').replace(/\.\[/g, '[');
+  const path = issue.path
+    .map((p) => (typeof p === 'number' ? `[${p}]` : String(p)))
+    .join('.')
+    .replace(/\.\[/g, '[');
   return `${path || '(root)'}: ${issue.message}`;
 }
 
@@ -67,7 +70,7 @@ function normaliseClusterHealth(raw: Record<string, unknown>): void {
   const top = raw.cluster_health;
   if (!top || typeof top !== 'object' || Array.isArray(top)) return;
   const adapter = (raw.adapter ??= {}) as Record<string, unknown>;
-  adapter.cluster_health = { ...(top as Record<string, unknown>), ...((adapter.cluster_health) ?? {}) };
+  adapter.cluster_health = { ...(top as Record<string, unknown>), ...(adapter.cluster_health ?? {}) };
   delete raw.cluster_health;
 }
 
@@ -82,7 +85,9 @@ function withApps(raw: Record<string, unknown>, env: NodeJS.ProcessEnv, quickSta
   const fromEnv = defaultAppFromEnv(env);
   const named = fromEnv.id !== undefined || fromEnv.key !== undefined;
   if (named && fromEnv.secret === undefined) {
-    throw new ConfigError(`${DEFAULT_APP_ENV.id} / ${DEFAULT_APP_ENV.key} are set without ${DEFAULT_APP_ENV.secret}: set the app's secret (no default secret is used)`);
+    throw new ConfigError(
+      `${DEFAULT_APP_ENV.id} / ${DEFAULT_APP_ENV.key} are set without ${DEFAULT_APP_ENV.secret}: set the app's secret (no default secret is used)`,
+    );
   }
   if (array.apps === undefined) {
     if (named) array.apps = [{ ...DEMO_APP, ...fromEnv }];
@@ -96,8 +101,7 @@ function withApps(raw: Record<string, unknown>, env: NodeJS.ProcessEnv, quickSta
 }
 
 /** True when the config runs the documented demo app (its secret is in the README). */
-export const runsDemoApp = (config: Config): boolean =>
-  (config.app_manager.array.apps ?? []).some((a) => a.secret === DEMO_APP.secret);
+export const runsDemoApp = (config: Config): boolean => (config.app_manager.array.apps ?? []).some((a) => a.secret === DEMO_APP.secret);
 
 export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   const env = options.env ?? process.env;

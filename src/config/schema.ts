@@ -99,8 +99,14 @@ export const appSchema = z.object({
   max_event_name_length: limit(200),
   max_event_payload_in_kb: limit(10),
   max_event_batch_size: limit(10),
-  allowed_origins: z.array(z.string()).nullish().transform((v) => v ?? []),
-  webhooks: z.array(webhookSchema).nullish().transform((v) => v ?? []),
+  allowed_origins: z
+    .array(z.string())
+    .nullish()
+    .transform((v) => v ?? []),
+  webhooks: z
+    .array(webhookSchema)
+    .nullish()
+    .transform((v) => v ?? []),
 });
 
 export type AppConfig = z.output<typeof appSchema>;
@@ -202,9 +208,7 @@ export const configSchema = z.object({
           db: lenient(z.number().int().nonnegative().default(0)),
           key_prefix: z.string().default('chorus:'),
           url: z.string().nullish(),
-          cluster_nodes: z
-            .array(z.union([z.string(), z.object({ host: z.string(), port })]))
-            .default([]),
+          cluster_nodes: z.array(z.union([z.string(), z.object({ host: z.string(), port })])).default([]),
         })
         .prefault({}),
       mysql: z

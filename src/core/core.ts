@@ -5,7 +5,16 @@
 import type { Logger } from 'pino';
 import type { App } from '../apps/app.js';
 import type { AppStore } from '../apps/store.js';
-import type { ChannelCounts, Cluster, ClusterEdge, ClusterMember, ClusterNode, MemberRef, MemberWithInfo, PresenceMember } from '../cluster/ports.js';
+import type {
+  ChannelCounts,
+  Cluster,
+  ClusterEdge,
+  ClusterMember,
+  ClusterNode,
+  MemberRef,
+  MemberWithInfo,
+  PresenceMember,
+} from '../cluster/ports.js';
 import type { Connection, SignedInUser } from '../conn/connection.js';
 import type { LocalRegistry } from '../conn/registry.js';
 import type { Metrics } from '../metrics/metrics.js';

@@ -8,7 +8,13 @@ import type { Connection, Subscription } from '../conn/connection.js';
 import type { LocalRegistry } from '../conn/registry.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { channelInfo } from '../protocol/channels.js';
-import { cacheMissFrame, memberAddedFrame, memberRemovedFrame, presenceSucceededData, subscriptionSucceededFrame } from '../protocol/frames.js';
+import {
+  cacheMissFrame,
+  memberAddedFrame,
+  memberRemovedFrame,
+  presenceSucceededData,
+  subscriptionSucceededFrame,
+} from '../protocol/frames.js';
 import type { SubscriptionCounts } from './counts.js';
 import { wantsWebhook, type DomainEvents } from './events.js';
 import { topicOf, type Fanout } from './fanout.js';

@@ -32,7 +32,12 @@ export class Users {
       conn.send(errorFrame(CloseCode.WATCHLIST_LIMIT, `Watchlist limit exceeded: only the first ${MAX_WATCHLIST} ids are watched`));
     }
     // As Pusher does, the first report names the watched users who are online now.
-    conn.send(watchlistFrame(user.watchlist.filter((w) => this.directory.isOnline(appId, w)), []));
+    conn.send(
+      watchlistFrame(
+        user.watchlist.filter((w) => this.directory.isOnline(appId, w)),
+        [],
+      ),
+    );
   }
 
   private unwatch(conn: Connection): void {

@@ -46,7 +46,9 @@ export class Metrics {
     this.connectionErrors = counter('connection_errors_total', 'Connections refused or closed with a protocol error', ['app_id', 'code']);
     this.subscriptions = counter('channel_subscriptions_total', 'Channel subscriptions', ['app_id']);
     this.unsubscriptions = counter('channel_unsubscriptions_total', 'Channel unsubscriptions', ['app_id']);
-    this.handlerErrors = counter('handler_errors_total', 'Handlers that threw (the connection or request was closed; a bug to report)', ['where']);
+    this.handlerErrors = counter('handler_errors_total', 'Handlers that threw (the connection or request was closed; a bug to report)', [
+      'where',
+    ]);
     collectDefaultMetrics({ register: this.registry, prefix });
   }
 
@@ -59,15 +61,29 @@ export class Metrics {
   } {
     const r = [this.registry];
     const labelNames = ['kind'] as const;
-    const messages = new Counter({ name: this.prefix + 'bus_messages_received_total', help: 'Payloads received from the cluster bus', labelNames, registers: r });
-    const bytes = new Counter({ name: this.prefix + 'bus_bytes_received_total', help: 'Bytes received from the cluster bus', labelNames, registers: r });
+    const messages = new Counter({
+      name: this.prefix + 'bus_messages_received_total',
+      help: 'Payloads received from the cluster bus',
+      labelNames,
+      registers: r,
+    });
+    const bytes = new Counter({
+      name: this.prefix + 'bus_bytes_received_total',
+      help: 'Bytes received from the cluster bus',
+      labelNames,
+      registers: r,
+    });
     const invalid = new Counter({
       name: this.prefix + 'bus_messages_invalid_total',
       help: 'Messages from the cluster bus dropped because they do not decode (by message type and reason)',
       labelNames: ['type', 'reason'] as const,
       registers: r,
     });
-    const reconnects = new Counter({ name: this.prefix + 'broker_reconnects_total', help: 'Times the broker connection came back after an outage', registers: r });
+    const reconnects = new Counter({
+      name: this.prefix + 'broker_reconnects_total',
+      help: 'Times the broker connection came back after an outage',
+      registers: r,
+    });
     const rtt = new Histogram({
       name: this.prefix + 'broker_rtt_seconds',
       help: 'Round trip to the broker, measured once per heartbeat',
@@ -109,8 +125,7 @@ export class Metrics {
    */
   webhooks(queueDepth: () => Promise<number>, inFlight: () => number = () => 0): WebhookMetrics {
     const r = [this.registry];
-    const counter = (name: string, help: string) =>
-      new Counter({ name: this.prefix + name, help, labelNames: ['app_id'], registers: r });
+    const counter = (name: string, help: string) => new Counter({ name: this.prefix + name, help, labelNames: ['app_id'], registers: r });
     const sent = counter('webhooks_sent_total', 'Webhook requests answered with 2xx');
     const failed = counter('webhooks_failed_total', 'Webhook attempts that failed (network error or non-2xx)');
     const retried = counter('webhooks_retried_total', 'Webhook batches scheduled for another attempt');
@@ -189,7 +204,10 @@ export class Metrics {
     this.httpCalls.inc({ app_id: appId, endpoint, status: String(status) });
   }
 
-  rateLimit(appId: string, kind: 'backend_events' | 'read_requests' | 'client_events' | 'control_frames' | 'api_ip' | 'websocket_ip'): void {
+  rateLimit(
+    appId: string,
+    kind: 'backend_events' | 'read_requests' | 'client_events' | 'control_frames' | 'api_ip' | 'websocket_ip',
+  ): void {
     this.rateLimited.inc({ app_id: appId, kind });
   }
 

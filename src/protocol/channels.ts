@@ -34,8 +34,7 @@ export function channelNameProblem(name: unknown, maxLength: number | null): str
   return NAME.test(name) ? null : 'channel name may contain only letters, digits and _ - = @ , . ;';
 }
 
-export const needsAuth = (kind: ChannelKind): boolean =>
-  kind === 'private' || kind === 'encrypted' || kind === 'presence';
+export const needsAuth = (kind: ChannelKind): boolean => kind === 'private' || kind === 'encrypted' || kind === 'presence';
 
 /** Client events go only to private and presence channels (not encrypted ones). */
 export const allowsClientEvents = (kind: ChannelKind): boolean => kind === 'private' || kind === 'presence';

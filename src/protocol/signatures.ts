@@ -13,8 +13,7 @@ function keyFor(secret: string): KeyObject {
   return key;
 }
 
-export const hmacSha256Hex = (secret: string, data: string): string =>
-  createHmac('sha256', keyFor(secret)).update(data).digest('hex');
+export const hmacSha256Hex = (secret: string, data: string): string => createHmac('sha256', keyFor(secret)).update(data).digest('hex');
 
 /** One-shot MD5 (crypto.hash skips the Hash object). */
 export const md5Hex = (data: string | Buffer): string => hash('md5', data, 'hex');

@@ -15,7 +15,10 @@ export class Backlog {
   private dropped = 0;
   private lastRelease = Date.now();
 
-  constructor(private readonly log: Logger, private readonly limit = DEFAULT_BACKLOG_BYTES) {}
+  constructor(
+    private readonly log: Logger,
+    private readonly limit = DEFAULT_BACKLOG_BYTES,
+  ) {}
 
   /** Reserves room for a publish; false means drop it. */
   take(bytes: number): boolean {

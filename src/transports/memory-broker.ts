@@ -185,12 +185,15 @@ export class BrokerCore {
   private drainLater(link: Link): void {
     const head = link.queue[0];
     if (!head) return;
-    const t = setTimeout(() => {
-      this.timers.delete(t);
-      link.queueTimer = null;
-      while (link.queue.length > 0 && link.queue[0].due <= Date.now()) link.queue.shift()!.run();
-      this.drainLater(link);
-    }, Math.max(0, head.due - Date.now()));
+    const t = setTimeout(
+      () => {
+        this.timers.delete(t);
+        link.queueTimer = null;
+        while (link.queue.length > 0 && link.queue[0].due <= Date.now()) link.queue.shift()!.run();
+        this.drainLater(link);
+      },
+      Math.max(0, head.due - Date.now()),
+    );
     this.timers.add(t);
     link.queueTimer = t;
   }
@@ -220,7 +223,8 @@ export class BrokerCore {
       };
       link.pending.add(fail);
       const send = () => {
-        if (link.state !== 'up') return this.timer(0, () => fail(new ConnectionLost(link.label, link.state === 'closed' ? 'closed' : 'down')));
+        if (link.state !== 'up')
+          return this.timer(0, () => fail(new ConnectionLost(link.label, link.state === 'closed' ? 'closed' : 'down')));
         this.timer(this.draw(this.faultsFor(link).opDelayMs), () => {
           if (link.state !== 'up') return fail(new ConnectionLost(link.label, 'down'));
           let result: T;
@@ -255,7 +259,8 @@ export class BrokerCore {
 
   /** The broker registers at once (in order with publishes and unsubscribes); the confirmation comes later. */
   subscribe(link: Link, topics: readonly string[]): Promise<void> {
-    if (link.state === 'new' || link.state === 'closed') return Promise.reject(new ConnectionLost(link.label, link.state === 'new' ? 'not connected' : 'closed'));
+    if (link.state === 'new' || link.state === 'closed')
+      return Promise.reject(new ConnectionLost(link.label, link.state === 'new' ? 'not connected' : 'closed'));
     for (const t of topics) link.topics.add(t);
     // Like a real client's offline queue: held now, confirmed once the connection is back.
     if (link.state === 'down') return new Promise((resolve, reject) => link.waitingUp.push({ resolve, reject }));

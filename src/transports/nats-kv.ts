@@ -30,8 +30,7 @@ const kvKey = (key: string): string => Buffer.from(key).toString('base64url');
 
 /** Compare-and-set rounds before giving up; each round one contender wins, so this covers dozens. */
 const CAS_ATTEMPTS = 60;
-const casPause = (attempt: number): Promise<void> =>
-  new Promise((r) => setTimeout(r, Math.random() * Math.min(20, 1 + attempt * 2)));
+const casPause = (attempt: number): Promise<void> => new Promise((r) => setTimeout(r, Math.random() * Math.min(20, 1 + attempt * 2)));
 
 const isConflict = (err: unknown): boolean =>
   (err as { api_error?: { err_code?: number } }).api_error?.err_code === 10071 || /wrong last sequence/i.test((err as Error).message);
@@ -74,7 +73,13 @@ export class NatsKv {
     const status = await kv.status();
     if (status.replicas !== this.settings.replicas || status.ttl !== ttl) {
       this.log.warn(
-        { bucket: name, replicas: status.replicas, max_age_ms: status.ttl, wanted_replicas: this.settings.replicas, wanted_max_age_ms: ttl },
+        {
+          bucket: name,
+          replicas: status.replicas,
+          max_age_ms: status.ttl,
+          wanted_replicas: this.settings.replicas,
+          wanted_max_age_ms: ttl,
+        },
         'NATS key-value bucket exists with other settings; it keeps them (edit or delete the bucket to change them)',
       );
     }
@@ -83,7 +88,8 @@ export class NatsKv {
 
   private checkTtl(ttlMs: number): number {
     const ttl = validTtl(ttlMs);
-    if (ttl > this.settings.maxAgeMs) throw new RangeError(`ttlMs ${ttl} is longer than the NATS bucket max age (${this.settings.maxAgeMs} ms)`);
+    if (ttl > this.settings.maxAgeMs)
+      throw new RangeError(`ttlMs ${ttl} is longer than the NATS bucket max age (${this.settings.maxAgeMs} ms)`);
     return ttl;
   }
 

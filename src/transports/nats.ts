@@ -54,7 +54,10 @@ export class NatsTransport implements Transport {
   private flushing = false;
   private flushTimer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly settings: NatsSettings, private readonly log: Logger) {
+  constructor(
+    private readonly settings: NatsSettings,
+    private readonly log: Logger,
+  ) {
     this.backlog = new Backlog(log);
   }
 

@@ -34,7 +34,7 @@ export async function setChange(
   if (op === 'add') tx.sadd(key, member);
   else tx.srem(key, member);
   const result = await tx.smembers(key).exec();
-  if (!result || result[0][0] || result[1][0]) throw (result?.[0][0] ?? result?.[1][0] ?? new Error('transaction aborted'));
+  if (!result || result[0][0] || result[1][0]) throw result?.[0][0] ?? result?.[1][0] ?? new Error('transaction aborted');
   return { changed: result[0][1] === 1, members: result[1][1] as string[] };
 }
 
@@ -60,7 +60,13 @@ if left <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
 return left
 `;
 
-export async function quotaTake(client: Client, key: string, member: string, max: number, live: readonly string[] | null): Promise<boolean> {
+export async function quotaTake(
+  client: Client,
+  key: string,
+  member: string,
+  max: number,
+  live: readonly string[] | null,
+): Promise<boolean> {
   const args = [member, String(max), live ? '1' : '0', ...(live ?? [])];
   return (await client.eval(QUOTA_TAKE, 1, key, ...args)) === 1;
 }

@@ -32,7 +32,9 @@ const hungUp = (err: Error): boolean => /EPIPE|ECONNRESET|Connection is closed/i
 function greeting(address: RedisAddress, tls: boolean, ms: number): Promise<string | null> {
   return new Promise((resolve) => {
     let text = '';
-    const socket: Socket = tls ? tlsConnect({ host: address.host, port: address.port, rejectUnauthorized: false }) : tcpConnect(address.port, address.host);
+    const socket: Socket = tls
+      ? tlsConnect({ host: address.host, port: address.port, rejectUnauthorized: false })
+      : tcpConnect(address.port, address.host);
     const done = (value: string | null) => {
       clearTimeout(timer);
       socket.destroy();
@@ -54,7 +56,8 @@ function greeting(address: RedisAddress, tls: boolean, ms: number): Promise<stri
 function probeTargets(settings: RedisSettings): { addresses: RedisAddress[]; tls: boolean } {
   const r = resolveRedisSettings(settings);
   if (settings.sentinels && settings.sentinels.length > 0) return { addresses: [], tls: false };
-  const addresses = settings.clusterNodes && settings.clusterNodes.length > 0 ? [...settings.clusterNodes] : [{ host: r.host, port: r.port }];
+  const addresses =
+    settings.clusterNodes && settings.clusterNodes.length > 0 ? [...settings.clusterNodes] : [{ host: r.host, port: r.port }];
   return { addresses: addresses.slice(0, 3), tls: r.tls !== undefined };
 }
 
@@ -94,7 +97,10 @@ export async function connectRedis(client: Redis | Cluster, settings: RedisSetti
   if (isCluster) client.on('node error', onError);
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new RedisConnectError(`no connection within ${timeoutMs} ms${network ? `: ${network.message}` : ''}`, false)), timeoutMs);
+    timer = setTimeout(
+      () => reject(new RedisConnectError(`no connection within ${timeoutMs} ms${network ? `: ${network.message}` : ''}`, false)),
+      timeoutMs,
+    );
   });
   try {
     const ready = new Promise<void>((resolve) => {

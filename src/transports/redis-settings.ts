@@ -74,4 +74,3 @@ export function resolveRedisSettings(s: RedisSettings): ResolvedRedis {
     tls: url.protocol === 'rediss:' ? (base.tls ?? {}) : base.tls,
   };
 }
-

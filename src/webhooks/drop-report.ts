@@ -8,7 +8,7 @@ import { redactUrl } from './redact.js';
 export type DropReason = 'app_full' | 'queue_full' | 'queue_unavailable';
 
 const MESSAGES: Record<DropReason, string> = {
-  app_full: "webhook queue full for this app, its newest batch dropped",
+  app_full: 'webhook queue full for this app, its newest batch dropped',
   queue_full: 'webhook queue full, batch dropped',
   queue_unavailable: 'webhook could not be queued, batch dropped',
 };
@@ -38,7 +38,14 @@ export class DropReport {
     if (this.last.size >= MAX_TRACKED) this.forgetOlderThan(now - LOG_EVERY_MS);
     this.last.set(key, { at: now, unlogged: 0 });
     this.log.error(
-      { app_id: job.appId, url: redactUrl(job.url), reason, events: job.events.length, dropped_unlogged: seen?.unlogged ?? 0, ...(detail ? { err: detail } : {}) },
+      {
+        app_id: job.appId,
+        url: redactUrl(job.url),
+        reason,
+        events: job.events.length,
+        dropped_unlogged: seen?.unlogged ?? 0,
+        ...(detail ? { err: detail } : {}),
+      },
       MESSAGES[reason],
     );
   }

@@ -19,9 +19,7 @@ export interface Ticket {
   finish(verdict: Verdict): void;
 }
 
-export type Admission =
-  | { ok: true; ticket: Ticket }
-  | { ok: false; reason: 'saturated' | 'open'; retryInMs: number };
+export type Admission = { ok: true; ticket: Ticket } | { ok: false; reason: 'saturated' | 'open'; retryInMs: number };
 
 /** What a queue asks before it takes a job: could a request to this origin start now? */
 export interface Capacity {

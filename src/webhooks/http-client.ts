@@ -115,7 +115,9 @@ export class WebhookHttpClient {
   close(): void {
     this.closing = true;
     if (this.inFlight === 0) this.destroyAgents();
-    else for (const agent of [this.http, this.https]) for (const list of Object.values(agent.freeSockets)) for (const s of list ?? []) s.destroy();
+    else
+      for (const agent of [this.http, this.https])
+        for (const list of Object.values(agent.freeSockets)) for (const s of list ?? []) s.destroy();
   }
 
   private destroyAgents(): void {

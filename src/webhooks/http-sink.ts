@@ -100,7 +100,8 @@ export class HttpWebhookSink implements WebhookSink {
     if (refusal.reason === 'open') {
       this.counters.shortCircuited(job.appId);
       // A breaker may stay open for long; a batch is not kept past the retry window for it.
-      if (Date.now() - job.createdAt > this.options.maxAgeMs) return this.deadLetter(job, `endpoint ${endpoint.label} failing (circuit open)`);
+      if (Date.now() - job.createdAt > this.options.maxAgeMs)
+        return this.deadLetter(job, `endpoint ${endpoint.label} failing (circuit open)`);
       return { deferMs: refusal.retryInMs + Math.floor(Math.random() * DEFER_JITTER_MS) };
     }
     return { deferMs: refusal.retryInMs };

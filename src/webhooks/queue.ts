@@ -80,7 +80,7 @@ export class MemoryQueue implements WebhookQueue {
     if (!deliver || this.closed) return;
     const { capacity } = this.options;
     const canStart = (lane: string) => lane === INVALID_LANE || capacity.canStart(lane);
-    for (let job: WebhookJob | null; capacity.available() && (job = this.ready.take(canStart)); ) this.run(deliver, job);
+    for (let job: WebhookJob | null; capacity.available() && (job = this.ready.take(canStart));) this.run(deliver, job);
   }
 
   private run(deliver: Deliver, job: WebhookJob): void {

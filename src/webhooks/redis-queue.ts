@@ -84,7 +84,17 @@ export class RedisQueue implements WebhookQueue {
   push(job: WebhookJob): void {
     const { maxQueuedPerApp, maxQueued } = this.options;
     this.client
-      .eval(PUSH, 3, this.keys.queue, this.keys.delayed, this.keys.count(job.appId), JSON.stringify(job), maxQueuedPerApp, maxQueued, COUNT_TTL_MS)
+      .eval(
+        PUSH,
+        3,
+        this.keys.queue,
+        this.keys.delayed,
+        this.keys.count(job.appId),
+        JSON.stringify(job),
+        maxQueuedPerApp,
+        maxQueued,
+        COUNT_TTL_MS,
+      )
       .then((answer) => {
         if (answer === 1) this.options.dropped(job, 'app_full');
         else if (answer === 2) this.options.dropped(job, 'queue_full');
@@ -157,7 +167,7 @@ export class RedisQueue implements WebhookQueue {
   async processingNodes(): Promise<string[]> {
     const nodes = new Set<string>();
     // On a cluster every master is scanned: the keys live on whichever owns their slot.
-    const servers = 'nodes' in this.client ? (this.client).nodes('master') : [this.client];
+    const servers = 'nodes' in this.client ? this.client.nodes('master') : [this.client];
     for (const server of servers) {
       let cursor = '0';
       for (let i = 0; i < 1000; i++) {

@@ -58,7 +58,11 @@ export function createWebhooks(s: WebhookSettings, cluster: WebhookCluster, apps
   );
   const breakers = new CircuitBreakers({ ...s.breaker, probeWaitMs: s.requestTimeoutMs }, breakerLog(counters, log));
   const gate = new EndpointGate({ perEndpoint: s.maxConcurrencyPerEndpoint, total: s.maxConcurrency }, breakers);
-  const client = new WebhookHttpClient({ maxSocketsPerEndpoint: s.maxConcurrencyPerEndpoint, maxSockets: s.maxConcurrency, timeoutMs: s.requestTimeoutMs });
+  const client = new WebhookHttpClient({
+    maxSocketsPerEndpoint: s.maxConcurrencyPerEndpoint,
+    maxSockets: s.maxConcurrency,
+    timeoutMs: s.requestTimeoutMs,
+  });
   const drops = new DropReport(counters, log);
   let redisQueue: RedisQueue | null = null;
   if (s.redis) {
@@ -126,15 +130,18 @@ function breakerLog(counters: WebhookMetrics, log: Logger): BreakerObserver {
  */
 function startOrphanSweep(queue: RedisQueue, cluster: WebhookCluster, settleMs: number, log: Logger): void {
   const startedAt = Date.now();
-  const timer = setInterval(() => {
-    if (Date.now() - startedAt < settleMs) return;
-    (async () => {
-      const live = new Set(cluster.liveIds());
-      for (const nodeId of await queue.processingNodes()) {
-        // Requeueing is idempotent (RPOPLPUSH until empty); one owner keeps it from running N times.
-        if (!live.has(nodeId) && cluster.owns(JSON.stringify(['webhook-orphans', nodeId]))) await queue.recover(nodeId);
-      }
-    })().catch((err: Error) => log.warn({ err: err.message }, 'webhook orphan sweep failed'));
-  }, Math.min(WEBHOOK_ORPHAN_SWEEP_MS, settleMs));
+  const timer = setInterval(
+    () => {
+      if (Date.now() - startedAt < settleMs) return;
+      (async () => {
+        const live = new Set(cluster.liveIds());
+        for (const nodeId of await queue.processingNodes()) {
+          // Requeueing is idempotent (RPOPLPUSH until empty); one owner keeps it from running N times.
+          if (!live.has(nodeId) && cluster.owns(JSON.stringify(['webhook-orphans', nodeId]))) await queue.recover(nodeId);
+        }
+      })().catch((err: Error) => log.warn({ err: err.message }, 'webhook orphan sweep failed'));
+    },
+    Math.min(WEBHOOK_ORPHAN_SWEEP_MS, settleMs),
+  );
   timer.unref();
 }

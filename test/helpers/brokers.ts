@@ -124,8 +124,26 @@ export async function startRedisCluster(): Promise<RedisCluster> {
     const start = () =>
       spawn(
         'redis-server',
-        ['--port', String(port), '--cluster-port', String(busPort), '--bind', '127.0.0.1', '--cluster-enabled', 'yes',
-          '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-node-timeout', '2000', '--save', '', '--appendonly', 'no', '--dir', dir],
+        [
+          '--port',
+          String(port),
+          '--cluster-port',
+          String(busPort),
+          '--bind',
+          '127.0.0.1',
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          join(dir, 'nodes.conf'),
+          '--cluster-node-timeout',
+          '2000',
+          '--save',
+          '',
+          '--appendonly',
+          'no',
+          '--dir',
+          dir,
+        ],
         { stdio: 'ignore' },
       );
     const b = managed(start, port);
@@ -205,8 +223,16 @@ export async function startMariadb(): Promise<Mariadb> {
   const start = () =>
     spawn(
       'mariadbd',
-      [`--datadir=${datadir}`, `--port=${port}`, '--bind-address=127.0.0.1', `--socket=${socket}`, '--user=root',
-        '--skip-log-bin', '--innodb-buffer-pool-size=16M', `--pid-file=${join(dir, 'pid')}`],
+      [
+        `--datadir=${datadir}`,
+        `--port=${port}`,
+        '--bind-address=127.0.0.1',
+        `--socket=${socket}`,
+        '--user=root',
+        '--skip-log-bin',
+        '--innodb-buffer-pool-size=16M',
+        `--pid-file=${join(dir, 'pid')}`,
+      ],
       { stdio: 'ignore' },
     );
   const broker = managed(start, port);
@@ -221,7 +247,10 @@ export async function startMariadb(): Promise<Mariadb> {
     if (r.status !== 0) throw new Error(`mariadb: ${r.stderr}`);
     return r.stdout;
   };
-  run(`ALTER USER 'root'@'localhost' IDENTIFIED BY '${password}'; CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '${password}'; GRANT ALL ON *.* TO 'root'@'127.0.0.1'; CREATE DATABASE ${database}; FLUSH PRIVILEGES;`, false);
+  run(
+    `ALTER USER 'root'@'localhost' IDENTIFIED BY '${password}'; CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '${password}'; GRANT ALL ON *.* TO 'root'@'127.0.0.1'; CREATE DATABASE ${database}; FLUSH PRIVILEGES;`,
+    false,
+  );
   return Object.assign(broker, { user: 'root', password, database, sql: (s: string) => run(`USE ${database}; ${s}`, true) });
 }
 

@@ -9,8 +9,8 @@ import { until } from './wait.js';
 
 // pusher-js is CommonJS whose typings declare a default export; at run time the module is the class.
 type PusherClass = typeof PusherModule.default;
-export const Pusher: PusherClass = ((PusherModule as unknown as { default?: PusherClass }).default ??
-  (PusherModule as unknown as PusherClass));
+export const Pusher: PusherClass =
+  (PusherModule as unknown as { default?: PusherClass }).default ?? (PusherModule as unknown as PusherClass);
 export type PusherClient = InstanceType<PusherClass>;
 
 /** The `pusher` server SDK for a node; `extra` adds SDK options (e.g. encryptionMasterKeyBase64). */
@@ -48,20 +48,24 @@ export function pusherClient(node: { port: number }, opts: ClientOptions = {}): 
     cluster: 'mt1',
     channelAuthorization: {
       customHandler: (params: { socketId: string; channelName: string }, cb: (err: Error | null, data: unknown) => void) => {
-        const presence = params.channelName.startsWith('presence-') ? opts.user ?? { user_id: 'anon' } : undefined;
+        const presence = params.channelName.startsWith('presence-') ? (opts.user ?? { user_id: 'anon' }) : undefined;
         cb(null, sdk.authorizeChannel(params.socketId, params.channelName, presence as never));
       },
     } as never,
     userAuthentication: {
       customHandler: (params: { socketId: string }, cb: (err: Error | null, data: unknown) => void) => {
-        cb(null, sdk.authenticateUser(params.socketId, (opts.signinUser ?? { id: 'anon' })));
+        cb(null, sdk.authenticateUser(params.socketId, opts.signinUser ?? { id: 'anon' }));
       },
     } as never,
     ...opts.extra,
   });
 }
 
-export function waitFor<T = unknown>(bindable: { bind(ev: string, cb: (d: T) => void): unknown; unbind?(ev: string, cb?: (d: T) => void): unknown }, event: string, timeoutMs = 5000): Promise<T> {
+export function waitFor<T = unknown>(
+  bindable: { bind(ev: string, cb: (d: T) => void): unknown; unbind?(ev: string, cb?: (d: T) => void): unknown },
+  event: string,
+  timeoutMs = 5000,
+): Promise<T> {
   return new Promise((res, rej) => {
     const timer = setTimeout(() => rej(new Error(`timed out waiting for ${event}`)), timeoutMs);
     const cb = (d: T) => {
@@ -90,7 +94,11 @@ export interface RawSocket {
   close(): void;
 }
 
-export function rawSocket(node: { port: number }, path = '/app/app-key?protocol=7&client=js&version=8.4.0', headers: Record<string, string> = {}): Promise<RawSocket> {
+export function rawSocket(
+  node: { port: number },
+  path = '/app/app-key?protocol=7&client=js&version=8.4.0',
+  headers: Record<string, string> = {},
+): Promise<RawSocket> {
   const ws = new WebSocket(`ws://127.0.0.1:${node.port}${path}`, { headers });
   const frames: RawSocket['frames'] = [];
   let cursor = 0;
@@ -161,7 +169,6 @@ export function cleanup(...items: Array<PusherClient | RawSocket | ChorusNode | 
     }),
   );
 }
-
 
 export const framesOf = (sock: RawSocket, event: string) => sock.frames.filter((f) => f.event === event);
 

@@ -41,11 +41,15 @@ export function signedQuery(opts: SignOptions): string {
   } else if (body.length > 0) {
     params.body_md5 = md5(body);
   }
-  const keys = Object.keys(params).map((k) => k.toLowerCase()).sort();
+  const keys = Object.keys(params)
+    .map((k) => k.toLowerCase())
+    .sort();
   const lower: Record<string, string> = {};
   for (const [k, v] of Object.entries(params)) lower[k.toLowerCase()] = v;
   const toSign = `${method}\n${opts.path}\n${keys.map((k) => `${k}=${lower[k]}`).join('&')}`;
-  const signature = createHmac('sha256', opts.secret ?? app.secret).update(toSign).digest('hex');
+  const signature = createHmac('sha256', opts.secret ?? app.secret)
+    .update(toSign)
+    .digest('hex');
   const query = new URLSearchParams({ ...lower, auth_signature: signature });
   return query.toString();
 }

@@ -47,9 +47,7 @@ export interface WebhookReceiver {
 
 /** `apps` are the apps whose key/secret may sign deliveries (matched by X-Pusher-Key). */
 export async function startWebhookReceiver(apps: TestApp[] = [DEMO_APP]): Promise<WebhookReceiver> {
-  const sdks = new Map(
-    apps.map((a) => [a.key, new PusherServer({ appId: a.id, key: a.key, secret: a.secret, host: '127.0.0.1' })]),
-  );
+  const sdks = new Map(apps.map((a) => [a.key, new PusherServer({ appId: a.id, key: a.key, secret: a.secret, host: '127.0.0.1' })]));
   const deliveries: Delivery[] = [];
   let failures = 0;
   let holds = 0;

@@ -128,7 +128,9 @@ export class HorizontalChannelBus implements ChannelBus {
     const leaving = [...this.toUnsubscribe];
     this.toUnsubscribe.clear();
     if (leaving.length) {
-      this.transport.unsubscribe(leaving).catch((err: Error) => this.log.debug({ err: err.message, topics: leaving.length }, 'unsubscribe failed'));
+      this.transport
+        .unsubscribe(leaving)
+        .catch((err: Error) => this.log.debug({ err: err.message, topics: leaving.length }, 'unsubscribe failed'));
     }
     if (subscribing.length === 0) return;
     const done = () => subscribing.forEach((s) => s.resolve());

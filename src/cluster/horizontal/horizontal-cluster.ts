@@ -69,11 +69,16 @@ export class HorizontalCluster implements Cluster {
     this.processId = settings.processId ?? `${hostname()}-${process.pid}`;
     this.nodeId = `${this.processId}~${randomUUID().slice(0, 8)}`;
     this.control = new ControlBus(transport, settings.prefix, this.nodeId, observer, log);
-    this.membershipTable = new Membership(this.nodeId, settings, {
-      joined: (peer) => this.peerJoined(peer),
-      lost: (peer, reason) => this.peerLost(peer, reason),
-      ownersChanged: () => undefined,
-    }, (id) => !this.replica.awaitingSnapshot.has(id));
+    this.membershipTable = new Membership(
+      this.nodeId,
+      settings,
+      {
+        joined: (peer) => this.peerJoined(peer),
+        lost: (peer, reason) => this.peerLost(peer, reason),
+        ownersChanged: () => undefined,
+      },
+      (id) => !this.replica.awaitingSnapshot.has(id),
+    );
     this.edges = new EdgeEmitter(
       { removalDelayMs: settings.removalDelayMs, overdueGraceMs: settings.nodeTimeoutMs + settings.cleanupIntervalMs * 2 },
       { selfId: this.nodeId, ownerOf: (key) => this.membershipTable.ownerOf(key) },
@@ -118,7 +123,13 @@ export class HorizontalCluster implements Cluster {
     });
     // Chosen once, at connect: the broker holds shared state or each node answers for itself.
     this.state = this.transport.sharedState
-      ? brokerState({ transport: this.transport, keyPrefix: this.settings.keyPrefix, nodeId: this.nodeId, liveNodes: () => this.settledLiveNodes(), log: this.log })
+      ? brokerState({
+          transport: this.transport,
+          keyPrefix: this.settings.keyPrefix,
+          nodeId: this.nodeId,
+          liveNodes: () => this.settledLiveNodes(),
+          log: this.log,
+        })
       : nodeLocalState({ local: () => this.local, countElsewhere: (appId) => this.queryPort.elsewhere(appId) });
     if (!this.transport.sharedState) {
       this.log.warn('the broker has no shared state: connection quotas and cache channels are per node (NATS: start nats-server with -js)');
@@ -161,7 +172,8 @@ export class HorizontalCluster implements Cluster {
   // ports
 
   readonly channels = {
-    broadcast: (appId: string, channel: string, frame: string, exceptSocketId?: string) => this.bus.broadcast(appId, channel, frame, exceptSocketId),
+    broadcast: (appId: string, channel: string, frame: string, exceptSocketId?: string) =>
+      this.bus.broadcast(appId, channel, frame, exceptSocketId),
     watch: (appId: string, channel: string) => this.bus.watch(appId, channel),
     unwatch: (appId: string, channel: string) => this.bus.unwatch(appId, channel),
   };
@@ -203,7 +215,9 @@ export class HorizontalCluster implements Cluster {
       const now = Date.now();
       return [
         { nodeId: this.nodeId, processId: this.processId, self: true, lastSeenMs: 0, ready: this.membershipTable.isSelfReady },
-        ...this.membershipTable.list().map((p) => ({ nodeId: p.nodeId, processId: p.processId, self: false, lastSeenMs: now - p.lastSeen, ready: p.ready })),
+        ...this.membershipTable
+          .list()
+          .map((p) => ({ nodeId: p.nodeId, processId: p.processId, self: false, lastSeenMs: now - p.lastSeen, ready: p.ready })),
       ];
     },
     owns: (key) => this.membershipTable.owns(key),
@@ -311,9 +325,11 @@ export class HorizontalCluster implements Cluster {
   }
 
   private sendSnapshot(to: string): void {
-    const pend: PendingWire[] = this.edges.pendingRemovals().map(({ edge, remainingMs }) =>
-      edge.kind === 'channel' ? ['c', edge.appId, edge.channel, remainingMs] : ['m', edge.appId, edge.channel, edge.userId, remainingMs],
-    );
+    const pend: PendingWire[] = this.edges
+      .pendingRemovals()
+      .map(({ edge, remainingMs }) =>
+        edge.kind === 'channel' ? ['c', edge.appId, edge.channel, remainingMs] : ['m', edge.appId, edge.channel, edge.userId, remainingMs],
+      );
     this.control.send(this.replica.snapshot(pend), to);
   }
 

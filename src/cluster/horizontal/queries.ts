@@ -28,9 +28,7 @@ export class HorizontalQueries implements ClusterQueries {
   constructor(private readonly d: QueryDeps) {}
 
   private ask(k: RequestKind, a: string, c?: string): Promise<Map<string, unknown>> {
-    return this.d.requests.ask(this.d.liveIds(), (id) =>
-      this.d.send(c === undefined ? { t: 'req', id, k, a } : { t: 'req', id, k, a, c }),
-    );
+    return this.d.requests.ask(this.d.liveIds(), (id) => this.d.send(c === undefined ? { t: 'req', id, k, a } : { t: 'req', id, k, a, c }));
   }
 
   /** What this node answers a peer. */

@@ -50,7 +50,9 @@ export class Replica {
   ) {
     this.feed = new EdgeFeed(edges);
     this.users = new UsersReplica((appId, userId, online) => this.node?.userPresenceChanged(appId, userId, online));
-    this.interest = new InterestReplica((appId, channel, occupied) => this.feed.feed({ kind: 'channel', appId, channel, present: occupied }, this.own));
+    this.interest = new InterestReplica((appId, channel, occupied) =>
+      this.feed.feed({ kind: 'channel', appId, channel, present: occupied }, this.own),
+    );
   }
 
   attach(node: ClusterNode): void {
@@ -178,7 +180,9 @@ export class Replica {
     return {
       t: 'snap',
       s: this.seq,
-      e: this.book.entriesOf(this.selfId).map((e) => [e.appId, e.channel, e.userId, e.info, e.sockets] as [string, string, string, unknown, number]),
+      e: this.book
+        .entriesOf(this.selfId)
+        .map((e) => [e.appId, e.channel, e.userId, e.info, e.sockets] as [string, string, string, unknown, number]),
       o: this.users.entriesOf(this.selfId),
       ch: this.interest.entriesOf(this.selfId),
       pend: pending,

@@ -4,9 +4,7 @@
 // or stalled uploads cannot pile up memory.
 import type { HttpResponse } from 'uWebSockets.js';
 
-export type BodyResult =
-  | { ok: true; body: Buffer }
-  | { ok: false; reason: 'too_large' | 'timeout' | 'busy' | 'busy_ip' | 'aborted' };
+export type BodyResult = { ok: true; body: Buffer } | { ok: false; reason: 'too_large' | 'timeout' | 'busy' | 'busy_ip' | 'aborted' };
 
 export interface BodyBudgetSettings {
   /** body bytes in flight on the node */
@@ -106,7 +104,8 @@ export function readBody(
   res.onData((chunk, isLast) => {
     if (done) return;
     size += chunk.byteLength;
-    if (size > limit || (reserved > 0 && size > reserved) || (reserved === 0 && size > 0)) return finish({ ok: false, reason: 'too_large' });
+    if (size > limit || (reserved > 0 && size > reserved) || (reserved === 0 && size > 0))
+      return finish({ ok: false, reason: 'too_large' });
     // uWS reuses the chunk's memory after this callback: copy it.
     chunks.push(Buffer.from(chunk.slice(0)));
     if (isLast) finish({ ok: true, body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size) });

@@ -182,9 +182,7 @@ function loadAssets(prefix: string, defaultKey: string): Map<string, Asset> | nu
     let body = readFileSync(join(ASSET_DIR, name));
     if (name === 'index.html') {
       const attr = (s: string) => s.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
-      body = Buffer.from(
-        body.toString('utf8').replaceAll('__PREFIX__', attr(prefix)).replaceAll('__DEFAULT_KEY__', attr(defaultKey)),
-      );
+      body = Buffer.from(body.toString('utf8').replaceAll('__PREFIX__', attr(prefix)).replaceAll('__DEFAULT_KEY__', attr(defaultKey)));
     }
     assets.set(name, { type, body });
   }

@@ -3,7 +3,12 @@ import type { TemplatedApp } from 'uWebSockets.js';
 import { errorReply, writeReply, type Reply } from './respond.js';
 import type { HttpDeps } from './settings.js';
 
-const health = (status: number, text: string): Reply => ({ status, body: text, contentType: 'text/plain', headers: { 'X-Health-Check': text } });
+const health = (status: number, text: string): Reply => ({
+  status,
+  body: text,
+  contentType: 'text/plain',
+  headers: { 'X-Health-Check': text },
+});
 
 function safeDecode(s: string): string | null {
   try {

@@ -69,7 +69,10 @@ export function checkEvent(app: App, raw: unknown, batch: boolean): Checked {
   let info: string[] = [];
   if (e.info !== undefined && e.info !== null && e.info !== '') {
     if (typeof e.info !== 'string') return bad(400, '"info" must be a comma-separated string');
-    info = e.info.split(',').map((s) => s.trim()).filter(Boolean);
+    info = e.info
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     const unknown = info.find((a) => !INFO_ATTRIBUTES.has(a));
     if (unknown) return bad(400, `Unknown info attribute: ${unknown.slice(0, 50)}`);
   }

@@ -7,7 +7,10 @@ import { errorReply, jsonReply, type Reply } from './respond.js';
 import type { HttpDeps } from './settings.js';
 
 const attributes = (params: Map<string, string>): string[] =>
-  (params.get('info') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  (params.get('info') ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 
 export async function listChannels(d: HttpDeps, app: App, params: Map<string, string>): Promise<Reply> {
   const prefix = params.get('filter_by_prefix') ?? '';

@@ -96,7 +96,8 @@ function apiRoute(d: HttpDeps, endpoint: Endpoint, argCount: number) {
           return respond(refusal);
         }
       }
-      if (isPost) body = readBody(res, known ? bodyLimitOf(known) : settings.maxBodyBytes, declared, BODY_TIMEOUT_MS, d.bodyBudget, ipOf, hasBody);
+      if (isPost)
+        body = readBody(res, known ? bodyLimitOf(known) : settings.maxBodyBytes, declared, BODY_TIMEOUT_MS, d.bodyBudget, ipOf, hasBody);
       (async (): Promise<Reply> => {
         if (settings.apiIpLimit) {
           const { maxRequests, windowSeconds } = settings.apiIpLimit;

@@ -141,7 +141,11 @@ function dispatch(d: WsDeps, conn: WsConnection, frame: ClientFrame, size: numbe
     case 'pusher:signin':
       if (!takeControlToken(conn, d.settings.controlBudget)) {
         d.metrics.rateLimit(conn.app.id, 'control_frames');
-        conn.close(CloseCode.OVER_CAPACITY, 'too many control frames', errorFrame(CloseCode.OVER_CAPACITY, 'Too many subscribe, unsubscribe or sign-in frames; reconnect later'));
+        conn.close(
+          CloseCode.OVER_CAPACITY,
+          'too many control frames',
+          errorFrame(CloseCode.OVER_CAPACITY, 'Too many subscribe, unsubscribe or sign-in frames; reconnect later'),
+        );
         return;
       }
       if (event === 'pusher:subscribe') {

@@ -66,7 +66,8 @@ function authorize(d: WsDeps, conn: Connection, channel: string, data: Record<st
   const channelData = info.kind === 'presence' ? data.channel_data : undefined;
   if (info.kind === 'presence' && typeof channelData !== 'string') return refuse('AuthError', 'presence channels need channel_data', 401);
   const toSign = channelStringToSign(conn.socketId, channel, channelData as string | undefined);
-  if (!verifyClientAuth(data.auth, app.key, app.secret, toSign)) return refuse('AuthError', `Invalid signature for channel ${channel}`, 401);
+  if (!verifyClientAuth(data.auth, app.key, app.secret, toSign))
+    return refuse('AuthError', `Invalid signature for channel ${channel}`, 401);
   if (info.kind !== 'presence') return null;
   const member = parsePresenceData(app, channelData);
   if ('status' in member) return member;
