@@ -7,19 +7,8 @@ import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ClusterEdge } from '../src/cluster/ports.js';
 import { SimCluster, type SimNode } from './helpers/sim-cluster.js';
+import { mulberry32 as rng } from '../src/transports/rng.js';
 import { sleep, until } from './helpers/wait.js';
-
-/** mulberry32: a seeded generator, so a failing interleaving can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const channelEdges = (edges: ClusterEdge[], channel: string) =>
   edges.filter((e) => e.kind === 'channel' && e.channel === channel).map((e) => e.present);

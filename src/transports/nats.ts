@@ -1,7 +1,7 @@
 // NATS core pub/sub for topics; JetStream key-value buckets (nats-kv.ts) for the
 // atomic operations. Subjects are tokens joined by "."; parts are escaped so that
 // any channel name stays exactly one valid token.
-import { connect, type ConnectionOptions, type NatsConnection, type Subscription } from 'nats';
+import { connect, Events, type ConnectionOptions, type NatsConnection, type Subscription } from 'nats';
 import type { Logger } from 'pino';
 import { Backlog } from './backlog.js';
 import { NatsKv } from './nats-kv.js';
@@ -109,12 +109,12 @@ export class NatsTransport implements Transport {
 
   private async watchStatus(nc: NatsConnection): Promise<void> {
     for await (const status of nc.status()) {
-      if (String(status.type) === 'disconnect') {
+      if (status.type === Events.Disconnect) {
         this.epoch++;
         if (!this.up) continue;
         this.up = false;
         this.emit(false);
-      } else if (String(status.type) === 'reconnect') {
+      } else if (status.type === Events.Reconnect) {
         // nats.js sent every SUB again on reconnecting; a round trip confirms the server has them.
         const epoch = this.epoch;
         nc.flush().then(

@@ -143,25 +143,22 @@ export class Membership {
    * ready at all (a whole cluster starting) does every live member count.
    */
   ownerOf(key: string): string {
-    const readyPeers: Peer[] = [];
-    let syncedReady = false;
+    let anyReady = false;
+    let anyCandidate = false;
     for (const peer of this.peers.values()) {
-      if (!peer.ready) continue;
-      readyPeers.push(peer);
-      if (this.candidate(peer)) syncedReady = true;
+      anyReady ||= peer.ready;
+      anyCandidate ||= this.candidate(peer);
     }
-    if (this.selfReady || syncedReady) {
-      const candidates = readyPeers.filter((p) => this.candidate(p));
-      return this.highest(key, this.selfReady, candidates);
-    }
-    if (readyPeers.length > 0) return this.highest(key, false, readyPeers);
-    return this.highest(key, true, this.peers.values());
+    if (this.selfReady || anyCandidate) return this.highest(key, this.selfReady, (p) => this.candidate(p));
+    if (anyReady) return this.highest(key, false, (p) => p.ready);
+    return this.highest(key, true, () => true);
   }
 
-  private highest(key: string, includeSelf: boolean, peers: Iterable<Peer>): string {
+  private highest(key: string, includeSelf: boolean, counts: (peer: Peer) => boolean): string {
     let best = includeSelf ? this.selfId : '';
     let bestScore = includeSelf ? score(this.selfId, key) : -1;
-    for (const peer of peers) {
+    for (const peer of this.peers.values()) {
+      if (!counts(peer)) continue;
       const s = score(peer.nodeId, key);
       if (s > bestScore || (s === bestScore && peer.nodeId < best)) {
         best = peer.nodeId;
