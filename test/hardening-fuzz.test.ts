@@ -22,28 +22,12 @@ import {
   type PusherClient,
   type RawSocket,
 } from './helpers/clients.js';
+import { seededRng as prng, type Rng } from './helpers/rng.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed2026);
 const FRAMES = Number(process.env.FUZZ_FRAMES ?? 20000);
 const REQUESTS = Number(process.env.FUZZ_REQUESTS ?? 4000);
 const SOCKETS = 8;
-
-/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number) => Math.floor(next() * n);
-  const pick = <T>(list: readonly T[]): T => list[int(list.length)];
-  const chance = (p: number) => next() < p;
-  return { next, int, pick, chance };
-}
-type Rng = ReturnType<typeof prng>;
 
 const sign = (secret: string, text: string) => createHmac('sha256', secret).update(text).digest('hex');
 

@@ -9,14 +9,15 @@
 // after a client's re-subscription is lost.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, get as httpGet } from 'node:http';
-import { createServer, Socket } from 'node:net';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import PusherServer from 'pusher';
-import { freePort, startRedis, type Broker } from './helpers/brokers.js';
+import { HAPROXY_MAXCONN, haproxyStatus, startBalancers, type Balancer } from './helpers/balancers.js';
+import { startRedis, type Broker } from './helpers/brokers.js';
 import { DEMO_APP, ROOT, startNode, type ChorusNode, type TestApp } from './helpers/node.js';
 import { Pusher, pusherClient, sleep, waitFor, type PusherClient } from './helpers/clients.js';
 
@@ -28,12 +29,6 @@ const NODE_ENV = {
   CHORUS_TEST_LOG_LEVEL: 'warn',
 };
 const TICK_MS = 100;
-/**
- * haproxy.cfg's `maxconn 50000` needs ~100k file descriptors; test machines may cap
- * the hard limit lower (HAProxy then refuses to start). `-n` lowers only the connection
- * limit, from the command line, so the config file itself stays as shipped.
- */
-const HAPROXY_MAXCONN = ['-n', '4096'];
 const CHANNEL = 'roll';
 /** How long nginx counts a failed node out (passive checks), read from the shipped config. */
 const nginxFailTimeoutMs = Number(/fail_timeout=(\d+)s/.exec(readFileSync(join(ROOT, 'nginx/nginx.conf'), 'utf8'))?.[1] ?? 10) * 1000;
@@ -91,101 +86,6 @@ function scrape(port: number): Promise<Samples> {
 const sample = (s: Samples, name: string, appId: string) => s.get(`chorus_${name}{app_id="${appId}"}`) ?? 0;
 
 // ---------------------------------------------------------------- balancers
-
-function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  return new Promise((res, rej) => {
-    const attempt = () => {
-      const s = new Socket();
-      s.once('connect', () => (s.destroy(), res()));
-      s.once('error', () => {
-        s.destroy();
-        if (Date.now() > deadline) rej(new Error(`nothing on ${port}`));
-        else setTimeout(attempt, 50);
-      });
-      s.connect(port, '127.0.0.1');
-    };
-    attempt();
-  });
-}
-
-interface Balancer {
-  name: 'nginx' | 'haproxy';
-  port: number;
-  proc: ChildProcess;
-  output: string[];
-  stop(): Promise<void>;
-}
-
-function runBalancer(name: Balancer['name'], cmd: string, args: string[], port: number): Balancer {
-  const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const output: string[] = [];
-  proc.stdout.on('data', (c) => output.push(String(c)));
-  proc.stderr.on('data', (c) => output.push(String(c)));
-  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-  return {
-    name,
-    port,
-    proc,
-    output,
-    async stop() {
-      if (proc.exitCode !== null || proc.signalCode !== null) return;
-      proc.kill('SIGTERM');
-      const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
-}
-
-/** nginx/nginx.conf with the upstream's one server line replaced by the nodes, and `listen 80` by a free port. */
-function nginxConfig(nodePorts: number[], port: number): string {
-  const src = readFileSync(join(ROOT, 'nginx/nginx.conf'), 'utf8');
-  let servers = 0;
-  let listens = 0;
-  const out = src
-    .replace(/^(\s*)server chorus:6001(.*)$/m, (_m, indent: string, rest: string) => {
-      servers++;
-      return nodePorts.map((p) => `${indent}server 127.0.0.1:${p}${rest}`).join('\n');
-    })
-    .replace(/\blisten 80;/, () => (listens++, `listen ${port};`));
-  assert.equal(servers, 1, 'nginx.conf: upstream line `server chorus:6001` not found');
-  assert.equal(listens, 1, 'nginx.conf: `listen 80;` not found');
-  return out;
-}
-
-/** haproxy/haproxy.cfg with servers chorus-N:6001 pointed at the nodes and the two binds on free ports. */
-function haproxyConfig(nodePorts: number[], port: number, statsPort: number): string {
-  const src = readFileSync(join(ROOT, 'haproxy/haproxy.cfg'), 'utf8');
-  let servers = 0;
-  const out = src
-    .replace(/chorus-(\d):6001/g, (_m, n: string) => (servers++, `127.0.0.1:${nodePorts[Number(n) - 1]}`))
-    .replace('bind *:80\n', `bind *:${port}\n`)
-    .replace('bind *:8404\n', `bind *:${statsPort}\n`);
-  assert.equal(servers, 3, 'haproxy.cfg: expected servers chorus-1..3:6001');
-  assert.ok(out.includes(`bind *:${port}\n`) && out.includes(`bind *:${statsPort}\n`), 'haproxy.cfg: binds *:80 and *:8404 not found');
-  return out;
-}
-
-/** HAProxy's stats CSV: server name -> status (UP, DOWN, ...). */
-function haproxyStatus(statsPort: number): Promise<Map<string, string>> {
-  return new Promise((res, rej) => {
-    const req = httpGet({ host: '127.0.0.1', port: statsPort, path: '/stats;csv', timeout: 2000 }, (r) => {
-      let body = '';
-      r.on('data', (c) => (body += c));
-      r.on('end', () => {
-        const status = new Map<string, string>();
-        for (const line of body.split('\n')) {
-          const cols = line.split(',');
-          if (cols[0] === 'chorus_nodes' && cols[1] !== 'BACKEND' && cols[1] !== 'FRONTEND') status.set(cols[1], cols[17]);
-        }
-        res(status);
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error('stats timeout')));
-    req.on('error', rej);
-  });
-}
 
 async function until(what: string | (() => string), pred: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -371,27 +271,8 @@ describe('load balancers: 3 nodes on redis behind nginx and HAProxy', () => {
       nodes.push(node);
       nodePorts.push(node.port);
     }
-    const nginxPort = await freePort();
-    writeFileSync(join(dir, 'nginx.conf'), nginxConfig(nodePorts, nginxPort));
-    nginxArgs = [
-      '-c',
-      join(dir, 'nginx.conf'),
-      '-p',
-      dir,
-      '-e',
-      join(dir, 'error.log'),
-      '-g',
-      `daemon off; pid ${join(dir, 'nginx.pid')}; error_log ${join(dir, 'error.log')};`,
-    ];
-    nginx = runBalancer('nginx', 'nginx', nginxArgs, nginxPort);
-    const haproxyPort = await freePort();
-    statsPort = await freePort();
-    haproxyFile = join(dir, 'haproxy.cfg');
-    writeFileSync(haproxyFile, haproxyConfig(nodePorts, haproxyPort, statsPort));
-    haproxy = runBalancer('haproxy', 'haproxy', ['-f', haproxyFile, '-db', ...HAPROXY_MAXCONN], haproxyPort);
-    await Promise.all([waitForPort(nginx.port), waitForPort(haproxy.port), waitForPort(statsPort)]).catch((err) => {
-      throw new Error(`${(err as Error).message}\nnginx: ${nginx.output.join('')}\nhaproxy: ${haproxy.output.join('')}`);
-    });
+    const lbs = await startBalancers(dir, nodePorts);
+    ({ nginx, haproxy, statsPort, nginxArgs, haproxyFile } = lbs);
     await until(
       'HAProxy sees 3 nodes UP',
       async () => [...(await haproxyStatus(statsPort)).values()].filter((s) => s === 'UP').length === 3,

@@ -2,6 +2,7 @@
 // ping/pong and server-side liveness, and robustness against malformed frames.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import WebSocket from 'ws';
 import { DEMO_APP, startNode, type ChorusNode, type TestApp } from './helpers/node.js';
 import {
@@ -10,12 +11,33 @@ import {
   dataOf,
   pusherClient,
   rawSocket,
+  roundTrip,
   serverSdk,
   sleep,
   waitFor,
   type PusherClient,
   type RawSocket,
 } from './helpers/clients.js';
+
+/** Writes a raw request and resolves with the response head (up to the blank line). */
+function responseHead(port: number, request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(port, '127.0.0.1');
+    let got = '';
+    const timer = setTimeout(() => (sock.destroy(), reject(new Error(`no response head in 3 s: ${got}`))), 3000);
+    sock.on('data', (d) => {
+      got += d.toString('latin1');
+      const end = got.indexOf('\r\n\r\n');
+      if (end !== -1) {
+        clearTimeout(timer);
+        sock.destroy();
+        resolve(got.slice(0, end));
+      }
+    });
+    sock.on('error', (err) => (clearTimeout(timer), reject(err)));
+    sock.write(request);
+  });
+}
 
 const PATH = (key: string, query = 'protocol=7&client=js&version=8.6.0') => `/app/${key}?${query}`;
 
@@ -90,6 +112,32 @@ describe('ws connection: handshake', () => {
     assert.match(idA, /^\d+\.\d+$/);
     assert.match(idB, /^\d+\.\d+$/);
     assert.notEqual(idA, idB);
+  });
+
+  it('echoes the first offered subprotocol when it is a short token, and none for a long or odd offer', async () => {
+    const opened = async (protocols: string | string[]) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${node.port}${PATH(DEMO_APP.key)}`, protocols);
+      const upgraded = new Promise<string | undefined>((resolve, reject) => {
+        ws.once('upgrade', (res) => resolve(res.headers['sec-websocket-protocol']));
+        ws.once('error', reject);
+      });
+      try {
+        return await upgraded;
+      } finally {
+        ws.terminate();
+      }
+    };
+    assert.equal(await opened(['pusher', 'other']), 'pusher');
+    // ws refuses a 101 without the protocol it asked for, so the odd offers go raw.
+    for (const offer of ['z'.repeat(4000), 'a b', '"quoted"']) {
+      const head = await responseHead(
+        node.port,
+        `GET ${PATH(DEMO_APP.key)} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ${offer}\r\n\r\n`,
+      );
+      assert.match(head, /^HTTP\/1\.1 101 /);
+      assert.doesNotMatch(head, /sec-websocket-protocol/i);
+    }
   });
 });
 
@@ -356,9 +404,23 @@ describe('ws connection: malformed frames', () => {
     sock.send({ event: 'pusher:ping', data: { pad: 'x'.repeat(5 * 1024) } });
     const closed = await Promise.race([sock.closed, sleep(5000).then(() => null)]);
     assert.ok(closed, 'the server did not close the oversize sender');
-    // uWS drops the TCP connection (1006 at the client); a 1009 close would do as well.
-    assert.ok(closed.code === 1009 || closed.code === 1006, `close code ${closed.code}`);
+    // RFC 6455's 1009 with a reason naming the limit, not a dropped TCP connection (1006).
+    assert.equal(closed.code, 1009);
+    assert.equal(closed.reason, 'frame over 4 KB (websocket_max_payload_kb)');
     assert.equal(sock.frames.filter((f) => f.event === 'pusher:pong').length, 1, 'the oversize ping was not answered');
+  });
+
+  it('cuts a frame far over the limit before reading it (uWS: 1006), and serves the next connection', async () => {
+    const { sock } = await rawConnected(node);
+    open.push(sock);
+    // 4 KB limit: uWS reads frames up to 16 KB; past that it drops the connection unread.
+    sock.send({ event: 'pusher:ping', data: { pad: 'x'.repeat(40 * 1024) } });
+    const closed = await Promise.race([sock.closed, sleep(5000).then(() => null)]);
+    assert.ok(closed, 'the server did not close the oversize sender');
+    assert.ok(closed.code === 1006 || closed.code === 1009, `close code ${closed.code}`);
+    const { sock: next } = await rawConnected(node);
+    open.push(next);
+    await roundTrip(next);
   });
 
   it('keeps serving: a well-behaved pusher-js client subscribes and receives an SDK event after all that', async () => {

@@ -1,5 +1,7 @@
 // Pusher protocol error and close codes (PROTOCOL.md section 4).
 export const CloseCode = {
+  /** RFC 6455: a frame over websocket_max_payload_kb */
+  MESSAGE_TOO_BIG: 1009,
   SSL_ONLY: 4000,
   APP_NOT_FOUND: 4001,
   APP_DISABLED: 4003,

@@ -27,7 +27,7 @@ export async function freePort(): Promise<number> {
   throw new Error('no fresh free port after 50 tries');
 }
 
-async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
+export async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const ok = await new Promise<boolean>((res) => {

@@ -28,9 +28,16 @@ export function websocketBehavior(d: WsDeps): WebSocketBehavior<SocketData> {
     }
   };
 
+  // uWS drops the TCP connection (1006) on a frame over its own limit, with no close frame.
+  // Its limit sits above ours, so a frame somewhat over websocket_max_payload_kb reaches the
+  // handler and gets a 1009 close with a reason; only a gross one (over 4x, or 1 MiB beyond)
+  // is cut by uWS before it is read. The margin is bounded: it is what uWS may buffer per socket.
+  const uwsLimit = settings.maxPayloadBytes + Math.min(3 * settings.maxPayloadBytes, 1024 * 1024);
+  const tooBig = `frame over ${Math.round(settings.maxPayloadBytes / 1024)} KB (websocket_max_payload_kb)`;
+
   return {
     compression: 0,
-    maxPayloadLength: settings.maxPayloadBytes,
+    maxPayloadLength: uwsLimit,
     // Liveness is ours (pusher:ping / 4201), so uWS's own idle timer is off.
     idleTimeout: 0,
     maxBackpressure: MAX_BACKPRESSURE_BYTES,
@@ -87,6 +94,7 @@ export function websocketBehavior(d: WsDeps): WebSocketBehavior<SocketData> {
         conn.pingSentAt = 0;
         conn.metrics.messagesIn.inc();
         conn.metrics.bytesIn.inc(message.byteLength);
+        if (message.byteLength > settings.maxPayloadBytes) return conn.close(CloseCode.MESSAGE_TOO_BIG, tooBig);
         if (isBinary) return conn.send(errorFrame(null, 'Binary frames are not supported'));
         const decoded = decodeClientFrame(message);
         if (!decoded.ok) return conn.send(errorFrame(null, `Invalid message: ${decoded.reason}`));

@@ -41,12 +41,26 @@ export function appKeyOf(url: string, prefix: string): string | null {
   return key.length === 0 || key.length > 256 || key.includes('/') ? null : key;
 }
 
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/;
+
+/**
+ * The subprotocol echoed in the 101: the client's first offer when it is a short RFC 7230
+ * token, else none (RFC 6455 lets a server pick none). Pusher clients send none; echoing a
+ * 4 KB header made the 101 too big for nginx's default proxy buffer (a 502).
+ */
+export function chosenSubprotocol(offered: string): string {
+  if (offered === '') return '';
+  const comma = offered.indexOf(',');
+  const first = (comma === -1 ? offered : offered.slice(0, comma)).trim();
+  return TOKEN.test(first) ? first : '';
+}
+
 export function handleUpgrade(d: WsDeps, res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
   // Everything the request holds is read now: uWS frees it when this callback returns.
   const url = req.getUrl();
   const protocol = req.getQuery('protocol') ?? '';
   const secKey = req.getHeader('sec-websocket-key');
-  const secProtocol = req.getHeader('sec-websocket-protocol');
+  const secProtocol = chosenSubprotocol(req.getHeader('sec-websocket-protocol'));
   const secExtensions = req.getHeader('sec-websocket-extensions');
   const origin = req.getHeader('origin');
   const limits = d.settings.ipLimits;
