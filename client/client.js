@@ -175,11 +175,19 @@
     $('socket-id').textContent = id || '–';
   }
 
+  // A node that listens beyond loopback wants the token it was started with (client.token):
+  // open the page as /client/?token=... and every signing request carries it.
+  function tokenHeaders() {
+    var token = new URLSearchParams(location.search).get('token');
+    return token ? { 'X-Chorus-Client-Token': token } : {};
+  }
+
   function connect() {
     disconnect();
     var s = settings();
     if (!s.key) return addLog('connection', 'missing app key', null, { error: true });
     var authParams = { key: s.key, user_id: s.userId, user_name: s.userName };
+    var authHeaders = tokenHeaders();
     pusher = new Pusher(s.key, {
       cluster: 'mt1',
       wsHost: s.host,
@@ -189,8 +197,8 @@
       forceTLS: s.tls,
       enabledTransports: ['ws', 'wss'],
       disableStats: true,
-      channelAuthorization: { endpoint: s.httpBase + '/client/auth', transport: 'ajax', params: authParams },
-      userAuthentication: { endpoint: s.httpBase + '/client/signin', transport: 'ajax', params: authParams },
+      channelAuthorization: { endpoint: s.httpBase + '/client/auth', transport: 'ajax', params: authParams, headers: authHeaders },
+      userAuthentication: { endpoint: s.httpBase + '/client/signin', transport: 'ajax', params: authParams, headers: authHeaders },
     });
     var conn = pusher.connection;
     conn.bind('state_change', function (states) {
@@ -381,7 +389,7 @@
     showResult('pub-result', true, 'Publishing…');
     fetch(s.httpBase + '/client/publish', {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
+      headers: Object.assign({ 'Content-Type': 'application/json' }, tokenHeaders()),
       body: JSON.stringify(body),
     })
       .then(function (res) {

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // chorus start [--config FILE] | --help | --version
-import { loadConfig, runsDemoApp } from './config/load.js';
+import { isLoopbackHost, loadConfig, runsDemoApp } from './config/load.js';
 import { ConfigError } from './config/errors.js';
 import { createLogger } from './log.js';
 import { startServer, type StartupError } from './server.js';
@@ -96,7 +96,7 @@ async function main(): Promise<void> {
   }
   for (const key of loaded.unknownKeys) log.warn({ key }, `unknown config key "${key}" ignored`);
   log.info({ config_file: loaded.source ?? '(embedded defaults)' }, 'configuration loaded');
-  const loopback = ['127.0.0.1', 'localhost', '::1'].includes(loaded.config.host);
+  const loopback = isLoopbackHost(loaded.config.host);
   if (runsDemoApp(loaded.config) && !loopback) {
     log.warn(
       { host: loaded.config.host },

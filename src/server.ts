@@ -141,6 +141,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   registerDevClient(http, uws, {
     enabled: config.client.enabled === true,
     defaultKey: config.app_manager.array.apps?.[0]?.key ?? 'app-key',
+    token: config.client.token ?? null,
   });
   registerCatchAll(uws);
 

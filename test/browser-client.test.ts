@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import PusherServer from 'pusher';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { DEMO_APP, ROOT, startNode, type ChorusNode } from './helpers/node.js';
+import { DEMO_APP, ROOT, runCli, startNode, writeConfig, type ChorusNode } from './helpers/node.js';
 import { connected, pusherClient, serverSdk, waitFor, type PusherClient } from './helpers/clients.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -337,5 +337,46 @@ describe('browser test client endpoints when the page is off', () => {
       body: { error: 'channel name may contain only letters, digits and _ - = @ , . ;: bad name' },
     });
     assert.deepEqual(await post('publish', { key: 'app-key', name: 'e', data: 'x', channels: ['a', 'b'] }), { status: 200, body: {} });
+  });
+});
+
+describe('browser test client beyond loopback', () => {
+  const TOKEN = 'a-long-enough-client-token';
+  let node: ChorusNode | undefined;
+  after(async () => {
+    await node?.stop();
+  });
+
+  it('refuses to start on a non-loopback host without client.token, naming the key', async () => {
+    const file = writeConfig({
+      host: '0.0.0.0',
+      port: 0,
+      metrics: { enabled: false },
+      client: { enabled: true },
+      app_manager: { driver: 'array', array: { apps: [{ id: 'app-id', key: 'app-key', secret: 'app-secret' }] } },
+    });
+    const out = await runCli(['start', '--config', file]);
+    assert.equal(out.code, 2, out.stdout + out.stderr);
+    assert.match(out.stdout + out.stderr, /client\.enabled on host 0\.0\.0\.0 .*needs client\.token \(env CLIENT_TOKEN\)/);
+  });
+
+  it('with a token, its signing endpoints answer only requests that carry it', async () => {
+    node = await startNode({ config: { host: '0.0.0.0', client: { enabled: true } }, env: { CLIENT_TOKEN: TOKEN } });
+    const auth = (headers: Record<string, string>) =>
+      fetch(`${node!.url}/client/auth`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', ...headers },
+        body: JSON.stringify({ socket_id: '12.34', channel_name: 'private-a', key: 'app-key' }),
+      });
+    const missing = await auth({});
+    assert.equal(missing.status, 401);
+    assert.match(((await missing.json()) as { error: string }).error, /X-Chorus-Client-Token/);
+    assert.equal((await auth({ 'X-Chorus-Client-Token': TOKEN.slice(0, -1) + 'X' })).status, 401);
+    assert.equal((await auth({ 'X-Chorus-Client-Token': 'short' })).status, 401);
+    const ok = await auth({ 'X-Chorus-Client-Token': TOKEN });
+    assert.equal(ok.status, 200);
+    assert.deepEqual(await ok.json(), serverSdk(node).authorizeChannel('12.34', 'private-a'));
+    // The page holds no secret; it passes ?token= on to the endpoints.
+    assert.equal((await fetch(`${node.url}/client/?token=${TOKEN}`)).status, 200);
   });
 });

@@ -68,6 +68,8 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   bind('WEBHOOKS_BATCHING_ENABLED', 'webhooks.batching.enabled', 'boolean'),
   bind('WEBHOOKS_BATCHING_DURATION', 'webhooks.batching.duration', 'number'),
   bind('INSTANCE_PROCESS_ID', 'instance.process_id'),
+  bind('CLIENT_ENABLED', 'client.enabled', 'boolean'),
+  bind('CLIENT_TOKEN', 'client.token'),
   bind('SSL_ENABLED', 'ssl.enabled', 'boolean'),
   bind('SSL_CERT_PATH', 'ssl.cert_path'),
   bind('SSL_KEY_PATH', 'ssl.key_path'),

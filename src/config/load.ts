@@ -137,5 +137,14 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     ids.add(app.id);
     keys.add(app.key);
   }
+  if (config.client.enabled === true && !isLoopbackHost(config.host) && !config.client.token) {
+    throw new ConfigError(
+      `client.enabled on host ${config.host} (beyond loopback) needs client.token (env CLIENT_TOKEN): ` +
+        'the test client signs channel auth and sign-in for anyone who can reach it; set a token or listen on 127.0.0.1',
+    );
+  }
   return { config, source, unknownKeys };
 }
+
+/** Addresses only this machine can reach. */
+export const isLoopbackHost = (host: string): boolean => host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);

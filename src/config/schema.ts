@@ -299,7 +299,13 @@ export const configSchema = z.object({
       passphrase: z.string().nullish(),
     })
     .prefault({}),
-  client: z.object({ enabled: z.boolean().optional() }).prefault({}),
+  client: z
+    .object({
+      enabled: z.boolean().optional(),
+      /** Required when the test client listens beyond loopback: its endpoints sign for whoever asks. */
+      token: z.string().min(16, 'client.token must be at least 16 characters').nullish(),
+    })
+    .prefault({}),
 });
 
 export type Config = z.output<typeof configSchema>;

@@ -1,7 +1,7 @@
 // The browser test client (client/, copied to dist/client by the build) and its
 // development endpoints: channel auth, user sign-in and publish, all signed here with
 // the app's secret for whoever asks. That is why it is off unless asked for.
-import { createHash } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,7 +35,15 @@ export interface DevClientSettings {
   enabled: boolean;
   /** the app key the page starts with */
   defaultKey: string;
+  /** when set, the signing endpoints need it in X-Chorus-Client-Token (required beyond loopback) */
+  token: string | null;
 }
+
+const TOKEN_HEADER = 'x-chorus-client-token';
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+/** Compares in constant time (over digests, so lengths leak nothing either). */
+const tokenMatches = (given: string, expected: string): boolean => timingSafeEqual(digest(given), digest(expected));
 
 /**
  * The key for encrypted channels in the dev client: SHA-256 of the app secret. A server
@@ -137,8 +145,16 @@ async function publish(d: HttpDeps, fields: Fields): Promise<Reply> {
 
 type FieldHandler = (d: HttpDeps, fields: Fields) => Promise<Reply>;
 
-function postRoute(d: HttpDeps, handler: FieldHandler, limit: number) {
+function postRoute(d: HttpDeps, handler: FieldHandler, limit: number, token: string | null) {
   return (res: HttpResponse, req: HttpRequest) => {
+    if (token !== null && !tokenMatches(req.getHeader(TOKEN_HEADER), token)) {
+      // Refused before the body is read, so the connection closes after the answer.
+      writeReply(res, {
+        ...errorReply(401, 'The test client needs its token in X-Chorus-Client-Token (open the page with ?token=...)'),
+        close: true,
+      });
+      return;
+    }
     const contentType = req.getHeader('content-type');
     const declared = Number(req.getHeader('content-length') || 0);
     let aborted = false;
@@ -201,9 +217,9 @@ function writeAsset(res: HttpResponse, asset: Asset): void {
 export function registerDevClient(d: HttpDeps, uws: TemplatedApp, settings: DevClientSettings): void {
   if (!settings.enabled) return;
   const base = d.settings.pathPrefix + '/client';
-  uws.post(base + '/auth', postRoute(d, channelAuth, AUTH_BODY_LIMIT));
-  uws.post(base + '/signin', postRoute(d, userSignin, AUTH_BODY_LIMIT));
-  uws.post(base + '/publish', postRoute(d, publish, PUBLISH_BODY_LIMIT));
+  uws.post(base + '/auth', postRoute(d, channelAuth, AUTH_BODY_LIMIT, settings.token));
+  uws.post(base + '/signin', postRoute(d, userSignin, AUTH_BODY_LIMIT, settings.token));
+  uws.post(base + '/publish', postRoute(d, publish, PUBLISH_BODY_LIMIT, settings.token));
 
   const assets = loadAssets(d.settings.pathPrefix, settings.defaultKey);
   if (!assets) {
