@@ -14,6 +14,8 @@ import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import PusherServer from 'pusher';
 import WebSocket from 'ws';
+import { score } from '../src/cluster/digest.js';
+import { ownerKeyOf } from '../src/cluster/edges.js';
 import { loadConfig } from '../src/config/load.js';
 import { startRedis, type Broker } from './helpers/brokers.js';
 import { DEMO_APP, ROOT, startNode, type ChorusNode, type TestApp } from './helpers/node.js';
@@ -155,6 +157,19 @@ describe('config examples per adapter', () => {
 
 // ---------------------------------------------------------------- SIGTERM drain
 
+/** `count` channel names whose rendezvous owner between the two nodes is `owner`. */
+function channelsOwnedBy(owner: ChorusNode, other: ChorusNode, count: number): string[] {
+  const idOf = (n: ChorusNode) => String(logEntries(n, 'chorus listening')[0]?.node_id);
+  const [mine, theirs] = [idOf(owner), idOf(other)];
+  const names: string[] = [];
+  for (let i = 0; names.length < count && i < 1000; i++) {
+    const key = ownerKeyOf(DEMO_APP.id, `drain-${i}`);
+    if (score(mine, key) > score(theirs, key)) names.push(`drain-${i}`);
+  }
+  assert.equal(names.length, count, 'no channel names owned by the node');
+  return names;
+}
+
 /** A webhook endpoint that holds every request until released. */
 async function holdingReceiver() {
   const held: Array<{ body: string; res: ServerResponse }> = [];
@@ -192,7 +207,7 @@ describe('SIGTERM drains a node', () => {
   before(async () => {
     redis = await startRedis();
     receiver = await holdingReceiver();
-    const app: TestApp = { ...DEMO_APP, webhooks: [{ url: receiver.url, event_types: ['channel_vacated'] }] };
+    const app: TestApp = { ...DEMO_APP, webhooks: [{ url: receiver.url, event_types: ['channel_occupied', 'channel_vacated'] }] };
     const config = { shutdown_grace_period: 2, webhooks: { vacated_delay_ms: 0 }, app_manager: { array: { apps: [app] } } };
     peer = await startNode({ config, env: env() });
     node = await startNode({ config, env: env() });
@@ -208,18 +223,27 @@ describe('SIGTERM drains a node', () => {
   });
 
   it('answers 503 on /up while draining, sends 4200 to every client, flushes webhooks, leaves the cluster, exits 0', async () => {
-    await until('the peers see each other', async () => {
-      const c = JSON.parse((await httpGet(`http://127.0.0.1:${peer.metricsPort}/cluster`)).body) as { members: unknown[] };
-      return c.members.length === 2;
-    });
+    // Both ready as each other sees it: only then does the node own its channels on both sides.
+    const allReady = async (n: ChorusNode) => {
+      const c = JSON.parse((await httpGet(`http://127.0.0.1:${n.metricsPort}/cluster`)).body) as { members: Array<{ ready: boolean }> };
+      return c.members.length === 2 && c.members.every((m) => m.ready);
+    };
+    await until('the peers see each other, ready', async () => (await allReady(peer)) && (await allReady(node)));
+    // Channels the draining node owns: it sends their channel_occupied webhooks itself (held
+    // by the receiver), so the drain must wait for those deliveries. Their channel_vacated
+    // comes from the peer, which owns every channel once the node has left.
+    const [a, b] = channelsOwnedBy(node, peer, 2);
     client = pusherClient(node);
     await connected(client);
     const pusherError = waitFor<{ type: string; data: { code: number } }>(client.connection, 'error');
-    await waitFor(client.subscribe('drain-a'), 'pusher:subscription_succeeded');
+    await waitFor(client.subscribe(a), 'pusher:subscription_succeeded');
     raw = await rawSocket(node);
     await raw.next((f) => f.event === 'pusher:connection_established');
-    raw.send({ event: 'pusher:subscribe', data: { channel: 'drain-b' } });
+    raw.send({ event: 'pusher:subscribe', data: { channel: b } });
     await raw.next((f) => f.event === 'pusher_internal:subscription_succeeded');
+    const heldEvents = () =>
+      receiver.held.flatMap((h) => (JSON.parse(h.body) as { events: Array<{ name: string; channel: string }> }).events);
+    await until('both channel_occupied webhooks in flight', () => heldEvents().length === 2);
 
     // One kept-alive HTTP connection: the listen socket closes at the start of the drain.
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
@@ -233,10 +257,8 @@ describe('SIGTERM drains a node', () => {
     assert.equal((await raw.closed).code, 4200);
     assert.equal((await pusherError).data.code, 4200);
 
-    // The vacated webhooks are in flight (held by the receiver), so the drain is still going.
-    const heldEvents = () =>
-      receiver.held.flatMap((h) => (JSON.parse(h.body) as { events: Array<{ name: string; channel: string }> }).events);
-    await until('both channel_vacated webhooks sent', () => heldEvents().length === 2);
+    // The occupied webhooks are still in flight (held by the receiver), so the drain is still going.
+    await until('both channel_vacated webhooks sent', () => heldEvents().length === 4);
     const during = await httpGet(`${node.url}/up`, agent);
     assert.equal(during.status, 503);
     assert.equal(during.body, 'ERROR');
@@ -251,12 +273,12 @@ describe('SIGTERM drains a node', () => {
       port: String(node.port),
       agent,
     });
-    assert.equal(await sdkStatus(sdk.trigger('drain-b', 'late', {})), 503);
+    assert.equal(await sdkStatus(sdk.trigger(b, 'late', {})), 503);
     assert.deepEqual(
       heldEvents()
         .map((e) => `${e.name}:${e.channel}`)
         .sort(),
-      ['channel_vacated:drain-a', 'channel_vacated:drain-b'],
+      [`channel_occupied:${a}`, `channel_occupied:${b}`, `channel_vacated:${a}`, `channel_vacated:${b}`].sort(),
     );
     receiver.release();
 
