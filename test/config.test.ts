@@ -364,6 +364,57 @@ describe('config: environment overrides (Sockudo names)', () => {
     );
   });
 
+  it("the rest of Sockudo's SOCKUDO_DEFAULT_APP_* limits and features reach the default app, typed", () => {
+    const ids = { SOCKUDO_DEFAULT_APP_ID: 'my-id', SOCKUDO_DEFAULT_APP_KEY: 'my-key', SOCKUDO_DEFAULT_APP_SECRET: 'my-secret' };
+    const [app] = load({
+      ...ids,
+      SOCKUDO_DEFAULT_APP_MAX_CONNECTIONS: '10',
+      SOCKUDO_DEFAULT_APP_MAX_CLIENT_EVENTS_PER_SECOND: '7',
+      SOCKUDO_DEFAULT_APP_MAX_READ_REQUESTS_PER_SECOND: '50',
+      SOCKUDO_DEFAULT_APP_MAX_BACKEND_EVENTS_PER_SECOND: '60',
+      SOCKUDO_DEFAULT_APP_MAX_PRESENCE_MEMBERS_PER_CHANNEL: '20',
+      SOCKUDO_DEFAULT_APP_MAX_PRESENCE_MEMBER_SIZE_IN_KB: '3',
+      SOCKUDO_DEFAULT_APP_MAX_CHANNEL_NAME_LENGTH: '150',
+      SOCKUDO_DEFAULT_APP_MAX_EVENT_CHANNELS_AT_ONCE: '5',
+      SOCKUDO_DEFAULT_APP_MAX_EVENT_NAME_LENGTH: '90',
+      SOCKUDO_DEFAULT_APP_MAX_EVENT_PAYLOAD_IN_KB: '5',
+      SOCKUDO_DEFAULT_APP_MAX_EVENT_BATCH_SIZE: '4',
+      SOCKUDO_DEFAULT_APP_ENABLE_USER_AUTHENTICATION: 'true',
+      SOCKUDO_DEFAULT_APP_ENABLE_WATCHLIST_EVENTS: 'false',
+      SOCKUDO_DEFAULT_APP_ALLOWED_ORIGINS: 'https://a.example, https://b.example',
+    }).config.app_manager.array.apps!;
+    assert.deepEqual(
+      [
+        app.max_connections,
+        app.max_client_events_per_second,
+        app.max_read_requests_per_second,
+        app.max_backend_events_per_second,
+        app.max_presence_members_per_channel,
+        app.max_presence_member_size_in_kb,
+        app.max_channel_name_length,
+        app.max_event_channels_at_once,
+        app.max_event_name_length,
+        app.max_event_payload_in_kb,
+        app.max_event_batch_size,
+        app.enable_user_authentication,
+        app.enable_watchlist_events,
+        app.allowed_origins,
+      ],
+      [10, 7, 50, 60, 20, 3, 150, 5, 90, 5, 4, true, false, ['https://a.example', 'https://b.example']],
+    );
+    // Sockudo's older switch for client events, used only when the new one is unset.
+    assert.equal(load({ ...ids, SOCKUDO_ENABLE_CLIENT_MESSAGES: 'true' }).config.app_manager.array.apps![0].enable_client_messages, true);
+    assert.equal(
+      load({ ...ids, SOCKUDO_ENABLE_CLIENT_MESSAGES: 'true', SOCKUDO_DEFAULT_APP_ENABLE_CLIENT_MESSAGES: 'false' }).config.app_manager.array
+        .apps![0].enable_client_messages,
+      false,
+    );
+    assert.match(
+      configError(() => load({ ...ids, SOCKUDO_DEFAULT_APP_MAX_CONNECTIONS: 'ten' })),
+      /SOCKUDO_DEFAULT_APP_MAX_CONNECTIONS: expected a number/,
+    );
+  });
+
   it('SOCKUDO_DEFAULT_APP_ID adds the default app next to apps from the file, once', () => {
     const withApps = file('withapps.json', { app_manager: { array: { apps: [{ id: 'a', key: 'k', secret: 's' }] } } });
     const added = load({ SOCKUDO_DEFAULT_APP_ID: 'b', SOCKUDO_DEFAULT_APP_KEY: 'bk', SOCKUDO_DEFAULT_APP_SECRET: 'bs' }, withApps);

@@ -251,6 +251,31 @@ describe('ws connection: refusals', () => {
   });
 });
 
+describe("ws connection: Sockudo's default-app environment", () => {
+  let node: ChorusNode;
+  before(async () => {
+    node = await startNode({
+      env: {
+        SOCKUDO_DEFAULT_APP_ID: 'env-id',
+        SOCKUDO_DEFAULT_APP_KEY: 'env-key',
+        SOCKUDO_DEFAULT_APP_SECRET: 'env-secret',
+        SOCKUDO_DEFAULT_APP_MAX_CONNECTIONS: '3',
+      },
+    });
+  });
+  after(() => cleanup(node));
+
+  it('SOCKUDO_DEFAULT_APP_MAX_CONNECTIONS caps the default app: the 4th socket gets 4004', async () => {
+    const held = [];
+    try {
+      for (let i = 0; i < 3; i++) held.push((await rawConnected(node, PATH('env-key'))).sock);
+      await expectRefusal(node, PATH('env-key'), 4004);
+    } finally {
+      for (const sock of held) sock.close();
+    }
+  });
+});
+
 describe('ws connection: ping, pong and liveness', () => {
   let node: ChorusNode;
   const open: RawSocket[] = [];

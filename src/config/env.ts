@@ -75,14 +75,38 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   bind('SSL_KEY_PATH', 'ssl.key_path'),
 ];
 
-/** The demo app's fields that Sockudo's SOCKUDO_DEFAULT_APP_* variables set. */
+/** The demo app's fields that Sockudo's SOCKUDO_DEFAULT_APP_* variables set, and their kinds. */
 export const DEFAULT_APP_ENV = {
   id: 'SOCKUDO_DEFAULT_APP_ID',
   key: 'SOCKUDO_DEFAULT_APP_KEY',
   secret: 'SOCKUDO_DEFAULT_APP_SECRET',
   enable_client_messages: 'SOCKUDO_DEFAULT_APP_ENABLE_CLIENT_MESSAGES',
   enabled: 'SOCKUDO_DEFAULT_APP_ENABLED',
+  enable_user_authentication: 'SOCKUDO_DEFAULT_APP_ENABLE_USER_AUTHENTICATION',
+  enable_watchlist_events: 'SOCKUDO_DEFAULT_APP_ENABLE_WATCHLIST_EVENTS',
+  max_connections: 'SOCKUDO_DEFAULT_APP_MAX_CONNECTIONS',
+  max_backend_events_per_second: 'SOCKUDO_DEFAULT_APP_MAX_BACKEND_EVENTS_PER_SECOND',
+  max_client_events_per_second: 'SOCKUDO_DEFAULT_APP_MAX_CLIENT_EVENTS_PER_SECOND',
+  max_read_requests_per_second: 'SOCKUDO_DEFAULT_APP_MAX_READ_REQUESTS_PER_SECOND',
+  max_presence_members_per_channel: 'SOCKUDO_DEFAULT_APP_MAX_PRESENCE_MEMBERS_PER_CHANNEL',
+  max_presence_member_size_in_kb: 'SOCKUDO_DEFAULT_APP_MAX_PRESENCE_MEMBER_SIZE_IN_KB',
+  max_channel_name_length: 'SOCKUDO_DEFAULT_APP_MAX_CHANNEL_NAME_LENGTH',
+  max_event_channels_at_once: 'SOCKUDO_DEFAULT_APP_MAX_EVENT_CHANNELS_AT_ONCE',
+  max_event_name_length: 'SOCKUDO_DEFAULT_APP_MAX_EVENT_NAME_LENGTH',
+  max_event_payload_in_kb: 'SOCKUDO_DEFAULT_APP_MAX_EVENT_PAYLOAD_IN_KB',
+  max_event_batch_size: 'SOCKUDO_DEFAULT_APP_MAX_EVENT_BATCH_SIZE',
+  allowed_origins: 'SOCKUDO_DEFAULT_APP_ALLOWED_ORIGINS',
 } as const;
+
+/** Sockudo's older name for the default app's client events, read when the new one is unset. */
+export const LEGACY_CLIENT_MESSAGES_ENV = 'SOCKUDO_ENABLE_CLIENT_MESSAGES';
+
+function defaultAppFieldKind(field: string): Kind {
+  if (field === 'enabled' || field.startsWith('enable_')) return 'boolean';
+  if (field.startsWith('max_')) return 'number';
+  if (field === 'allowed_origins') return 'list';
+  return 'string';
+}
 
 export function convertEnvValue(name: string, raw: string, kind: Kind): unknown {
   const value = raw.trim();
@@ -129,14 +153,17 @@ export function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): 
   }
 }
 
-/** The demo app's overrides from SOCKUDO_DEFAULT_APP_*, already typed. */
+/** The demo app's overrides from SOCKUDO_DEFAULT_APP_* (and SOCKUDO_ENABLE_CLIENT_MESSAGES), already typed. */
 export function defaultAppFromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [field, name] of Object.entries(DEFAULT_APP_ENV)) {
     const value = env[name];
     if (value === undefined || value === '') continue;
-    const isFlag = field === 'enable_client_messages' || field === 'enabled';
-    out[field] = convertEnvValue(name, value, isFlag ? 'boolean' : 'string');
+    out[field] = convertEnvValue(name, value, defaultAppFieldKind(field));
+  }
+  const legacy = env[LEGACY_CLIENT_MESSAGES_ENV];
+  if (out.enable_client_messages === undefined && legacy !== undefined && legacy !== '') {
+    out.enable_client_messages = convertEnvValue(LEGACY_CLIENT_MESSAGES_ENV, legacy, 'boolean');
   }
   return out;
 }
