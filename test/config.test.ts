@@ -415,6 +415,28 @@ describe('config: environment overrides (Sockudo names)', () => {
     );
   });
 
+  it("Sockudo's database_pooling and its env vars size the app database pool; min above max is refused", () => {
+    const defaults = load().config;
+    assert.deepEqual(defaults.database_pooling, { enabled: true, min: 2, max: 10 });
+    const { config } = load({
+      DATABASE_POOLING_ENABLED: 'false',
+      DATABASE_POOL_MIN: '3',
+      DATABASE_POOL_MAX: '30',
+      DATABASE_MYSQL_POOL_MIN: '4',
+      DATABASE_MYSQL_POOL_MAX: '40',
+      DATABASE_CONNECTION_POOL_SIZE: '12',
+    });
+    assert.deepEqual(config.database_pooling, { enabled: false, min: 3, max: 30 });
+    assert.deepEqual(
+      [config.database.mysql.pool_min, config.database.mysql.pool_max, config.database.mysql.connection_pool_size],
+      [4, 40, 12],
+    );
+    assert.match(
+      configError(() => load({ DATABASE_POOL_MIN: '20', DATABASE_POOL_MAX: '5' })),
+      /database_pooling\.min must be at most/,
+    );
+  });
+
   it('SOCKUDO_DEFAULT_APP_ID adds the default app next to apps from the file, once', () => {
     const withApps = file('withapps.json', { app_manager: { array: { apps: [{ id: 'a', key: 'k', secret: 's' }] } } });
     const added = load({ SOCKUDO_DEFAULT_APP_ID: 'b', SOCKUDO_DEFAULT_APP_KEY: 'bk', SOCKUDO_DEFAULT_APP_SECRET: 'bs' }, withApps);

@@ -14,6 +14,8 @@ export interface MysqlSettings {
   database: string;
   table: string;
   poolSize: number;
+  /** idle connections kept (mysql2's maxIdle: more than these close after idleTimeout) */
+  idleKept?: number;
 }
 
 /** Columns an older Sockudo table may lack; `migrate` adds them. */
@@ -65,6 +67,7 @@ export class MysqlAppStore implements AppStore {
       password: settings.password,
       database: settings.database,
       connectionLimit: settings.poolSize,
+      maxIdle: settings.idleKept ?? settings.poolSize,
       connectTimeout: 3000,
       waitForConnections: true,
       queueLimit: 1000,

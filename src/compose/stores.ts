@@ -15,6 +15,8 @@ export function createAppStore(config: Config, log: Logger): AppStore {
     return new StaticAppStore(config.app_manager.array.apps ?? []);
   }
   const m = config.database.mysql;
+  const pooling = config.database_pooling;
+  const poolSize = pooling.enabled ? (m.pool_max ?? pooling.max) : m.connection_pool_size;
   const store = new MysqlAppStore({
     host: m.host,
     port: m.port,
@@ -22,7 +24,8 @@ export function createAppStore(config: Config, log: Logger): AppStore {
     password: m.password,
     database: m.database,
     table: m.table_name,
-    poolSize: m.connection_pool_size,
+    poolSize,
+    idleKept: Math.min(poolSize, pooling.enabled ? (m.pool_min ?? pooling.min) : poolSize),
   });
   if (!config.app_manager.cache.enabled) return store;
   let warned = 0;

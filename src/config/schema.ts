@@ -220,9 +220,25 @@ export const configSchema = z.object({
           database: z.string().default('chorus'),
           table_name: z.string().default('applications'),
           connection_pool_size: lenient(z.number().int().positive().default(10)),
+          /** Sockudo's per-database override of `database_pooling.min` / `.max`. */
+          pool_min: lenient(z.number().int().positive().nullish()),
+          pool_max: lenient(z.number().int().positive().nullish()),
         })
         .prefault({}),
     })
+    .prefault({}),
+  /**
+   * Sockudo's pool sizing for the app database: when enabled (its default) the MySQL pool
+   * holds at most `database.mysql.pool_max ?? max` connections and keeps `pool_min ?? min`
+   * idle ones; when disabled, `database.mysql.connection_pool_size` is the limit.
+   */
+  database_pooling: z
+    .object({
+      enabled: z.boolean().default(true),
+      min: lenient(z.number().int().positive().default(2)),
+      max: lenient(z.number().int().positive().default(10)),
+    })
+    .refine((p) => p.min <= p.max, { message: 'database_pooling.min must be at most database_pooling.max' })
     .prefault({}),
   app_manager: z
     .object({
