@@ -437,6 +437,53 @@ describe('config: environment overrides (Sockudo names)', () => {
     );
   });
 
+  it('server-wide channel_limits, event_limits and presence fill the limits an app leaves unset (as soketi)', () => {
+    const sections = file('server-wide.json', {
+      channel_limits: { max_name_length: 120, cache_ttl: 3600 },
+      event_limits: { max_channels_at_once: 7, max_name_length: 80, max_payload_in_kb: 5, max_batch_size: 3 },
+      presence: { max_members_per_channel: 20, max_member_size_in_kb: 4 },
+      app_manager: {
+        array: {
+          apps: [
+            { id: 'a', key: 'k', secret: 's' },
+            { id: 'b', key: 'kb', secret: 'sb', max_event_payload_in_kb: 50 },
+          ],
+        },
+      },
+    });
+    const { config, unknownKeys } = load(
+      { SOCKUDO_DEFAULT_APP_ID: 'e', SOCKUDO_DEFAULT_APP_KEY: 'ek', SOCKUDO_DEFAULT_APP_SECRET: 'es' },
+      sections,
+    );
+    const [a, b, e] = config.app_manager.array.apps!;
+    const limits = (app: typeof a) => [
+      app.max_channel_name_length,
+      app.max_event_channels_at_once,
+      app.max_event_name_length,
+      app.max_event_payload_in_kb,
+      app.max_event_batch_size,
+      app.max_presence_members_per_channel,
+      app.max_presence_member_size_in_kb,
+    ];
+    assert.deepEqual(limits(a), [120, 7, 80, 5, 3, 20, 4]);
+    assert.deepEqual(limits(b), [120, 7, 80, 50, 3, 20, 4], "the app's own value wins");
+    assert.deepEqual(limits(e), [120, 7, 80, 5, 3, 20, 4], 'the env default app too');
+    // Keys of these sections that Chorus has no use for are still reported.
+    assert.deepEqual(unknownKeys, ['channel_limits.cache_ttl']);
+    assert.match(
+      configError(() =>
+        load(
+          {},
+          file('bad-limit.json', {
+            event_limits: { max_payload_in_kb: -1 },
+            app_manager: { array: { apps: [{ id: 'a', key: 'k', secret: 's' }] } },
+          }),
+        ),
+      ),
+      /event_limits\.max_payload_in_kb/,
+    );
+  });
+
   it('SOCKUDO_DEFAULT_APP_ID adds the default app next to apps from the file, once', () => {
     const withApps = file('withapps.json', { app_manager: { array: { apps: [{ id: 'a', key: 'k', secret: 's' }] } } });
     const added = load({ SOCKUDO_DEFAULT_APP_ID: 'b', SOCKUDO_DEFAULT_APP_KEY: 'bk', SOCKUDO_DEFAULT_APP_SECRET: 'bs' }, withApps);

@@ -682,3 +682,29 @@ describe('HTTP API under path_prefix "/pusher"', () => {
     assert.equal(closed?.code, 4005);
   });
 });
+
+describe("HTTP API: Sockudo's and soketi's server-wide limit sections are every app's defaults", () => {
+  let node: ChorusNode;
+  before(async () => {
+    node = await startNode({
+      config: {
+        event_limits: { max_payload_in_kb: 5, max_batch_size: 2 },
+      },
+    });
+  });
+  after(() => cleanup(node));
+
+  it('event_limits.max_payload_in_kb 5 → 6 KB refused with 413, 4 KB accepted (the app sets neither)', async () => {
+    const event = { name: 'e', channel: 'sw-ch' };
+    assertError(await post(EVENTS_PATH, { ...event, data: 'x'.repeat(6 * 1024) })(node), 413);
+    const ok = await post(EVENTS_PATH, { ...event, data: 'x'.repeat(4 * 1024) })(node);
+    assert.equal(ok.status, 200, ok.text);
+  });
+
+  it('event_limits.max_batch_size 2 → a batch of 3 refused', async () => {
+    const batch = (n: number) => ({ batch: Array.from({ length: n }, (_, i) => ({ name: 'e', channel: `sw-${i}`, data: '1' })) });
+    assert.equal((await post('/apps/app-id/batch_events', batch(2))(node)).status, 200);
+    const refused = await post('/apps/app-id/batch_events', batch(3))(node);
+    assert.ok(refused.status === 400 || refused.status === 413, `${refused.status} ${refused.text}`);
+  });
+});

@@ -6,6 +6,7 @@ import { configSchema, type Config } from './schema.js';
 import { applyEnv, DEFAULT_APP_ENV, defaultAppFromEnv } from './env.js';
 import { ConfigError } from './errors.js';
 import { findUnknownKeys } from './unknown-keys.js';
+import { applyServerWideDefaults } from './server-wide-limits.js';
 
 export const DEMO_APP = {
   id: 'app-id',
@@ -117,6 +118,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   const unknownKeys = findUnknownKeys(configSchema, raw);
   applyEnv(raw, env);
   const apps = withApps(raw, env, source === null);
+  applyServerWideDefaults(raw);
 
   const result = configSchema.safeParse(raw);
   if (!result.success) {

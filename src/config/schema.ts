@@ -1,6 +1,7 @@
 // The single source of truth for every option Chorus reads, with its default.
 // Key names follow Sockudo's config.json so an existing file starts unchanged.
 import { z } from 'zod';
+import { serverWideLimitSchemas } from './server-wide-limits.js';
 
 /** Sockudo accepts numbers as JSON numbers or numeric strings. */
 const numericString = (v: unknown) => (typeof v === 'string' && /^-?\d+(\.\d+)?$/.test(v.trim()) ? Number(v) : v);
@@ -125,6 +126,7 @@ const rateLimit = (maxRequests: number, windowSeconds: number) =>
     .prefault({});
 
 export const configSchema = z.object({
+  ...serverWideLimitSchemas,
   debug: z.boolean().default(false),
   mode: z.string().default('production'),
   host: z.string().default('0.0.0.0'),
