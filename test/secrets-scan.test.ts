@@ -217,7 +217,9 @@ describe('secrets scan: no secret in logs, metrics or errors', () => {
         },
       ],
     ];
-    const results = await Promise.all(runs.map(([, env]) => runCli(['start', '--config', file], { LOG_LEVEL: 'trace', ...env }, 12_000)));
+    // An unreachable broker is given up after the 10 s connect timeout; six nodes starting at
+    // once on a busy 2-core machine take a few seconds more, so 12 s was too tight (a flake).
+    const results = await Promise.all(runs.map(([, env]) => runCli(['start', '--config', file], { LOG_LEVEL: 'trace', ...env }, 25_000)));
     for (const [i, r] of results.entries()) {
       keep(`${runs[i][0]}: stdout`, r.stdout);
       keep(`${runs[i][0]}: stderr`, r.stderr);
