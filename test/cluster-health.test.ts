@@ -95,10 +95,12 @@ const usersOn = async (node: ChorusNode, channel: string): Promise<string[]> =>
 const userCountOn = async (node: ChorusNode, channel: string): Promise<number> =>
   (await apiGet<{ user_count: number }>(node, `/channels/${channel}`, { info: 'user_count' })).user_count;
 
-async function clusterView(node: ChorusNode): Promise<{ node_id: string; members: Array<{ nodeId: string; self: boolean }> }> {
+async function clusterView(
+  node: ChorusNode,
+): Promise<{ node_id: string; members: Array<{ nodeId: string; self: boolean; ready: boolean }> }> {
   const res = await fetch(`http://127.0.0.1:${node.metricsPort}/cluster`);
   assert.equal(res.status, 200);
-  return (await res.json()) as { node_id: string; members: Array<{ nodeId: string; self: boolean }> };
+  return (await res.json()) as { node_id: string; members: Array<{ nodeId: string; self: boolean; ready: boolean }> };
 }
 
 async function clusterNodesGauge(node: ChorusNode): Promise<number> {
@@ -113,9 +115,12 @@ async function clusterIs(nodes: ChorusNode[], timeoutMs = 10_000): Promise<void>
   const want = nodes.map((n) => n.nodeId).sort();
   await until(
     async () => {
+      // Every member ready in every view: until then ownership of channels is still moving
+      // between nodes, and a test that counts webhooks from the first socket would race it.
       for (const n of nodes) {
-        const ids = (await clusterView(n)).members.map((m) => m.nodeId).sort();
-        if (JSON.stringify(ids) !== JSON.stringify(want)) return false;
+        const members = (await clusterView(n)).members;
+        const ids = members.map((m) => m.nodeId).sort();
+        if (JSON.stringify(ids) !== JSON.stringify(want) || !members.every((m) => m.ready)) return false;
       }
       return true;
     },
