@@ -1,7 +1,7 @@
 // The browser test client (client/, copied to dist/client by the build) and its
 // development endpoints: channel auth, user sign-in and publish, all signed here with
 // the app's secret for whoever asks. That is why it is off unless asked for.
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +11,7 @@ import { AppStoreError } from '../../apps/store.js';
 import { BODY_TIMEOUT_MS } from '../../config/limits.js';
 import { channelInfo, channelNameProblem, needsAuth } from '../../protocol/channels.js';
 import { MAX_USER_ID_LENGTH, SOCKET_ID_PATTERN } from '../../protocol/limits.js';
-import { channelStringToSign, hmacSha256Hex, userStringToSign } from '../../protocol/signatures.js';
+import { channelStringToSign, hmacSha256Hex, safeEqual, userStringToSign } from '../../protocol/signatures.js';
 import { readBody } from './body.js';
 import { checkEvent } from './publish.js';
 import { errorReply, jsonReply, statusLine, writeReply, type Reply } from './respond.js';
@@ -40,10 +40,6 @@ export interface DevClientSettings {
 }
 
 const TOKEN_HEADER = 'x-chorus-client-token';
-const digest = (s: string) => createHash('sha256').update(s).digest();
-
-/** Compares in constant time (over digests, so lengths leak nothing either). */
-const tokenMatches = (given: string, expected: string): boolean => timingSafeEqual(digest(given), digest(expected));
 
 /**
  * The key for encrypted channels in the dev client: SHA-256 of the app secret. A server
@@ -147,7 +143,7 @@ type FieldHandler = (d: HttpDeps, fields: Fields) => Promise<Reply>;
 
 function postRoute(d: HttpDeps, handler: FieldHandler, limit: number, token: string | null) {
   return (res: HttpResponse, req: HttpRequest) => {
-    if (token !== null && !tokenMatches(req.getHeader(TOKEN_HEADER), token)) {
+    if (token !== null && !safeEqual(req.getHeader(TOKEN_HEADER), token)) {
       // Refused before the body is read, so the connection closes after the answer.
       writeReply(res, {
         ...errorReply(401, 'The test client needs its token in X-Chorus-Client-Token (open the page with ?token=...)'),
