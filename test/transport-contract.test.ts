@@ -32,6 +32,8 @@ interface Harness {
   breakBroker(): Promise<void>;
   fixBroker(): Promise<void>;
   stop(): Promise<void>;
+  /** A connection to a namespace no one used yet, where shared state is created on first use. */
+  makeFresh?(namespace: string): Transport;
 }
 
 function memoryHarness(): Harness {
@@ -89,6 +91,8 @@ function natsHarness(jetstream: boolean): Harness {
     shared: jetstream,
     start: async () => void (broker = await startNats([], { jetstream })),
     make: () => new NatsTransport({ servers: [`nats://127.0.0.1:${broker.port}`], connectTimeoutMs: 5000, prefix: 'contract' }, log),
+    makeFresh: (namespace) =>
+      new NatsTransport({ servers: [`nats://127.0.0.1:${broker.port}`], connectTimeoutMs: 5000, prefix: namespace }, log),
     breakBroker: () => broker.stop(),
     fixBroker: () => broker.restart(),
     stop: () => broker.stop(),
@@ -300,6 +304,27 @@ function contract(h: Harness): void {
         }
       });
     } else {
+      if (h.makeFresh) {
+        const makeFresh = h.makeFresh;
+        // Nodes starting together all create the shared state (NATS: the KV buckets) at once.
+        it('first use of a fresh namespace from 3 connections at once: no creation race', async () => {
+          for (let round = 0; round < 6; round++) {
+            const namespace = unique('fresh');
+            const fresh = [makeFresh(namespace), makeFresh(namespace), makeFresh(namespace)];
+            try {
+              await Promise.all(fresh.map((t) => t.connect({ message: () => undefined, status: () => undefined })));
+              const key = unique('first');
+              const won = await Promise.all(fresh.map((t) => t.claim(key, 5000)));
+              assert.equal(won.filter(Boolean).length, 1, `round ${round}: one winner`);
+              const quota = await Promise.all(fresh.map((t, i) => t.quotaTake(unique('q'), `m${i}`, 5, null)));
+              assert.equal(quota.length, 3);
+            } finally {
+              await Promise.allSettled(fresh.map((t) => t.close()));
+            }
+          }
+        });
+      }
+
       it('claim: exactly one of 10 concurrent claimers on 3 connections wins', async () => {
         const key = unique('claim');
         const results = await Promise.all(Array.from({ length: 10 }, (_, i) => [a, b, c][i % 3].t.claim(key, 5000)));

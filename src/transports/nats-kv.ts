@@ -32,6 +32,17 @@ const kvKey = (key: string): string => Buffer.from(key).toString('base64url');
 const CAS_ATTEMPTS = 60;
 const casPause = (attempt: number): Promise<void> => new Promise((r) => setTimeout(r, Math.random() * Math.min(20, 1 + attempt * 2)));
 
+/**
+ * Two nodes creating the same bucket at once: one stream add wins and the other fails
+ * with "stream name already in use" (10058) or "subjects overlap" (10065). The bucket
+ * exists then, so opening it again binds to the winner's.
+ */
+const isCreateRace = (err: unknown): boolean => {
+  const code = (err as { api_error?: { err_code?: number } }).api_error?.err_code;
+  return code === 10058 || code === 10065 || /already in use|subjects overlap/i.test((err as Error).message);
+};
+const CREATE_ATTEMPTS = 5;
+
 const isConflict = (err: unknown): boolean =>
   (err as { api_error?: { err_code?: number } }).api_error?.err_code === 10071 || /wrong last sequence/i.test((err as Error).message);
 
@@ -68,7 +79,7 @@ export class NatsKv {
   private async open(kind: Bucket): Promise<KV> {
     const name = `${this.settings.prefix.replace(/[^-_a-zA-Z0-9]/g, '_')}_${kind}`;
     const ttl = kind === 'kv' ? this.settings.maxAgeMs : 0;
-    const kv = await this.nc.jetstream().views.kv(name, { ttl, history: 1, replicas: this.settings.replicas });
+    const kv = await this.openOrJoin(name, ttl);
     // An existing bucket keeps the configuration it was created with.
     const status = await kv.status();
     if (status.replicas !== this.settings.replicas || status.ttl !== ttl) {
@@ -84,6 +95,17 @@ export class NatsKv {
       );
     }
     return kv;
+  }
+
+  private async openOrJoin(name: string, ttl: number): Promise<KV> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.nc.jetstream().views.kv(name, { ttl, history: 1, replicas: this.settings.replicas });
+      } catch (err) {
+        if (!isCreateRace(err) || attempt >= CREATE_ATTEMPTS) throw err;
+        await casPause(attempt);
+      }
+    }
   }
 
   private checkTtl(ttlMs: number): number {
