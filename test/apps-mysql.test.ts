@@ -5,6 +5,8 @@
 // (counted by MariaDB itself), and a database outage and recovery.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { rowToApp } from '../src/apps/mysql-store.js';
+import { AppStoreError } from '../src/apps/store.js';
 import { startMariadb, type Mariadb } from './helpers/brokers.js';
 import { runCli, startNode, writeConfig, type ChorusNode, type TestApp } from './helpers/node.js';
 import {
@@ -42,6 +44,37 @@ async function triggerStatus(node: ChorusNode, app: TestApp, channel: string, ev
     return status;
   }
 }
+
+describe('app rows', () => {
+  it("a Sockudo 5 row's policy JSON wins over its flat columns; a bad policy is an error naming the row", () => {
+    const app = rowToApp({
+      id: 'p',
+      key: 'p-key',
+      secret: 'p-secret',
+      max_connections: 0,
+      enable_client_messages: 0,
+      max_client_events_per_second: 10,
+      policy: JSON.stringify({
+        limits: { max_connections: 12, max_client_events_per_second: 50, decay_seconds: 1 },
+        features: { enable_client_messages: true },
+        channels: { allowed_origins: ['https://app.example'] },
+      }),
+    });
+    assert.equal(app.max_connections, 12);
+    assert.equal(app.max_client_events_per_second, 50);
+    assert.equal(app.enable_client_messages, true);
+    assert.deepEqual(app.allowed_origins, ['https://app.example']);
+    assert.equal(rowToApp({ id: 'n', key: 'n-key', secret: 's', max_connections: 4, policy: null }).max_connections, 4);
+    assert.throws(
+      () => rowToApp({ id: 'b', key: 'b-key', secret: 's', policy: '[1]' }),
+      (err: unknown) => err instanceof AppStoreError && /app row b: app\.policy must be an object/.test(err.message),
+    );
+    assert.throws(
+      () => rowToApp({ id: 'j', key: 'j-key', secret: 's', policy: '{not json' }),
+      (err: unknown) => err instanceof AppStoreError && /column policy is not valid JSON/.test(err.message),
+    );
+  });
+});
 
 describe('apps in MySQL', () => {
   let db: Mariadb;
@@ -115,7 +148,7 @@ describe('apps in MySQL', () => {
       const r = await cli(['migrate'], { DATABASE_MYSQL_TABLE_NAME: 'old_apps' });
       assert.equal(r.code, 0, r.stderr);
       const after1 = columnsOf();
-      for (const c of ['webhooks', 'allowed_origins', 'enable_watchlist_events'])
+      for (const c of ['webhooks', 'allowed_origins', 'enable_watchlist_events', 'policy'])
         assert.ok(after1.includes(c), `${c} added: ${after1.join(',')}`);
       assert.equal(db.sql("SELECT `key`, `secret` FROM `old_apps` WHERE `id` = 'old-1'").trim(), 'old-key\told-secret');
       // and again: nothing left to add

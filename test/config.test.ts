@@ -205,6 +205,64 @@ describe('config: file values', () => {
     assert.equal(config.database.redis.host, 'r');
   });
 
+  it("folds Sockudo 5's app `policy` into the app's limits and features; the rest is reported", () => {
+    const path = file('policy.json', {
+      app_manager: {
+        array: {
+          apps: [
+            {
+              id: 'p1',
+              key: 'p1-key',
+              secret: 'p1-secret',
+              enabled: true,
+              max_connections: 7,
+              policy: {
+                limits: { max_connections: '100000', max_client_events_per_second: 1000, max_event_payload_in_kb: 5, decay_seconds: 2 },
+                features: { enable_client_messages: true, enable_user_authentication: true },
+                channels: { allowed_origins: ['https://a.example'], channel_delta_compression: { 'ticker:*': { enabled: true } } },
+                webhooks: [{ url: 'http://127.0.0.1:9/hook', event_types: ['channel_occupied'] }],
+                idempotency: { enabled: true, ttl_seconds: 300 },
+                connection_recovery: null,
+              },
+            },
+            { id: 'flat', key: 'flat-key', secret: 'flat-secret', max_connections: 3 },
+          ],
+        },
+      },
+    });
+    const { config, unknownKeys } = load({}, path);
+    const [p1, flat] = config.app_manager.array.apps!;
+    assert.equal(p1.max_connections, 100000, 'the policy value wins over the flat one');
+    assert.equal(p1.max_client_events_per_second, 1000);
+    assert.equal(p1.max_event_payload_in_kb, 5);
+    assert.equal(p1.enable_client_messages, true);
+    assert.equal(p1.enable_user_authentication, true);
+    assert.deepEqual(p1.allowed_origins, ['https://a.example']);
+    assert.deepEqual(
+      p1.webhooks.map((w) => w.url),
+      ['http://127.0.0.1:9/hook'],
+    );
+    assert.equal(flat.max_connections, 3);
+    assert.deepEqual(unknownKeys.sort(), [
+      'app_manager.array.apps[0].policy.channels.channel_delta_compression',
+      'app_manager.array.apps[0].policy.idempotency',
+      'app_manager.array.apps[0].policy.limits.decay_seconds',
+    ]);
+    // A policy value the app schema refuses is an error naming the flat key.
+    const bad = file('policy-bad.json', {
+      app_manager: { array: { apps: [{ ...APP, policy: { limits: { max_connections: 'lots' } } }] } },
+    });
+    assert.match(
+      configError(() => load({}, bad)),
+      /apps\[0\]\.max_connections/,
+    );
+    const notObject = file('policy-not-object.json', { app_manager: { array: { apps: [{ ...APP, policy: { limits: 5 } }] } } });
+    assert.match(
+      configError(() => load({}, notObject)),
+      /apps\[0\]\.policy\.limits must be an object/,
+    );
+  });
+
   it('accepts app_manager.apps as an alias for app_manager.array.apps', () => {
     const path = file('alias.json', { app_manager: { driver: 'memory', apps: [{ id: 'x', key: 'xk', secret: 'xs' }] } });
     const { config, unknownKeys } = load({}, path);

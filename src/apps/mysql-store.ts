@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import mysql from 'mysql2/promise';
 import type { Pool, RowDataPacket } from 'mysql2/promise';
+import { foldAppPolicy } from '../config/app-policy.js';
 import { appSchema } from '../config/schema.js';
 import type { App } from './app.js';
 import { AppStoreError, type AppStore } from './store.js';
@@ -26,7 +27,11 @@ const LATER_COLUMNS: Record<string, string> = {
   enable_subscription_count: 'BOOLEAN NULL',
   webhooks: 'JSON NULL',
   allowed_origins: 'JSON NULL',
+  // Sockudo 5 keeps limits and features here; when set, they win over the flat columns.
+  policy: 'JSON NULL',
 };
+
+const JSON_COLUMNS = new Set(['webhooks', 'allowed_origins', 'policy']);
 
 const TABLE_NAME = /^[A-Za-z0-9_]{1,64}$/;
 
@@ -36,7 +41,7 @@ export function rowToApp(row: Record<string, unknown>): App {
   for (const [column, value] of Object.entries(row)) {
     if (value === null || value === undefined || column === 'created_at' || column === 'updated_at') continue;
     if (column.startsWith('enable') || column === 'enabled') input[column] = value === true || value === 1 || value === '1';
-    else if (column === 'webhooks' || column === 'allowed_origins') {
+    else if (JSON_COLUMNS.has(column)) {
       try {
         input[column] = typeof value === 'string' ? JSON.parse(value) : Buffer.isBuffer(value) ? JSON.parse(value.toString()) : value;
       } catch {
@@ -44,6 +49,12 @@ export function rowToApp(row: Record<string, unknown>): App {
       }
     } else if (typeof value === 'bigint') input[column] = Number(value);
     else input[column] = value;
+  }
+  try {
+    // Policy keys without a Chorus equivalent are Sockudo-only (delta compression, ...).
+    foldAppPolicy(input, 'app');
+  } catch (err) {
+    throw new AppStoreError(`app row ${String(row.id)}: ${(err as Error).message}`);
   }
   const parsed = appSchema.safeParse(input);
   if (!parsed.success) {
@@ -124,7 +135,7 @@ export class MysqlAppStore implements AppStore {
   /** Inserts or replaces an app (the `chorus apps add` command). */
   async upsert(app: { id: string; key: string; secret: string } & Record<string, unknown>): Promise<void> {
     const row: Record<string, unknown> = { ...app };
-    for (const column of ['webhooks', 'allowed_origins']) {
+    for (const column of JSON_COLUMNS) {
       if (row[column] !== undefined) row[column] = JSON.stringify(row[column]);
     }
     if (row.max_connections === undefined) row.max_connections = 0;

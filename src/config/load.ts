@@ -7,6 +7,7 @@ import { applyEnv, DEFAULT_APP_ENV, defaultAppFromEnv } from './env.js';
 import { ConfigError } from './errors.js';
 import { findUnknownKeys } from './unknown-keys.js';
 import { applyServerWideDefaults } from './server-wide-limits.js';
+import { foldAppPolicy } from './app-policy.js';
 
 export const DEMO_APP = {
   id: 'app-id',
@@ -66,6 +67,17 @@ function normaliseAppList(raw: Record<string, unknown>): void {
   delete manager.apps;
 }
 
+/** Sockudo 5's `policy` blocks folded into the flat app fields; returns the policy keys without a use. */
+function foldAppPolicies(raw: Record<string, unknown>): string[] {
+  const apps = (raw.app_manager as { array?: { apps?: unknown } } | undefined)?.array?.apps;
+  if (!Array.isArray(apps)) return [];
+  return apps.flatMap((app: unknown, i) =>
+    app && typeof app === 'object' && !Array.isArray(app)
+      ? foldAppPolicy(app as Record<string, unknown>, `app_manager.array.apps[${i}]`)
+      : [],
+  );
+}
+
 /** Sockudo also reads a top-level `cluster_health` (older files): it fills `adapter.cluster_health`. */
 function normaliseClusterHealth(raw: Record<string, unknown>): void {
   const top = raw.cluster_health;
@@ -115,7 +127,8 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   const raw = source ? readJsonFile(source) : {};
   normaliseAppList(raw);
   normaliseClusterHealth(raw);
-  const unknownKeys = findUnknownKeys(configSchema, raw);
+  const unusedPolicy = foldAppPolicies(raw);
+  const unknownKeys = [...findUnknownKeys(configSchema, raw), ...unusedPolicy];
   applyEnv(raw, env);
   const apps = withApps(raw, env, source === null);
   applyServerWideDefaults(raw);
