@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
-import { DEMO_APP, startNode, type ChorusNode, type TestApp } from './helpers/node.js';
+import { DEMO_APP, runCli, startNode, writeConfig, type ChorusNode, type TestApp } from './helpers/node.js';
 import { cleanup, connected, dataOf, pusherClient, rawSocket, serverSdk, sleep, waitFor, type PusherClient } from './helpers/clients.js';
 import { readResponse, signedFetch, signedQuery, type ApiResponse } from './helpers/signing.js';
 
@@ -706,5 +706,88 @@ describe("HTTP API: Sockudo's and soketi's server-wide limit sections are every 
     assert.equal((await post('/apps/app-id/batch_events', batch(2))(node)).status, 200);
     const refused = await post('/apps/app-id/batch_events', batch(3))(node);
     assert.ok(refused.status === 400 || refused.status === 413, `${refused.status} ${refused.text}`);
+  });
+});
+
+describe("HTTP API: Sockudo's cors and http_api sections", () => {
+  let node: ChorusNode;
+  before(async () => {
+    node = await startNode({
+      config: {
+        cors: {
+          credentials: true,
+          origin: ['https://app.example.com', '*.trusted.example'],
+          methods: ['GET', 'POST'],
+          allowed_headers: ['Content-Type', 'X-Custom'],
+        },
+        // 1 MB: below the 10 KB × 100 events the app's limits would allow
+        http_api: { request_limit_in_mb: 1 },
+        app_manager: { array: { apps: [{ ...DEMO_APP, max_event_payload_in_kb: 1024, max_event_batch_size: 100 }] } },
+      },
+    });
+  });
+  after(() => cleanup(node));
+
+  const preflight = (origin: string) =>
+    fetch(`${node.url}${EVENTS_PATH}`, { method: 'OPTIONS', headers: { Origin: origin, 'Access-Control-Request-Method': 'POST' } });
+
+  it('a listed origin is echoed with credentials, methods and headers; others get no Allow-Origin', async () => {
+    const listed = await preflight('https://app.example.com');
+    assert.equal(listed.status, 204);
+    assert.equal(listed.headers.get('access-control-allow-origin'), 'https://app.example.com');
+    assert.equal(listed.headers.get('access-control-allow-credentials'), 'true');
+    assert.equal(listed.headers.get('access-control-allow-methods'), 'GET, POST');
+    assert.equal(listed.headers.get('access-control-allow-headers'), 'Content-Type, X-Custom');
+    assert.match(listed.headers.get('vary') ?? '', /Origin/);
+    const sub = await preflight('https://a.trusted.example');
+    assert.equal(sub.headers.get('access-control-allow-origin'), 'https://a.trusted.example');
+    const other = await preflight('https://evil.example');
+    assert.equal(other.headers.get('access-control-allow-origin'), null);
+    assert.equal(other.headers.get('access-control-allow-methods'), null);
+    // The same on real answers, the API itself still working for servers (no Origin).
+    const ok = await signedFetch(node, {
+      method: 'POST',
+      path: EVENTS_PATH,
+      body: JSON.stringify({ name: 'e', channel: 'c', data: 'x' }),
+      headers: { Origin: 'https://app.example.com' },
+    });
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal(ok.headers.get('access-control-allow-origin'), 'https://app.example.com');
+    const fromEvil = await signedFetch(node, {
+      method: 'POST',
+      path: EVENTS_PATH,
+      body: JSON.stringify({ name: 'e', channel: 'c', data: 'x' }),
+      headers: { Origin: 'https://evil.example' },
+    });
+    assert.equal(fromEvil.status, 200, 'CORS is for browsers: a signed call is served');
+    assert.equal(fromEvil.headers.get('access-control-allow-origin'), null);
+  });
+
+  it('http_api.request_limit_in_mb 1: a 1.5 MB body gets 413, a 0.9 MB one is served', async () => {
+    const query = signedQuery({ method: 'POST', path: EVENTS_PATH, bodyMd5: 'd41d8cd98f00b204e9800998ecf8427e' });
+    const raw = await rawExchange(
+      node.port,
+      (sock) =>
+        sock.write(
+          `POST ${EVENTS_PATH}?${query} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+            `Content-Length: ${1.5 * 1024 * 1024}\r\n\r\n{"name":"e","channel":"c","data":"`,
+        ),
+      3000,
+    );
+    assert.match(raw, /^HTTP\/1\.1 413 /);
+    const fits = await post(EVENTS_PATH, { name: 'e', channel: 'c', data: 'x'.repeat(900 * 1024) })(node);
+    assert.equal(fits.status, 200, fits.text);
+  });
+
+  it('invalid sections are refused at start, naming the key', async () => {
+    for (const [config, pattern] of [
+      [{ cors: { methods: ['GET POST'] } }, /cors\.methods\[0\]/],
+      [{ cors: { origin: ['https://*.*.example'] } }, /cors\.origin\[0\]/],
+      [{ http_api: { request_limit_in_mb: 0 } }, /http_api\.request_limit_in_mb/],
+    ] as const) {
+      const r = await runCli(['start', '--config', writeConfig({ ...config, app_manager: { array: { apps: [DEMO_APP] } } })]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, pattern);
+    }
   });
 });

@@ -29,7 +29,7 @@ import {
   PONG,
   subscriptionError,
 } from '../src/protocol/frames.js';
-import { originAllowed } from '../src/edge/ws/origins.js';
+import { originAllowed } from '../src/edge/origins.js';
 import { PresenceBook } from '../src/cluster/presence-book.js';
 import { appSchema } from '../src/config/schema.js';
 

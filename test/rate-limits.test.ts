@@ -6,6 +6,7 @@
 // (fail_open true and false).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { startRedis, type Broker } from './helpers/brokers.js';
 import { DEMO_APP, startNode, type ChorusNode, type TestApp } from './helpers/node.js';
 import { connected, dataOf, pusherClient, rawSocket, sleep, waitFor, type PusherClient, type RawSocket, until } from './helpers/clients.js';
@@ -70,6 +71,32 @@ const count = (rs: ApiResponse[], status: number) => rs.filter((r) => r.status =
 async function rawConnect(node: ChorusNode, key: string): Promise<{ sock: RawSocket; frame: RawSocket['frames'][number] }> {
   const sock = await rawSocket(node, `/app/${key}?protocol=7&client=js&version=8.4.0`);
   return { sock, frame: await sock.next() };
+}
+
+/** A WebSocket upgrade request: its status (101 when upgraded) and response headers. */
+function upgradeStatus(node: ChorusNode, key: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined> }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${node.url}/app/${key}?protocol=7&client=js&version=8.4.0`, {
+      headers: {
+        Connection: 'Upgrade',
+        Upgrade: 'websocket',
+        'Sec-WebSocket-Version': '13',
+        'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==',
+      },
+      timeout: 5000,
+    });
+    req.on('upgrade', (res, socket) => {
+      socket.destroy();
+      resolve({ status: res.statusCode ?? 0, headers: res.headers });
+    });
+    req.on('response', (res) => {
+      res.resume();
+      resolve({ status: res.statusCode ?? 0, headers: res.headers });
+    });
+    req.on('timeout', () => req.destroy(new Error('upgrade timed out')));
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 /** N publishes alternating between the nodes, all sent at once. */
@@ -347,18 +374,56 @@ describe('rate limits and quotas', () => {
       assert.deepEqual(statuses(results), [200, 200, 200, 200, 200, 200, 429, 429, 200]);
     });
 
-    it('the 3rd WebSocket from one address within the window is refused with 4100', async () => {
-      const opened = await inOneWindow(2000, async () => [
-        await rawConnect(node, DEMO_APP.key),
-        await rawConnect(node, DEMO_APP.key),
-        await rawConnect(node, DEMO_APP.key),
+    it("the 4th HTTP call's 429 carries Sockudo's X-RateLimit-* and Retry-After headers", async () => {
+      const results = await inOneWindow(2000, async () => [
+        await get('10.9.0.1'),
+        await get('10.9.0.1'),
+        await get('10.9.0.1'),
+        await get('10.9.0.1'),
       ]);
-      sockets.push(...opened.map((o) => o.sock));
-      assert.equal(opened[0].frame.event, 'pusher:connection_established');
-      assert.equal(opened[1].frame.event, 'pusher:connection_established');
-      assert.equal(opened[2].frame.event, 'pusher:error');
-      assert.equal(dataOf<{ code: number }>(opened[2].frame).code, 4100);
-      assert.equal((await opened[2].sock.closed).code, 4100);
+      assert.deepEqual(statuses(results), [200, 200, 200, 429]);
+      const h = results[3].headers;
+      assert.equal(h.get('x-ratelimit-limit'), '3');
+      assert.equal(h.get('x-ratelimit-remaining'), '0');
+      const reset = Number(h.get('x-ratelimit-reset'));
+      assert.ok(reset >= 1 && reset <= 2, `reset ${reset}`);
+      assert.equal(h.get('retry-after'), String(reset));
+    });
+
+    it('the 3rd WebSocket upgrade from one address within the window gets HTTP 429, as in Sockudo', async () => {
+      const answers = await inOneWindow(2000, async () => [
+        await upgradeStatus(node, DEMO_APP.key),
+        await upgradeStatus(node, DEMO_APP.key),
+        await upgradeStatus(node, DEMO_APP.key),
+      ]);
+      assert.deepEqual(
+        answers.map((a) => a.status),
+        [101, 101, 429],
+      );
+      assert.equal(answers[2].headers['x-ratelimit-limit'], '2');
+      assert.ok(Number(answers[2].headers['retry-after']) >= 1);
+    });
+
+    it("websocket_refusal 'close_4100': the 3rd WebSocket is accepted and closed with 4100 instead", async () => {
+      const pusherStyle = await startNode({
+        config: {
+          rate_limiter: { enabled: true, websocket_rate_limit: { max_requests: 2, window_seconds: 2 }, websocket_refusal: 'close_4100' },
+        },
+      });
+      try {
+        const opened = await inOneWindow(2000, async () => [
+          await rawConnect(pusherStyle, DEMO_APP.key),
+          await rawConnect(pusherStyle, DEMO_APP.key),
+          await rawConnect(pusherStyle, DEMO_APP.key),
+        ]);
+        sockets.push(...opened.map((o) => o.sock));
+        assert.equal(opened[1].frame.event, 'pusher:connection_established');
+        assert.equal(opened[2].frame.event, 'pusher:error');
+        assert.equal(dataOf<{ code: number }>(opened[2].frame).code, 4100);
+        assert.equal((await opened[2].sock.closed).code, 4100);
+      } finally {
+        await pusherStyle.stop();
+      }
     });
   });
 

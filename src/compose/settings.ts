@@ -11,7 +11,7 @@ import type { RedisSettings } from '../transports/redis-client.js';
 export function wsSettings(config: Config): WsSettings {
   const rl = config.rate_limiter;
   const ws = rl.websocket_rate_limit;
-  const rate = rl.enabled ? { maxRequests: ws.max_requests, windowSeconds: ws.window_seconds } : null;
+  const rate = rl.enabled ? { maxRequests: ws.max_requests, windowSeconds: ws.window_seconds, refusal: rl.websocket_refusal } : null;
   const ipLimits: IpLimits | null =
     rate || config.max_connections_per_ip !== null
       ? { trustHops: ws.trust_hops, maxConnections: config.max_connections_per_ip, rate }
@@ -34,7 +34,13 @@ export function httpSettings(config: Config): HttpSettings {
     apiIpLimit: config.rate_limiter.enabled
       ? { maxRequests: api.max_requests, windowSeconds: api.window_seconds, trustHops: api.trust_hops }
       : null,
-    maxBodyBytes: 10 * 1024 * 1024,
+    maxBodyBytes: Math.floor(config.http_api.request_limit_in_mb * 1024 * 1024),
+    cors: {
+      origins: config.cors.origin,
+      credentials: config.cors.credentials,
+      methods: config.cors.methods,
+      allowedHeaders: config.cors.allowed_headers,
+    },
   };
 }
 

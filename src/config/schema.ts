@@ -2,6 +2,7 @@
 // Key names follow Sockudo's config.json so an existing file starts unchanged.
 import { z } from 'zod';
 import { serverWideLimitSchemas } from './server-wide-limits.js';
+import { corsSchema, httpApiSchema } from './http-sections.js';
 
 /** Sockudo accepts numbers as JSON numbers or numeric strings. */
 const numericString = (v: unknown) => (typeof v === 'string' && /^-?\d+(\.\d+)?$/.test(v.trim()) ? Number(v) : v);
@@ -306,8 +307,15 @@ export const configSchema = z.object({
       fail_open: z.boolean().default(true),
       api_rate_limit: rateLimit(100, 60),
       websocket_rate_limit: rateLimit(20, 60),
+      /**
+       * Chorus's own: how an address over websocket_rate_limit is refused. 'http_429' as Sockudo
+       * (no upgrade); 'close_4100' accepts and closes with Pusher's over-capacity code.
+       */
+      websocket_refusal: z.enum(['http_429', 'close_4100']).default('http_429'),
     })
     .prefault({}),
+  http_api: httpApiSchema,
+  cors: corsSchema,
   instance: z.object({ process_id: z.string().optional() }).prefault({}),
   ssl: z
     .object({

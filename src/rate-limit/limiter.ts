@@ -8,6 +8,11 @@ export interface RateLimiter {
   close(): Promise<void>;
 }
 
+/** Whole seconds until the current window ends (windows start at multiples of windowMs, on every driver). */
+export function secondsToWindowEnd(windowMs: number, now = Date.now()): number {
+  return Math.max(1, Math.ceil((windowMs - (now % windowMs)) / 1000));
+}
+
 export class LocalRateLimiter implements RateLimiter {
   private readonly windows = new Map<string, { start: number; used: number; len: number }>();
   private sweeps = 0;

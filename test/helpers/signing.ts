@@ -13,6 +13,8 @@ export interface SignOptions {
   /** extra query parameters (signed with the rest) */
   params?: Record<string, string>;
   body?: string | Buffer;
+  /** extra request headers (not signed: Pusher signs no header) */
+  headers?: Record<string, string>;
   /** unix seconds; defaults to now */
   timestamp?: number;
   /** overrides auth_key (the signature still uses app.secret) */
@@ -70,7 +72,7 @@ export async function signedFetch(node: { port: number }, opts: SignOptions, tim
   const res = await fetch(url, {
     method,
     body: opts.body === undefined ? undefined : (opts.body as BodyInit),
-    headers: opts.body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: { ...(opts.body === undefined ? {} : { 'content-type': 'application/json' }), ...opts.headers },
     signal: AbortSignal.timeout(timeoutMs),
   });
   return readResponse(res);

@@ -1,5 +1,6 @@
 // Writing HTTP responses with uWS: status lines, JSON bodies and CORS on every answer.
 import type { HttpResponse } from 'uWebSockets.js';
+import { ANY_ORIGIN, type HeaderList } from './cors.js';
 
 const STATUS: Record<number, string> = {
   200: '200 OK',
@@ -32,18 +33,11 @@ export interface Reply {
 export const jsonReply = (status: number, value: unknown): Reply => ({ status, body: JSON.stringify(value) });
 export const errorReply = (status: number, error: string): Reply => jsonReply(status, { error });
 
-export const CORS_HEADERS: Record<string, string> = {
-  'Access-Control-Allow-Origin': '*',
-  'Access-Control-Allow-Methods': 'GET, POST, OPTIONS',
-  'Access-Control-Allow-Headers': 'Content-Type, Authorization, X-Requested-With, Accept',
-  'Access-Control-Max-Age': '86400',
-};
-
 /** Writes the reply; the caller must be inside a cork or the handler's synchronous part. */
-export function writeReply(res: HttpResponse, reply: Reply): void {
+export function writeReply(res: HttpResponse, reply: Reply, cors: HeaderList = ANY_ORIGIN): void {
   res.writeStatus(statusLine(reply.status));
   res.writeHeader('Content-Type', reply.contentType ?? 'application/json');
-  res.writeHeader('Access-Control-Allow-Origin', '*');
+  for (let i = 0; i < cors.length; i++) res.writeHeader(cors[i][0], cors[i][1]);
   if (reply.headers) for (const [k, v] of Object.entries(reply.headers)) res.writeHeader(k, v);
   res.end(reply.body, reply.close === true);
 }

@@ -11,7 +11,9 @@ import { NO_BODY, readBody, type BodyReader, type BodyResult } from './body.js';
 import { clientIp } from '../client-ip.js';
 import { handlers, isReadEndpoint, type Endpoint } from './endpoints.js';
 import { bodyProblem, parseQuery, signatureProblem } from './request-auth.js';
-import { CORS_HEADERS, errorReply, writeReply, type Reply } from './respond.js';
+import { secondsToWindowEnd } from '../../rate-limit/limiter.js';
+import { CorsPolicy } from './cors.js';
+import { errorReply, writeReply, type Reply } from './respond.js';
 import type { HttpDeps } from './settings.js';
 
 /** The largest body an app may legitimately send: a full batch of full events. */
@@ -44,7 +46,10 @@ function earlyRefusal(app: App | null, appId: string, authProblem: () => string 
   return problem ? errorReply(401, problem) : null;
 }
 
-function apiRoute(d: HttpDeps, endpoint: Endpoint, argCount: number) {
+/** The body bound for an app: what its limits allow, never above http_api.request_limit_in_mb. */
+const bodyBound = (app: App, maxBodyBytes: number): number => Math.min(bodyLimitOf(app), maxBodyBytes);
+
+function apiRoute(d: HttpDeps, cors: CorsPolicy, endpoint: Endpoint, argCount: number) {
   const { settings, metrics } = d;
   const isRead = isReadEndpoint(endpoint);
   return (res: HttpResponse, req: HttpRequest) => {
@@ -53,18 +58,20 @@ function apiRoute(d: HttpDeps, endpoint: Endpoint, argCount: number) {
     /** true once the whole body is in (or there is none): only then may the connection stay open */
     let bodyIn = true;
     let appIdForMetrics = 'unknown';
+    let origin = '';
     const respond = (reply: Reply) => {
       metrics.httpCall(appIdForMetrics, endpoint, reply.status);
       if (aborted) return;
       if (appIdForMetrics !== 'unknown') metrics.app(appIdForMetrics).httpBytesOut.inc(reply.body.length);
       // Answering before the body was read: the connection goes, so its unread bytes cannot follow.
-      res.cork(() => writeReply(res, bodyIn ? reply : { ...reply, close: true }));
+      res.cork(() => writeReply(res, bodyIn ? reply : { ...reply, close: true }, cors.responseHeaders(origin)));
     };
     try {
       res.onAborted(() => {
         aborted = true;
         body.abort();
       });
+      if (!cors.anyOrigin) origin = req.getHeader('origin');
       const method = req.getMethod().toUpperCase();
       const path = req.getUrl();
       const params = parseQuery(req.getQuery() ?? '');
@@ -97,13 +104,31 @@ function apiRoute(d: HttpDeps, endpoint: Endpoint, argCount: number) {
         }
       }
       if (isPost)
-        body = readBody(res, known ? bodyLimitOf(known) : settings.maxBodyBytes, declared, BODY_TIMEOUT_MS, d.bodyBudget, ipOf, hasBody);
+        body = readBody(
+          res,
+          known ? bodyBound(known, settings.maxBodyBytes) : settings.maxBodyBytes,
+          declared,
+          BODY_TIMEOUT_MS,
+          d.bodyBudget,
+          ipOf,
+          hasBody,
+        );
       (async (): Promise<Reply> => {
         if (settings.apiIpLimit) {
           const { maxRequests, windowSeconds } = settings.apiIpLimit;
           if (!(await d.rateLimiter.consume(`api-ip:${ip}`, 1, maxRequests, windowSeconds * 1000))) {
             metrics.rateLimit('unknown', 'api_ip'); // the id is not checked yet: no client-chosen label values
-            return errorReply(429, 'Too many requests from this address');
+            const reset = String(secondsToWindowEnd(windowSeconds * 1000));
+            // Sockudo's headers, so clients written against it back off the same way.
+            return {
+              ...errorReply(429, 'Too many requests from this address'),
+              headers: {
+                'X-RateLimit-Limit': String(maxRequests),
+                'X-RateLimit-Remaining': '0',
+                'X-RateLimit-Reset': reset,
+                'Retry-After': reset,
+              },
+            };
           }
         }
         const app = known ?? (await d.apps.findById(appId));
@@ -117,13 +142,13 @@ function apiRoute(d: HttpDeps, endpoint: Endpoint, argCount: number) {
         if (!read.ok) return BODY_REFUSALS[read.reason];
         bodyIn = true;
         metrics.app(app.id).httpBytesIn.inc(read.body.length);
-        if (read.body.length > bodyLimitOf(app)) return BODY_REFUSALS.too_large;
+        if (read.body.length > bodyBound(app, settings.maxBodyBytes)) return BODY_REFUSALS.too_large;
         const problem = bodyProblem(params, read.body);
         if (problem) return errorReply(401, problem);
         if (isRead && app.max_read_requests_per_second !== null) {
           if (!(await d.rateLimiter.consume(`read:${app.id}`, 1, app.max_read_requests_per_second))) {
             metrics.rateLimit(app.id, 'read_requests');
-            return errorReply(429, 'Too many requests: max_read_requests_per_second exceeded');
+            return { ...errorReply(429, 'Too many requests: max_read_requests_per_second exceeded'), headers: { 'Retry-After': '1' } };
           }
         }
         return handlers[endpoint](d, app, { params, args: args as string[], body: read.body });
@@ -146,10 +171,13 @@ function apiRoute(d: HttpDeps, endpoint: Endpoint, argCount: number) {
 }
 
 /** CORS preflight: browsers send it before a cross-origin API call. */
-function preflight(res: HttpResponse): void {
-  res.writeStatus('204 No Content');
-  for (const [k, v] of Object.entries(CORS_HEADERS)) res.writeHeader(k, v);
-  res.end();
+function preflight(cors: CorsPolicy) {
+  return (res: HttpResponse, req: HttpRequest): void => {
+    const headers = cors.preflightHeaders(cors.anyOrigin ? '' : req.getHeader('origin'));
+    res.writeStatus('204 No Content');
+    for (const [k, v] of headers) res.writeHeader(k, v);
+    res.end();
+  };
 }
 
 function methodNotAllowed(allowed: string) {
@@ -170,11 +198,13 @@ export const API_ROUTES: ReadonlyArray<[string, 'get' | 'post', Endpoint, number
 
 export function registerApiRoutes(d: HttpDeps, uws: TemplatedApp): void {
   const p = d.settings.pathPrefix;
+  const cors = new CorsPolicy(d.settings.cors);
+  const answerPreflight = preflight(cors);
   for (const [pattern, method, endpoint, args] of API_ROUTES) {
-    uws[method](p + pattern, apiRoute(d, endpoint, args));
+    uws[method](p + pattern, apiRoute(d, cors, endpoint, args));
     // Per route: uWS prefers the exact pattern's `any` (405) over the wildcard OPTIONS below.
-    uws.options(p + pattern, preflight);
+    uws.options(p + pattern, answerPreflight);
     uws.any(p + pattern, methodNotAllowed(method.toUpperCase()));
   }
-  uws.options(p + '/*', preflight);
+  uws.options(p + '/*', answerPreflight);
 }

@@ -5,13 +5,15 @@ import type { Core } from '../../core/core.js';
 import type { Metrics } from '../../metrics/metrics.js';
 import type { RateLimiter } from '../../rate-limit/limiter.js';
 import type { BodyBudget } from './body.js';
+import type { CorsSettings } from './cors.js';
 
 export interface HttpSettings {
   pathPrefix: string;
   /** Sockudo's api_rate_limit: requests one address may make to /apps/... per window (null: off) */
   apiIpLimit: { maxRequests: number; windowSeconds: number; trustHops: number } | null;
-  /** the body bound for apps not known up front (a database): 10 MB, Sockudo's request_limit_in_mb */
+  /** Sockudo's http_api.request_limit_in_mb: no request body is read past it */
   maxBodyBytes: number;
+  cors: CorsSettings;
 }
 
 export interface HttpDeps {

@@ -7,9 +7,16 @@ export interface IpLimits {
   trustHops: number;
   /** connections one address may hold at once (null: no cap) */
   maxConnections: number | null;
-  /** connection attempts one address may make per window (null: no limit) */
-  rate: { maxRequests: number; windowSeconds: number } | null;
+  /**
+   * connection attempts one address may make per window (null: no limit). Past it, Sockudo
+   * answers the upgrade request with HTTP 429 ('http_429'); Pusher-style is to accept and
+   * close with 4100, which pusher-js backs off from ('close_4100').
+   */
+  rate: { maxRequests: number; windowSeconds: number; refusal: 'http_429' | 'close_4100' } | null;
 }
+
+/** Why an address may not open one more connection now. */
+export type IpRefusal = 'connections' | 'rate';
 
 export class IpGate {
   private readonly open = new Map<string, number>();
@@ -19,15 +26,15 @@ export class IpGate {
     private readonly rateLimiter: RateLimiter,
   ) {}
 
-  /** Counts a connection of the address when it fits the limits; false when it does not. */
-  async tryOpen(ip: string): Promise<boolean> {
+  /** Counts a connection of the address when it fits the limits (null); else the limit it hits. */
+  async tryOpen(ip: string): Promise<IpRefusal | null> {
     const l = this.limits;
-    if (!l || ip === '') return true;
-    if (l.maxConnections !== null && (this.open.get(ip) ?? 0) >= l.maxConnections) return false;
-    if (l.rate && !(await this.rateLimiter.consume(`ws-ip:${ip}`, 1, l.rate.maxRequests, l.rate.windowSeconds * 1000))) return false;
+    if (!l || ip === '') return null;
+    if (l.maxConnections !== null && (this.open.get(ip) ?? 0) >= l.maxConnections) return 'connections';
+    if (l.rate && !(await this.rateLimiter.consume(`ws-ip:${ip}`, 1, l.rate.maxRequests, l.rate.windowSeconds * 1000))) return 'rate';
     // Counted after the (possibly remote) rate check: the check of the cap above may be a little stale.
     this.open.set(ip, (this.open.get(ip) ?? 0) + 1);
-    return true;
+    return null;
   }
 
   /** A counted connection closed (or was refused after it was counted). */

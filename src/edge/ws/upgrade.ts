@@ -1,13 +1,15 @@
 // Decides, at the HTTP upgrade, whether a connection is accepted. Refused
 // connections are still upgraded so the client gets the protocol's error frame
-// and close code (a plain HTTP error would only make pusher-js retry).
+// and close code (a plain HTTP error would only make pusher-js retry) — except an
+// address over Sockudo's websocket_rate_limit, which Sockudo answers with HTTP 429.
 import { randomInt } from 'node:crypto';
 import type { HttpRequest, HttpResponse, us_socket_context_t } from 'uWebSockets.js';
 import type { App } from '../../apps/app.js';
 import { CloseCode, protocolError, type ProtocolError } from '../../protocol/codes.js';
 import { SUPPORTED_PROTOCOLS } from '../../protocol/limits.js';
+import { secondsToWindowEnd } from '../../rate-limit/limiter.js';
 import { clientIp } from '../client-ip.js';
-import { originAllowed } from './origins.js';
+import { originAllowed } from '../origins.js';
 import type { WsDeps } from './settings.js';
 import type { SocketData } from './ws-connection.js';
 
@@ -55,6 +57,18 @@ export function chosenSubprotocol(offered: string): string {
   return TOKEN.test(first) ? first : '';
 }
 
+/** Sockudo's answer to an address over websocket_rate_limit: no upgrade, a 429 saying when to retry. */
+function tooManyAttempts(res: HttpResponse, rate: { maxRequests: number; windowSeconds: number }): void {
+  const reset = String(secondsToWindowEnd(rate.windowSeconds * 1000));
+  res.writeStatus('429 Too Many Requests');
+  res.writeHeader('Content-Type', 'application/json');
+  res.writeHeader('X-RateLimit-Limit', String(rate.maxRequests));
+  res.writeHeader('X-RateLimit-Remaining', '0');
+  res.writeHeader('X-RateLimit-Reset', reset);
+  res.writeHeader('Retry-After', reset);
+  res.end(JSON.stringify({ error: 'Too many connection attempts from this address, retry later' }), true);
+}
+
 export function handleUpgrade(d: WsDeps, res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
   // Everything the request holds is read now: uWS frees it when this callback returns.
   const url = req.getUrl();
@@ -84,8 +98,13 @@ export function handleUpgrade(d: WsDeps, res: HttpResponse, req: HttpRequest, co
   if (badProtocol) return refuse(badProtocol);
 
   const admit = async (): Promise<void> => {
-    if (limits && !(await d.ipGate.tryOpen(ip))) {
+    const overLimit = limits ? await d.ipGate.tryOpen(ip) : null;
+    if (overLimit) {
       d.metrics.rateLimit('unknown', 'websocket_ip');
+      if (overLimit === 'rate' && limits?.rate?.refusal === 'http_429') {
+        if (!aborted) res.cork(() => tooManyAttempts(res, limits.rate!));
+        return;
+      }
       return refuse(protocolError(CloseCode.OVER_CAPACITY, 'Too many connections from this address, retry later', true));
     }
     let app: App | null;

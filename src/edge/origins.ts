@@ -1,4 +1,4 @@
-// allowed_origins matching, as Sockudo documents it: "*" allows all; an entry
+// Origin matching for allowed_origins (WebSocket) and cors.origin (HTTP API), as Sockudo documents it: "*" allows all; an entry
 // with a scheme matches exactly; without one it matches http and https;
 // "*.example.com" matches subdomains (not the bare domain).
 
@@ -8,7 +8,7 @@ function hostPart(origin: string): string {
 }
 
 function matchOne(pattern: string, origin: string): boolean {
-  if (pattern === '*') return true;
+  if (pattern === '*' || pattern.toLowerCase() === 'any') return true;
   const p = pattern.toLowerCase().replace(/\/+$/, '');
   const o = origin.toLowerCase().replace(/\/+$/, '');
   const hasScheme = p.includes('://');
@@ -24,4 +24,9 @@ export function originAllowed(allowed: readonly string[], origin: string): boole
   if (allowed.includes('*')) return true;
   if (!origin) return false;
   return allowed.some((pattern) => matchOne(pattern, origin));
+}
+
+/** True when the origin matches an entry; an empty list (or no Origin header) matches nothing. */
+export function originListed(patterns: readonly string[], origin: string): boolean {
+  return origin !== '' && patterns.some((pattern) => matchOne(pattern, origin));
 }
