@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { connect, createServer, type Socket } from 'node:net';
 import { startNats, startRedis, startRedisCluster, waitForReplicasSynced, type Broker, type RedisCluster } from './helpers/brokers.js';
 import { DEMO_APP, startNode, type ChorusNode, type TestApp } from './helpers/node.js';
+import { signedFetch } from './helpers/signing.js';
 import {
   connected,
   dataOf,
@@ -505,6 +506,27 @@ function clusterSuite(setup: AdapterSetup): void {
       assert.equal((await closedWithin(a)).code, 4009);
       assert.equal((await closedWithin(b)).code, 4009);
       // positive control: the other user's socket on n2 still answers
+      other.send({ event: 'pusher:ping', data: {} });
+      await other.next((f) => f.event === 'pusher:pong');
+      await closeAll();
+    });
+
+    it("force_reconnect (Sockudo's) closes the user's sockets on every node with 4200, not other users", async () => {
+      const user = fresh('reconnect-user');
+      const a = await raw(n1);
+      const b = await raw(n2);
+      const other = await raw(n2);
+      await rawSignin(n1, a, { id: user });
+      await rawSignin(n2, b, { id: user });
+      await rawSignin(n2, other, { id: 'someone-else' });
+      const res = await signedFetch(n3, { method: 'POST', path: `/apps/${DEMO_APP.id}/users/${user}/force_reconnect` });
+      assert.equal(res.status, 200, res.text);
+      const closedWithin = (s: RawSocket) => Promise.race([s.closed, sleep(5000).then(() => ({ code: -1, reason: 'still open' }))]);
+      for (const s of [a, b]) {
+        assert.equal((await closedWithin(s)).code, 4200);
+        const error = s.frames.find((f) => f.event === 'pusher:error');
+        assert.equal(dataOf<{ code: number }>(error!).code, 4200, 'pusher:error 4200 before the close, so pusher-js reconnects at once');
+      }
       other.send({ event: 'pusher:ping', data: {} });
       await other.next((f) => f.event === 'pusher:pong');
       await closeAll();
