@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { existsSync } from 'node:fs';
 import type { AppStore } from './apps/store.js';
 import { createCluster } from './compose/cluster.js';
-import { coreSettings, httpSettings, redisSettings, wsSettings } from './compose/settings.js';
+import { coreSettings, httpSettings, partKeyPrefix, partRedisSettings, wsSettings } from './compose/settings.js';
 import { createAppStore, createRateLimiter } from './compose/stores.js';
 import { ConfigError } from './config/errors.js';
 import type { Config } from './config/schema.js';
@@ -88,6 +88,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const rateLimiter = createRateLimiter(config, log);
   const registry = new LocalRegistry();
   const queueOnRedis = config.queue.driver === 'redis' || config.queue.driver === 'redis-cluster';
+  const queueRedis = queueOnRedis
+    ? {
+        ...partRedisSettings(config, config.queue.driver, config.queue.redis, 'queue.redis'),
+        commandTimeoutMs: config.queue.redis.response_timeout_ms ?? undefined,
+      }
+    : null;
   const webhooks = createWebhooks(
     {
       batching: config.webhooks.batching.enabled,
@@ -102,8 +108,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         cooldownMs: config.webhooks.circuit_breaker.cooldown_ms,
         maxCooldownMs: config.webhooks.circuit_breaker.max_cooldown_ms,
       },
-      redis: queueOnRedis ? (role) => createRedisClient(redisSettings(config, config.queue.driver === 'redis-cluster'), role) : null,
-      keyPrefix: config.database.redis.key_prefix,
+      redis: queueRedis ? (role) => createRedisClient(queueRedis, role) : null,
+      keyPrefix: partKeyPrefix(config, config.queue.redis),
       nodeId: cluster.nodeId,
       settleMs: config.adapter.cluster_health.node_timeout_ms * 2,
     },

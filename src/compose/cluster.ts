@@ -11,17 +11,21 @@ import { NatsTransport } from '../transports/nats.js';
 import { RedisClusterTransport } from '../transports/redis-cluster.js';
 import { RedisTransport } from '../transports/redis.js';
 import type { Transport } from '../transports/transport.js';
-import { redisSettings } from './settings.js';
+import { adapterRedisSettings, redisSettings } from './settings.js';
 
 function createTransport(config: Config, log: Logger): Transport {
   switch (config.adapter.driver) {
     case 'redis':
-      return new RedisTransport(redisSettings(config, false), log);
     case 'redis-cluster': {
+      // Sockudo's adapter.redis.cluster_mode puts the redis driver on a Redis Cluster.
+      if (config.adapter.driver === 'redis' && !config.adapter.redis.cluster_mode) {
+        const { publisher, subscriber } = adapterRedisSettings(config);
+        return new RedisTransport(publisher, log, subscriber);
+      }
       const settings = redisSettings(config, true);
       if (!settings.clusterNodes?.length) {
         throw new ConfigError(
-          'adapter.driver "redis-cluster" needs REDIS_CLUSTER_NODES, database.redis.cluster_nodes or adapter.cluster.nodes',
+          'adapter.driver "redis-cluster" (or adapter.redis.cluster_mode) needs REDIS_CLUSTER_NODES, database.redis.cluster_nodes or adapter.cluster.nodes',
         );
       }
       return new RedisClusterTransport(settings, log);

@@ -1,6 +1,8 @@
 // From the validated config to each part's own settings. The composition root (this
 // folder and server.ts) is the only code that reads the config's shape; every part
 // gets just what it needs.
+import { ConfigError } from '../config/errors.js';
+import type { PartRedis } from '../config/redis-parts.js';
 import type { Config } from '../config/schema.js';
 import type { CoreSettings } from '../core/core.js';
 import type { HttpSettings } from '../edge/http/settings.js';
@@ -69,4 +71,33 @@ export function redisSettings(config: Config, cluster: boolean): RedisSettings {
     url: r.url,
     clusterNodes: cluster ? clusterNodes(config) : [],
   };
+}
+
+/**
+ * The Redis of one part (queue, rate limiter) as Sockudo's `<part>.redis` says: the part's
+ * driver or its cluster_mode asks for a Redis Cluster, url_override names another server.
+ */
+export function partRedisSettings(config: Config, driver: string, part: PartRedis, key: string): RedisSettings {
+  const cluster = driver === 'redis-cluster' || part.cluster_mode;
+  const base = redisSettings(config, cluster);
+  if (!part.url_override) {
+    if (cluster && !base.clusterNodes?.length) {
+      throw new ConfigError(`${key}: a Redis Cluster needs REDIS_CLUSTER_NODES, database.redis.cluster_nodes or ${key}.url_override`);
+    }
+    return base;
+  }
+  const withUrl = { ...base, url: part.url_override };
+  if (!cluster || base.clusterNodes?.length) return withUrl;
+  const seed = new URL(part.url_override);
+  return { ...withUrl, clusterNodes: [{ host: seed.hostname.replace(/^\[(.*)\]$/, '$1'), port: seed.port ? Number(seed.port) : 6379 }] };
+}
+
+/** A part's key prefix: its own `<part>.redis.prefix`, else database.redis.key_prefix. */
+export const partKeyPrefix = (config: Config, part: PartRedis): string => part.prefix ?? config.database.redis.key_prefix;
+
+/** The adapter's publisher and subscriber: Sockudo's redis_pub_options / redis_sub_options `url` win. */
+export function adapterRedisSettings(config: Config): { publisher: RedisSettings; subscriber: RedisSettings } {
+  const base = redisSettings(config, false);
+  const { redis_pub_options: pub, redis_sub_options: sub } = config.adapter.redis;
+  return { publisher: pub.url ? { ...base, url: pub.url } : base, subscriber: sub.url ? { ...base, url: sub.url } : base };
 }

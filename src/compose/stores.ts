@@ -8,7 +8,7 @@ import type { Config } from '../config/schema.js';
 import { LocalRateLimiter, type RateLimiter } from '../rate-limit/limiter.js';
 import { RedisRateLimiter } from '../rate-limit/redis-limiter.js';
 import { createRedisClient } from '../transports/redis-client.js';
-import { redisSettings } from './settings.js';
+import { partKeyPrefix, partRedisSettings } from './settings.js';
 
 export function createAppStore(config: Config, log: Logger): AppStore {
   if (config.app_manager.driver === 'memory' || config.app_manager.driver === 'array') {
@@ -41,6 +41,7 @@ export function createAppStore(config: Config, log: Logger): AppStore {
 export function createRateLimiter(config: Config, log: Logger): RateLimiter {
   const driver = config.rate_limiter.driver;
   if (driver === 'memory' || driver === 'local') return new LocalRateLimiter();
-  const client = createRedisClient(redisSettings(config, driver === 'redis-cluster'), 'command');
-  return new RedisRateLimiter(client, config.database.redis.key_prefix, config.rate_limiter.fail_open, log);
+  const part = config.rate_limiter.redis;
+  const client = createRedisClient(partRedisSettings(config, driver, part, 'rate_limiter.redis'), 'command');
+  return new RedisRateLimiter(client, partKeyPrefix(config, part), config.rate_limiter.fail_open, log);
 }

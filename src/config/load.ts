@@ -8,6 +8,7 @@ import { ConfigError } from './errors.js';
 import { findUnknownKeys } from './unknown-keys.js';
 import { applyServerWideDefaults } from './server-wide-limits.js';
 import { foldAppPolicy } from './app-policy.js';
+import { cacheRedisRefusal, foldQueueConcurrency } from './redis-parts.js';
 
 export const DEMO_APP = {
   id: 'app-id',
@@ -132,6 +133,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   applyEnv(raw, env);
   const apps = withApps(raw, env, source === null);
   applyServerWideDefaults(raw);
+  foldQueueConcurrency(raw);
 
   const result = configSchema.safeParse(raw);
   if (!result.success) {
@@ -139,6 +141,8 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     throw new ConfigError(`invalid configuration${source ? ` in ${source}` : ''}:\n  ${lines.join('\n  ')}`);
   }
   const config = result.data;
+  const cacheRefusal = cacheRedisRefusal(config.cache.redis);
+  if (cacheRefusal) throw new ConfigError(cacheRefusal);
   if (apps === 'missing' && (config.app_manager.driver === 'memory' || config.app_manager.driver === 'array')) {
     throw new ConfigError(
       `no apps configured: set app_manager.array.apps, or ${DEFAULT_APP_ENV.id}, ${DEFAULT_APP_ENV.key} and ${DEFAULT_APP_ENV.secret}, or app_manager.driver "mysql"`,

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { serverWideLimitSchemas } from './server-wide-limits.js';
 import { corsSchema, httpApiSchema } from './http-sections.js';
+import { partRedisSchema, pubSubOptionsSchema, queueRedisSchema } from './redis-parts.js';
 
 /** Sockudo accepts numbers as JSON numbers or numeric strings. */
 const numericString = (v: unknown) => (typeof v === 'string' && /^-?\d+(\.\d+)?$/.test(v.trim()) ? Number(v) : v);
@@ -164,6 +165,8 @@ export const configSchema = z.object({
           prefix: z.string().default('chorus'),
           requests_timeout: lenient(z.number().int().positive().default(5000)),
           cluster_mode: z.boolean().default(false),
+          redis_pub_options: pubSubOptionsSchema,
+          redis_sub_options: pubSubOptionsSchema,
         })
         .prefault({}),
       /** Sockudo's redis-cluster adapter block; `nodes` is used when database.redis.cluster_nodes is empty. */
@@ -255,8 +258,8 @@ export const configSchema = z.object({
         .prefault({}),
     })
     .prefault({}),
-  cache: z.object({ driver: z.enum(['memory', 'redis', 'redis-cluster', 'none']).default('memory') }).prefault({}),
-  queue: z.object({ driver: z.enum(['memory', 'sync', 'redis', 'redis-cluster']).default('memory') }).prefault({}),
+  cache: z.object({ driver: z.enum(['memory', 'redis', 'redis-cluster', 'none']).default('memory'), redis: partRedisSchema }).prefault({}),
+  queue: z.object({ driver: z.enum(['memory', 'sync', 'redis', 'redis-cluster']).default('memory'), redis: queueRedisSchema }).prefault({}),
   webhooks: z
     .object({
       batching: z
@@ -312,6 +315,7 @@ export const configSchema = z.object({
        * (no upgrade); 'close_4100' accepts and closes with Pusher's over-capacity code.
        */
       websocket_refusal: z.enum(['http_429', 'close_4100']).default('http_429'),
+      redis: partRedisSchema,
     })
     .prefault({}),
   http_api: httpApiSchema,

@@ -63,6 +63,8 @@ export abstract class RedisTransportBase<C extends Client> implements Transport 
     private readonly pubsub: PubSubCommands,
     protected readonly settings: RedisSettings,
     protected readonly log: Logger,
+    /** Sockudo's redis_sub_options can point the subscriber elsewhere; by default it is `settings`. */
+    private readonly subscriberSettings: RedisSettings = settings,
   ) {
     this.backlog = new Backlog(log);
   }
@@ -94,7 +96,7 @@ export abstract class RedisTransportBase<C extends Client> implements Transport 
 
   /** Connects both clients, bounded, failing with the broker's own error (a cluster does more). */
   protected async open(): Promise<void> {
-    await Promise.all([connectRedis(this.pub, this.settings), connectRedis(this.sub, this.settings)]);
+    await Promise.all([connectRedis(this.pub, this.settings), connectRedis(this.sub, this.subscriberSettings)]);
   }
 
   private deliver(topic: string, payload: string): void {

@@ -20,8 +20,18 @@ const PLAIN_PUBSUB: PubSubCommands = {
 export class RedisTransport extends RedisTransportBase<Redis> {
   readonly name = 'redis';
 
-  /** Plain Redis, or a Sentinel-managed master when `settings.sentinels` is set. */
-  constructor(settings: RedisSettings, log: Logger) {
-    super(createStandaloneClient(settings, 'publisher'), createStandaloneClient(settings, 'subscriber'), PLAIN_PUBSUB, settings, log);
+  /**
+   * Plain Redis, or a Sentinel-managed master when `settings.sentinels` is set. `subscriber`
+   * (Sockudo's redis_sub_options) may name another server for the subscribing connection.
+   */
+  constructor(settings: RedisSettings, log: Logger, subscriber: RedisSettings = settings) {
+    super(
+      createStandaloneClient(settings, 'publisher'),
+      createStandaloneClient(subscriber, 'subscriber'),
+      PLAIN_PUBSUB,
+      settings,
+      log,
+      subscriber,
+    );
   }
 }
