@@ -94,7 +94,10 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  // Sockudo's `debug` is verbose logging; LOG_LEVEL, when set, says exactly what is wanted.
+  if (loaded.config.debug && !process.env.LOG_LEVEL) log.level = 'debug';
   for (const key of loaded.unknownKeys) log.warn({ key }, `unknown config key "${key}" ignored`);
+  for (const line of loaded.unreadEnv) log.warn(line);
   log.info({ config_file: loaded.source ?? '(embedded defaults)' }, 'configuration loaded');
   const loopback = isLoopbackHost(loaded.config.host);
   if (runsDemoApp(loaded.config) && !loopback) {

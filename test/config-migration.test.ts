@@ -101,3 +101,234 @@ describe("config: Sockudo's per-part Redis sections", () => {
     assert.equal(loadFile({ cache: { driver: 'redis', redis: { cluster_mode: false } } }).config.cache.driver, 'redis');
   });
 });
+
+describe("config: Sockudo's environment variables", () => {
+  it('the variables Chorus has a setting for are read with their Sockudo meaning', () => {
+    const { config, unreadEnv } = loadFile(
+      {},
+      {
+        SOCKUDO_MAX_CONNECTIONS: '250',
+        ENVIRONMENT: 'staging',
+        DEBUG_MODE: 'true',
+        NATS_PREFIX: 'nats-prefix',
+        NATS_CONNECTION_TIMEOUT_MS: '1500',
+        NATS_REQUEST_TIMEOUT_MS: '2500',
+        DATABASE_REDIS_CLUSTER_NODES: 'r1:7000,redis://r2:7001',
+        CORS_ORIGINS: 'https://a.example, https://b.example',
+        CORS_METHODS: 'GET,POST',
+        CORS_HEADERS: 'Authorization,X-Custom',
+        CORS_CREDENTIALS: 'false',
+        RATE_LIMITER_API_MAX_REQUESTS: '7',
+        RATE_LIMITER_API_WINDOW_SECONDS: '11',
+        RATE_LIMITER_API_TRUST_HOPS: '1',
+        RATE_LIMITER_WS_MAX_REQUESTS: '3',
+        RATE_LIMITER_WS_WINDOW_SECONDS: '13',
+        RATE_LIMITER_WS_TRUST_HOPS: '2',
+        RATE_LIMITER_REDIS_PREFIX: 'rl:',
+        QUEUE_REDIS_CONCURRENCY: '9',
+        QUEUE_REDIS_RESPONSE_TIMEOUT_MS: '1200',
+        QUEUE_REDIS_PREFIX: 'q:',
+        WEBHOOK_BATCHING_ENABLED: 'true',
+        WEBHOOK_BATCHING_DURATION: '75',
+        CACHE_TTL_SECONDS: '42',
+        METRICS_DRIVER: 'prometheus',
+      },
+    );
+    assert.deepEqual(unreadEnv, []);
+    assert.equal(config.max_connections, 250);
+    assert.equal(config.mode, 'staging');
+    assert.equal(config.debug, true);
+    assert.equal(config.adapter.nats.prefix, 'nats-prefix');
+    assert.equal(config.adapter.nats.connection_timeout_ms, 1500);
+    assert.equal(config.adapter.nats.requests_timeout, 2500);
+    assert.deepEqual(config.database.redis.cluster_nodes, ['r1:7000', 'redis://r2:7001']);
+    assert.deepEqual(config.cors.origin, ['https://a.example', 'https://b.example']);
+    assert.deepEqual(config.cors.methods, ['GET', 'POST']);
+    assert.deepEqual(config.cors.allowed_headers, ['Authorization', 'X-Custom']);
+    assert.equal(config.cors.credentials, false);
+    assert.deepEqual(
+      [
+        config.rate_limiter.api_rate_limit.max_requests,
+        config.rate_limiter.api_rate_limit.window_seconds,
+        config.rate_limiter.api_rate_limit.trust_hops,
+      ],
+      [7, 11, 1],
+    );
+    const ws = config.rate_limiter.websocket_rate_limit;
+    assert.deepEqual([ws.max_requests, ws.window_seconds, ws.trust_hops], [3, 13, 2]);
+    assert.equal(config.rate_limiter.redis.prefix, 'rl:');
+    assert.equal(config.queue.redis.prefix, 'q:');
+    assert.equal(config.queue.redis.response_timeout_ms, 1200);
+    assert.equal(config.webhooks.max_concurrency, 9);
+    assert.equal(config.webhooks.batching.enabled, true);
+    assert.equal(config.webhooks.batching.duration, 75);
+    assert.equal(config.app_manager.cache.ttl, 42);
+  });
+
+  it("where Sockudo and Chorus have two names for one key, Chorus's own wins", () => {
+    const { config } = loadFile(
+      {},
+      {
+        NATS_PREFIX: 'sockudo',
+        ADAPTER_NATS_PREFIX: 'chorus',
+        WEBHOOK_BATCHING_DURATION: '10',
+        WEBHOOKS_BATCHING_DURATION: '20',
+        CACHE_TTL_SECONDS: '1',
+        APP_MANAGER_CACHE_TTL: '2',
+      },
+    );
+    assert.equal(config.adapter.nats.prefix, 'chorus');
+    assert.equal(config.webhooks.batching.duration, 20);
+    assert.equal(config.app_manager.cache.ttl, 2);
+  });
+
+  it('a set Sockudo variable Chorus does not read is named with what to use instead; unrelated ones are not', () => {
+    const { unreadEnv } = loadFile(
+      {},
+      {
+        HISTORY_ENABLED: 'true',
+        NATS_NO_ECHO: 'true',
+        SOCKUDO_SERVER_ROLE: 'edge',
+        DATABASE_REDIS_SENTINEL_PASSWORD: 'x',
+        WEBSOCKET_MAX_MESSAGES: '10',
+        // read by Chorus, or nothing to do with Sockudo: never reported
+        NATS_SERVERS: 'nats://127.0.0.1:4222',
+        WEBSOCKET_MAX_PAYLOAD_KB: '32',
+        QUEUE_DRIVER: 'memory',
+        SOCKUDO_DEFAULT_APP_MAX_CONNECTIONS: '5',
+        HOSTNAME: 'box',
+        PATH: '/usr/bin',
+        EMPTY_IS_UNSET: '',
+        CACHE_CLEANUP_INTERVAL: '',
+      },
+    );
+    assert.deepEqual(
+      unreadEnv.map((line) => /variable (\S+)/.exec(line)?.[1]),
+      ['DATABASE_REDIS_SENTINEL_PASSWORD', 'HISTORY_ENABLED', 'NATS_NO_ECHO', 'SOCKUDO_SERVER_ROLE', 'WEBSOCKET_MAX_MESSAGES'],
+    );
+    assert.match(unreadEnv.find((l) => l.includes('HISTORY_ENABLED')) ?? '', /not read by Chorus: Chorus has no channel history yet/);
+    assert.match(unreadEnv.find((l) => l.includes('NATS_NO_ECHO')) ?? '', /Chorus reads NATS_SERVERS/);
+  });
+
+  it('cluster_health.enabled false is refused with a broker adapter, naming the key; alone it changes nothing', () => {
+    assert.match(
+      configError(() => loadFile({ adapter: { driver: 'redis', cluster_health: { enabled: false } } })),
+      /adapter\.cluster_health\.enabled: false is not supported with a broker adapter/,
+    );
+    assert.match(
+      configError(() => loadFile({}, { ADAPTER_DRIVER: 'nats', CLUSTER_HEALTH_ENABLED: 'false' })),
+      /cluster_health\.enabled: false/,
+    );
+    assert.equal(loadFile({ adapter: { driver: 'local', cluster_health: { enabled: false } } }).config.adapter.driver, 'local');
+  });
+});
+
+describe("config: soketi's SOKETI_* environment variables", () => {
+  const load = (env: Record<string, string>) => loadConfig({ env, cwd: CWD });
+
+  it('are read with their soketi meaning: JSON values, milliseconds made seconds, server-wide limits', () => {
+    const { config, unreadEnv } = load({
+      SOKETI_PORT: '6101',
+      SOKETI_HOST: '127.0.0.1',
+      SOKETI_DEBUG: 'true',
+      SOKETI_SHUTDOWN_GRACE_PERIOD: '3000',
+      SOKETI_USER_AUTHENTICATION_TIMEOUT: '30000',
+      SOKETI_ADAPTER_DRIVER: 'nats',
+      SOKETI_ADAPTER_NATS_SERVERS: '["nats://n1:4222","nats://n2:4222"]',
+      SOKETI_ADAPTER_NATS_USER: 'u',
+      SOKETI_ADAPTER_NATS_PASSWORD: '1234',
+      SOKETI_ADAPTER_NATS_TIMEOUT: '2000',
+      SOKETI_DB_REDIS_HOST: 'redis',
+      SOKETI_DB_REDIS_PORT: '6380',
+      SOKETI_DB_REDIS_CLUSTER_NODES: '[{"host":"c1","port":7000}]',
+      SOKETI_EVENT_MAX_SIZE_IN_KB: '5',
+      SOKETI_PRESENCE_MAX_MEMBERS: '3',
+      SOKETI_CHANNEL_LIMITS_MAX_NAME_LENGTH: '50',
+      SOKETI_METRICS_SERVER_PORT: '9700',
+      SOKETI_WEBHOOKS_BATCHING: 'true',
+      SOKETI_RATE_LIMITER_DRIVER: 'redis',
+    });
+    assert.deepEqual(unreadEnv, []);
+    assert.equal(config.port, 6101);
+    assert.equal(config.debug, true);
+    assert.equal(config.shutdown_grace_period, 3);
+    assert.equal(config.user_authentication_timeout, 30);
+    assert.deepEqual(config.adapter.nats.servers, ['nats://n1:4222', 'nats://n2:4222']);
+    assert.equal(config.adapter.nats.password, '1234', 'a numeric-looking password stays a string');
+    assert.equal(config.adapter.nats.connection_timeout_ms, 2000);
+    assert.equal(config.database.redis.port, 6380);
+    assert.deepEqual(config.database.redis.cluster_nodes, [{ host: 'c1', port: 7000 }]);
+    assert.equal(config.metrics.port, 9700);
+    assert.equal(config.webhooks.batching.enabled, true);
+    assert.equal(config.rate_limiter.driver, 'redis');
+    // soketi's server-wide limits are the (embedded) demo app's defaults
+    const app = config.app_manager.array.apps?.[0];
+    assert.equal(app?.max_event_payload_in_kb, 5);
+    assert.equal(app?.max_presence_members_per_channel, 3);
+    assert.equal(app?.max_channel_name_length, 50);
+  });
+
+  it("SOKETI_DEFAULT_APP_* make the default app, webhooks included; Sockudo's names win", () => {
+    const { config } = load({
+      SOKETI_DEFAULT_APP_ID: 'soketi-app',
+      SOKETI_DEFAULT_APP_KEY: 'soketi-key',
+      SOKETI_DEFAULT_APP_SECRET: 'soketi-secret',
+      SOKETI_DEFAULT_APP_MAX_CONNS: '10',
+      SOKETI_DEFAULT_APP_ENABLE_CLIENT_MESSAGES: 'true',
+      SOKETI_DEFAULT_APP_USER_AUTHENTICATION: 'true',
+      SOKETI_DEFAULT_APP_MAX_CLIENT_EVENTS_PER_SEC: '4',
+      SOKETI_DEFAULT_APP_WEBHOOKS: JSON.stringify([
+        { url: 'http://hooks.example/in', event_types: ['channel_occupied'], filter: { channel_name_starts_with: 'private-' } },
+      ]),
+      SOCKUDO_DEFAULT_APP_MAX_CLIENT_EVENTS_PER_SECOND: '8',
+    });
+    const app = config.app_manager.array.apps?.find((a) => a.id === 'soketi-app');
+    assert.ok(app, 'the default app is there');
+    assert.equal(app.key, 'soketi-key');
+    assert.equal(app.max_connections, 10);
+    assert.equal(app.enable_client_messages, true);
+    assert.equal(app.enable_user_authentication, true);
+    assert.equal(app.max_client_events_per_second, 8, 'SOCKUDO_DEFAULT_APP_* win');
+    assert.equal(app.webhooks[0].filter?.channel_prefix, 'private-');
+    assert.match(
+      configError(() => load({ SOKETI_DEFAULT_APP_ID: 'a', SOKETI_DEFAULT_APP_KEY: 'k' })),
+      /SOKETI_DEFAULT_APP_SECRET\): set the app's secret/,
+    );
+  });
+
+  it('bad values are refused naming the variable; Sentinel is refused; the rest is named with what to do', () => {
+    assert.match(
+      configError(() => load({ SOKETI_PORT: 'eighty' })),
+      /SOKETI_PORT: expected a number/,
+    );
+    assert.match(
+      configError(() => load({ SOKETI_SHUTDOWN_GRACE_PERIOD: '-5' })),
+      /SOKETI_SHUTDOWN_GRACE_PERIOD: expected a number of milliseconds/,
+    );
+    assert.match(
+      configError(() => load({ SOKETI_DEFAULT_APP_WEBHOOKS: '{"url":1}' })),
+      /expected a JSON array of webhooks/,
+    );
+    assert.match(
+      configError(() => load({ SOKETI_DB_REDIS_SENTINELS: '[{"host":"s","port":26379}]' })),
+      /SOKETI_DB_REDIS_SENTINELS is not supported/,
+    );
+    assert.match(
+      configError(() => load({ SOKETI_ADAPTER_DRIVER: 'cluster' })),
+      /adapter\.driver/,
+    );
+    const { unreadEnv } = load({ SOKETI_CLUSTER_PORT: '11002', SOKETI_QUEUE_SQS_URL: 'x', SOKETI_NOT_A_THING: '1' });
+    assert.equal(unreadEnv.length, 3);
+    assert.match(unreadEnv[0], /SOKETI_CLUSTER_PORT is not read by Chorus: soketi's UDP discovery/);
+    assert.match(unreadEnv[1], /SOKETI_NOT_A_THING is not read by Chorus: not a soketi variable/);
+  });
+
+  it('TLS is on once both SOKETI_SSL_CERT and SOKETI_SSL_KEY are given, as in soketi', () => {
+    const { config } = load({ SOKETI_SSL_CERT: '/c.pem', SOKETI_SSL_KEY: '/k.pem', SOKETI_SSL_PASS: 'pw' });
+    assert.deepEqual(
+      [config.ssl.enabled, config.ssl.cert_path, config.ssl.key_path, config.ssl.passphrase],
+      [true, '/c.pem', '/k.pem', 'pw'],
+    );
+    assert.equal(load({ SOKETI_SSL_CERT: '/c.pem' }).config.ssl.enabled, false);
+  });
+});

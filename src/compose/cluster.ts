@@ -54,16 +54,20 @@ export function createCluster(config: Config, log: Logger, metrics: Metrics): Cl
   if (config.adapter.driver === 'local') return new LocalCluster({ nodeId: config.instance.process_id, removalDelayMs });
   const health = config.adapter.cluster_health;
   const isNats = config.adapter.driver === 'nats';
+  // Sockudo's redis-cluster adapter reads its own block; the redis block is the fallback.
+  const onCluster = config.adapter.driver === 'redis-cluster';
+  const redisPrefix = (onCluster ? config.adapter.cluster.prefix : undefined) ?? config.adapter.redis.prefix;
+  const redisTimeout = (onCluster ? config.adapter.cluster.request_timeout_ms : undefined) ?? config.adapter.redis.requests_timeout;
   return new HorizontalCluster(
     createTransport(config, log),
     {
-      prefix: isNats ? config.adapter.nats.prefix : config.adapter.redis.prefix,
+      prefix: isNats ? config.adapter.nats.prefix : redisPrefix,
       keyPrefix: config.database.redis.key_prefix,
       processId: config.instance.process_id,
       heartbeatIntervalMs: health.heartbeat_interval_ms,
       nodeTimeoutMs: health.node_timeout_ms,
       cleanupIntervalMs: health.cleanup_interval_ms,
-      requestTimeoutMs: isNats ? config.adapter.nats.requests_timeout : config.adapter.redis.requests_timeout,
+      requestTimeoutMs: isNats ? config.adapter.nats.requests_timeout : redisTimeout,
       removalDelayMs,
     },
     log,

@@ -15,22 +15,30 @@ const bind = (env: string, path: string, kind: Kind = 'string'): EnvBinding => (
   kind,
 });
 
+/** Applied in order, so where two names set one key the later one wins. */
 export const ENV_BINDINGS: readonly EnvBinding[] = [
   bind('HOST', 'host'),
   bind('PORT', 'port', 'number'),
+  bind('ENVIRONMENT', 'mode'),
+  bind('DEBUG_MODE', 'debug', 'boolean'),
   bind('DEBUG', 'debug', 'boolean'),
   bind('PATH_PREFIX', 'path_prefix'),
   bind('ACTIVITY_TIMEOUT', 'activity_timeout', 'number'),
   bind('SHUTDOWN_GRACE_PERIOD', 'shutdown_grace_period', 'number'),
   bind('USER_AUTHENTICATION_TIMEOUT', 'user_authentication_timeout', 'number'),
   bind('WEBSOCKET_MAX_PAYLOAD_KB', 'websocket_max_payload_kb', 'number'),
+  bind('SOCKUDO_MAX_CONNECTIONS', 'max_connections', 'number'),
   bind('METRICS_ENABLED', 'metrics.enabled', 'boolean'),
+  bind('METRICS_DRIVER', 'metrics.driver'),
   bind('METRICS_HOST', 'metrics.host'),
   bind('METRICS_PORT', 'metrics.port', 'number'),
   bind('METRICS_PROMETHEUS_PREFIX', 'metrics.prometheus.prefix'),
   bind('ADAPTER_DRIVER', 'adapter.driver'),
   bind('ADAPTER_REDIS_PREFIX', 'adapter.redis.prefix'),
+  bind('NATS_PREFIX', 'adapter.nats.prefix'),
   bind('ADAPTER_NATS_PREFIX', 'adapter.nats.prefix'),
+  bind('NATS_CONNECTION_TIMEOUT_MS', 'adapter.nats.connection_timeout_ms', 'number'),
+  bind('NATS_REQUEST_TIMEOUT_MS', 'adapter.nats.requests_timeout', 'number'),
   bind('NATS_SERVERS', 'adapter.nats.servers', 'list'),
   bind('NATS_USERNAME', 'adapter.nats.username'),
   bind('NATS_PASSWORD', 'adapter.nats.password'),
@@ -46,11 +54,26 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   bind('ADAPTER_CLUSTER_HEALTH_CLEANUP_INTERVAL_MS', 'adapter.cluster_health.cleanup_interval_ms', 'number'),
   bind('APP_MANAGER_DRIVER', 'app_manager.driver'),
   bind('APP_MANAGER_CACHE_ENABLED', 'app_manager.cache.enabled', 'boolean'),
+  bind('CACHE_TTL_SECONDS', 'app_manager.cache.ttl', 'number'),
   bind('APP_MANAGER_CACHE_TTL', 'app_manager.cache.ttl', 'number'),
   bind('CACHE_DRIVER', 'cache.driver'),
   bind('QUEUE_DRIVER', 'queue.driver'),
   bind('RATE_LIMITER_DRIVER', 'rate_limiter.driver'),
   bind('RATE_LIMITER_ENABLED', 'rate_limiter.enabled', 'boolean'),
+  bind('RATE_LIMITER_API_MAX_REQUESTS', 'rate_limiter.api_rate_limit.max_requests', 'number'),
+  bind('RATE_LIMITER_API_WINDOW_SECONDS', 'rate_limiter.api_rate_limit.window_seconds', 'number'),
+  bind('RATE_LIMITER_API_TRUST_HOPS', 'rate_limiter.api_rate_limit.trust_hops', 'number'),
+  bind('RATE_LIMITER_WS_MAX_REQUESTS', 'rate_limiter.websocket_rate_limit.max_requests', 'number'),
+  bind('RATE_LIMITER_WS_WINDOW_SECONDS', 'rate_limiter.websocket_rate_limit.window_seconds', 'number'),
+  bind('RATE_LIMITER_WS_TRUST_HOPS', 'rate_limiter.websocket_rate_limit.trust_hops', 'number'),
+  bind('RATE_LIMITER_REDIS_PREFIX', 'rate_limiter.redis.prefix'),
+  bind('QUEUE_REDIS_CONCURRENCY', 'queue.redis.concurrency', 'number'),
+  bind('QUEUE_REDIS_RESPONSE_TIMEOUT_MS', 'queue.redis.response_timeout_ms', 'number'),
+  bind('QUEUE_REDIS_PREFIX', 'queue.redis.prefix'),
+  bind('CORS_ORIGINS', 'cors.origin', 'list'),
+  bind('CORS_METHODS', 'cors.methods', 'list'),
+  bind('CORS_HEADERS', 'cors.allowed_headers', 'list'),
+  bind('CORS_CREDENTIALS', 'cors.credentials', 'boolean'),
   bind('DATABASE_REDIS_HOST', 'database.redis.host'),
   bind('DATABASE_REDIS_PORT', 'database.redis.port', 'number'),
   bind('DATABASE_REDIS_USERNAME', 'database.redis.username'),
@@ -59,6 +82,7 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   bind('DATABASE_REDIS_KEY_PREFIX', 'database.redis.key_prefix'),
   bind('REDIS_URL', 'database.redis.url'),
   bind('REDIS_CLUSTER_NODES', 'database.redis.cluster_nodes', 'list'),
+  bind('DATABASE_REDIS_CLUSTER_NODES', 'database.redis.cluster_nodes', 'list'),
   bind('DATABASE_MYSQL_HOST', 'database.mysql.host'),
   bind('DATABASE_MYSQL_PORT', 'database.mysql.port', 'number'),
   bind('DATABASE_MYSQL_USERNAME', 'database.mysql.username'),
@@ -71,6 +95,9 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   bind('DATABASE_POOLING_ENABLED', 'database_pooling.enabled', 'boolean'),
   bind('DATABASE_POOL_MIN', 'database_pooling.min', 'number'),
   bind('DATABASE_POOL_MAX', 'database_pooling.max', 'number'),
+  // Sockudo's WEBHOOK_ names; Chorus's older WEBHOOKS_ names (below) win.
+  bind('WEBHOOK_BATCHING_ENABLED', 'webhooks.batching.enabled', 'boolean'),
+  bind('WEBHOOK_BATCHING_DURATION', 'webhooks.batching.duration', 'number'),
   bind('WEBHOOKS_BATCHING_ENABLED', 'webhooks.batching.enabled', 'boolean'),
   bind('WEBHOOKS_BATCHING_DURATION', 'webhooks.batching.duration', 'number'),
   bind('INSTANCE_PROCESS_ID', 'instance.process_id'),
@@ -140,7 +167,7 @@ export function convertEnvValue(name: string, raw: string, kind: Kind): unknown 
   }
 }
 
-function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
+export function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
   let node = target;
   for (const key of path.slice(0, -1)) {
     const next = node[key];

@@ -3,7 +3,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { z } from 'zod';
 import { configSchema, type Config } from './schema.js';
-import { applyEnv, DEFAULT_APP_ENV, defaultAppFromEnv } from './env.js';
+import { applyEnv, DEFAULT_APP_ENV, defaultAppFromEnv, ENV_BINDINGS, LEGACY_CLIENT_MESSAGES_ENV } from './env.js';
+import { applySoketiEnv } from './soketi-env.js';
+import { findUnreadEnv } from './unread-env.js';
 import { ConfigError } from './errors.js';
 import { findUnknownKeys } from './unknown-keys.js';
 import { applyServerWideDefaults } from './server-wide-limits.js';
@@ -23,7 +25,18 @@ export interface LoadedConfig {
   source: string | null;
   /** Keys present in the file that Chorus does not use. */
   unknownKeys: string[];
+  /** Set Sockudo / soketi environment variables that Chorus does not read, each with what to use instead. */
+  unreadEnv: string[];
 }
+
+/** Every environment variable Chorus reads (the SOKETI_ ones are checked by their own reader). */
+const READ_ENV: ReadonlySet<string> = new Set([
+  ...ENV_BINDINGS.map((b) => b.env),
+  ...Object.values(DEFAULT_APP_ENV),
+  LEGACY_CLIENT_MESSAGES_ENV,
+  'CONFIG_FILE',
+  'LOG_LEVEL',
+]);
 
 export interface LoadOptions {
   file?: string;
@@ -93,14 +106,19 @@ function normaliseClusterHealth(raw: Record<string, unknown>): void {
  * silently: an id or key from the environment needs its secret, and outside the embedded
  * quick start (no config file at all) a node without apps does not start.
  */
-function withApps(raw: Record<string, unknown>, env: NodeJS.ProcessEnv, quickStart: boolean): 'missing' | null {
+function withApps(
+  raw: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+  soketiApp: Record<string, unknown>,
+  quickStart: boolean,
+): 'missing' | null {
   const manager = (raw.app_manager ??= {}) as Record<string, unknown>;
   const array = (manager.array ??= {}) as Record<string, unknown>;
-  const fromEnv = defaultAppFromEnv(env);
+  const fromEnv = { ...soketiApp, ...defaultAppFromEnv(env) };
   const named = fromEnv.id !== undefined || fromEnv.key !== undefined;
   if (named && fromEnv.secret === undefined) {
     throw new ConfigError(
-      `${DEFAULT_APP_ENV.id} / ${DEFAULT_APP_ENV.key} are set without ${DEFAULT_APP_ENV.secret}: set the app's secret (no default secret is used)`,
+      `${DEFAULT_APP_ENV.id} / ${DEFAULT_APP_ENV.key} (or SOKETI_DEFAULT_APP_ID / _KEY) are set without ${DEFAULT_APP_ENV.secret} (or SOKETI_DEFAULT_APP_SECRET): set the app's secret (no default secret is used)`,
     );
   }
   if (array.apps === undefined) {
@@ -130,8 +148,10 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   normaliseClusterHealth(raw);
   const unusedPolicy = foldAppPolicies(raw);
   const unknownKeys = [...findUnknownKeys(configSchema, raw), ...unusedPolicy];
+  const soketi = applySoketiEnv(raw, env);
   applyEnv(raw, env);
-  const apps = withApps(raw, env, source === null);
+  const unreadEnv = [...findUnreadEnv(env, READ_ENV), ...soketi.warnings];
+  const apps = withApps(raw, env, soketi.defaultApp, source === null);
   applyServerWideDefaults(raw);
   foldQueueConcurrency(raw);
 
@@ -141,6 +161,12 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     throw new ConfigError(`invalid configuration${source ? ` in ${source}` : ''}:\n  ${lines.join('\n  ')}`);
   }
   const config = result.data;
+  if (!config.adapter.cluster_health.enabled && config.adapter.driver !== 'local') {
+    throw new ConfigError(
+      'adapter.cluster_health.enabled: false is not supported with a broker adapter: Chorus counts occupancy and presence ' +
+        "and cleans up after a dead node by its peers' heartbeats; remove the key and tune heartbeat_interval_ms / node_timeout_ms instead",
+    );
+  }
   const cacheRefusal = cacheRedisRefusal(config.cache.redis);
   if (cacheRefusal) throw new ConfigError(cacheRefusal);
   if (apps === 'missing' && (config.app_manager.driver === 'memory' || config.app_manager.driver === 'array')) {
@@ -162,7 +188,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
         'the test client signs channel auth and sign-in for anyone who can reach it; set a token or listen on 127.0.0.1',
     );
   }
-  return { config, source, unknownKeys };
+  return { config, source, unknownKeys, unreadEnv };
 }
 
 /** Addresses only this machine can reach. */
