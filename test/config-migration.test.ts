@@ -140,7 +140,7 @@ describe("config: Sockudo's environment variables", () => {
     assert.equal(config.debug, true);
     assert.equal(config.adapter.nats.prefix, 'nats-prefix');
     assert.equal(config.adapter.nats.connection_timeout_ms, 1500);
-    assert.equal(config.adapter.nats.requests_timeout, 2500);
+    assert.equal(config.adapter.nats.request_timeout_ms, 2500);
     assert.deepEqual(config.database.redis.cluster_nodes, ['r1:7000', 'redis://r2:7001']);
     assert.deepEqual(config.cors.origin, ['https://a.example', 'https://b.example']);
     assert.deepEqual(config.cors.methods, ['GET', 'POST']);

@@ -67,7 +67,7 @@ export function createCluster(config: Config, log: Logger, metrics: Metrics): Cl
       heartbeatIntervalMs: health.heartbeat_interval_ms,
       nodeTimeoutMs: health.node_timeout_ms,
       cleanupIntervalMs: health.cleanup_interval_ms,
-      requestTimeoutMs: isNats ? config.adapter.nats.requests_timeout : redisTimeout,
+      requestTimeoutMs: isNats ? (config.adapter.nats.request_timeout_ms ?? config.adapter.nats.requests_timeout) : redisTimeout,
       removalDelayMs,
     },
     log,

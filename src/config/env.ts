@@ -38,7 +38,7 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   bind('NATS_PREFIX', 'adapter.nats.prefix'),
   bind('ADAPTER_NATS_PREFIX', 'adapter.nats.prefix'),
   bind('NATS_CONNECTION_TIMEOUT_MS', 'adapter.nats.connection_timeout_ms', 'number'),
-  bind('NATS_REQUEST_TIMEOUT_MS', 'adapter.nats.requests_timeout', 'number'),
+  bind('NATS_REQUEST_TIMEOUT_MS', 'adapter.nats.request_timeout_ms', 'number'),
   bind('NATS_SERVERS', 'adapter.nats.servers', 'list'),
   bind('NATS_USERNAME', 'adapter.nats.username'),
   bind('NATS_PASSWORD', 'adapter.nats.password'),

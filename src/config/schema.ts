@@ -186,6 +186,8 @@ export const configSchema = z.object({
           token: z.string().nullish(),
           connection_timeout_ms: lenient(z.number().int().positive().default(5000)),
           requests_timeout: lenient(z.number().int().positive().default(5000)),
+          /** Sockudo's name for the same timeout; wins over requests_timeout. */
+          request_timeout_ms: lenient(z.number().int().positive().optional()),
         })
         .prefault({}),
       cluster_health: z
