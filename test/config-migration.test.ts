@@ -2,11 +2,12 @@
 // soketi's SOKETI_* environment, read with their meaning or refused naming the key.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config/load.js';
 import { ConfigError } from '../src/config/errors.js';
+import { ROOT } from './helpers/node.js';
 import { adapterRedisSettings, partKeyPrefix, partRedisSettings } from '../src/compose/settings.js';
 
 const CWD = mkdtempSync(join(tmpdir(), 'chorus-migration-test-'));
@@ -330,5 +331,52 @@ describe("config: soketi's SOKETI_* environment variables", () => {
       [true, '/c.pem', '/k.pem', 'pw'],
     );
     assert.equal(load({ SOKETI_SSL_CERT: '/c.pem' }).config.ssl.enabled, false);
+  });
+});
+
+describe("config: Sockudo's file forms (config.toml, ${VAR} placeholders)", () => {
+  const fixture = (name: string) => join(ROOT, 'test/fixtures', name);
+
+  it("Sockudo's own config.toml loads with the same app and limits as its config.json", () => {
+    const toml = loadConfig({ file: fixture('sockudo-config.toml'), env: {}, cwd: CWD }).config;
+    const json = loadConfig({ file: fixture('sockudo-config.json'), env: {}, cwd: CWD }).config;
+    assert.deepEqual(toml.app_manager.array.apps, json.app_manager.array.apps);
+    assert.equal(toml.port, 6001);
+    assert.equal(toml.websocket_max_payload_kb, 64);
+    assert.equal(toml.user_authentication_timeout, 3600);
+    assert.equal(toml.path_prefix, '', 'Sockudo\'s "/" is the root');
+  });
+
+  it('${VAR} and ${VAR:-default} are replaced from the environment; an unset one without default is refused naming it', () => {
+    const dir = mkdtempSync(join(CWD, 'placeholders-'));
+    const file = join(dir, 'config.json');
+    writeFileSync(
+      file,
+      '{"port": ${CHORUS_T_PORT}, "host": "${CHORUS_T_HOST:-127.0.0.2}", "app_manager": {"array": {"apps": [{"id": "a", "key": "k", "secret": "${CHORUS_T_SECRET}"}]}}}',
+    );
+    const { config } = loadConfig({ file, env: { CHORUS_T_PORT: '7001', CHORUS_T_SECRET: 's3cret' }, cwd: CWD });
+    assert.equal(config.port, 7001);
+    assert.equal(config.host, '127.0.0.2');
+    assert.equal(config.app_manager.array.apps?.[0].secret, 's3cret');
+    assert.match(
+      configError(() => loadConfig({ file, env: { CHORUS_T_PORT: '7001' }, cwd: CWD })),
+      /uses unset environment variables: CHORUS_T_SECRET/,
+    );
+  });
+
+  it('without --config, config/config.toml is read before config/config.json, as in Sockudo; bad TOML names the file', () => {
+    const dir = mkdtempSync(join(CWD, 'lookup-'));
+    mkdirSync(join(dir, 'config'));
+    writeFileSync(join(dir, 'config/config.json'), JSON.stringify({ port: 7002, app_manager: { array: { apps: [APP] } } }));
+    assert.equal(loadConfig({ env: {}, cwd: dir }).config.port, 7002);
+    writeFileSync(join(dir, 'config/config.toml'), 'port = 7003\n[[app_manager.array.apps]]\nid = "t"\nkey = "tk"\nsecret = "ts"\n');
+    const loaded = loadConfig({ env: {}, cwd: dir });
+    assert.equal(loaded.config.port, 7003);
+    assert.match(loaded.source ?? '', /config\/config\.toml$/);
+    writeFileSync(join(dir, 'config/config.toml'), 'port = = 1');
+    assert.match(
+      configError(() => loadConfig({ env: {}, cwd: dir })),
+      /config\/config\.toml is not valid TOML/,
+    );
   });
 });

@@ -1,11 +1,12 @@
 // Builds the validated config: defaults < file < environment.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { z } from 'zod';
 import { configSchema, type Config } from './schema.js';
 import { applyEnv, DEFAULT_APP_ENV, defaultAppFromEnv, ENV_BINDINGS, LEGACY_CLIENT_MESSAGES_ENV } from './env.js';
 import { applySoketiEnv } from './soketi-env.js';
 import { findUnreadEnv } from './unread-env.js';
+import { readConfigFile } from './read-file.js';
 import { ConfigError } from './errors.js';
 import { findUnknownKeys } from './unknown-keys.js';
 import { applyServerWideDefaults } from './server-wide-limits.js';
@@ -42,25 +43,6 @@ export interface LoadOptions {
   file?: string;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
-}
-
-function readJsonFile(path: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new ConfigError(`cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    throw new ConfigError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new ConfigError(`config file ${path} must hold a JSON object`);
-  }
-  return parsed as Record<string, unknown>;
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {
@@ -140,10 +122,11 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   const cwd = options.cwd ?? process.cwd();
   let source: string | null = null;
   const explicit = options.file ?? env.CONFIG_FILE;
+  // Without a named file, Sockudo's order: config/config.toml, then config/config.json.
   if (explicit) source = resolve(cwd, explicit);
-  else if (existsSync(resolve(cwd, 'config/config.json'))) source = resolve(cwd, 'config/config.json');
+  else source = ['config/config.toml', 'config/config.json'].map((f) => resolve(cwd, f)).find((f) => existsSync(f)) ?? null;
 
-  const raw = source ? readJsonFile(source) : {};
+  const raw = source ? readConfigFile(source, env) : {};
   normaliseAppList(raw);
   normaliseClusterHealth(raw);
   const unusedPolicy = foldAppPolicies(raw);
