@@ -120,11 +120,11 @@ export const runsDemoApp = (config: Config): boolean => (config.app_manager.arra
 export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   const env = options.env ?? process.env;
   const cwd = options.cwd ?? process.cwd();
-  let source: string | null = null;
   const explicit = options.file ?? env.CONFIG_FILE;
   // Without a named file, Sockudo's order: config/config.toml, then config/config.json.
-  if (explicit) source = resolve(cwd, explicit);
-  else source = ['config/config.toml', 'config/config.json'].map((f) => resolve(cwd, f)).find((f) => existsSync(f)) ?? null;
+  const source = explicit
+    ? resolve(cwd, explicit)
+    : (['config/config.toml', 'config/config.json'].map((f) => resolve(cwd, f)).find((f) => existsSync(f)) ?? null);
 
   const raw = source ? readConfigFile(source, env) : {};
   normaliseAppList(raw);
