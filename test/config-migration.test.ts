@@ -190,7 +190,7 @@ describe("config: Sockudo's environment variables", () => {
         HISTORY_ENABLED: 'true',
         NATS_NO_ECHO: 'true',
         SOCKUDO_SERVER_ROLE: 'edge',
-        DATABASE_REDIS_SENTINEL_PASSWORD: 'x',
+        DATABASE_REDIS_SENTINEL_PASSWORDS: 'x',
         WEBSOCKET_MAX_MESSAGES: '10',
         // read by Chorus, or nothing to do with Sockudo: never reported
         NATS_SERVERS: 'nats://127.0.0.1:4222',
@@ -205,7 +205,7 @@ describe("config: Sockudo's environment variables", () => {
     );
     assert.deepEqual(
       unreadEnv.map((line) => /variable (\S+)/.exec(line)?.[1]),
-      ['DATABASE_REDIS_SENTINEL_PASSWORD', 'HISTORY_ENABLED', 'NATS_NO_ECHO', 'SOCKUDO_SERVER_ROLE', 'WEBSOCKET_MAX_MESSAGES'],
+      ['DATABASE_REDIS_SENTINEL_PASSWORDS', 'HISTORY_ENABLED', 'NATS_NO_ECHO', 'SOCKUDO_SERVER_ROLE', 'WEBSOCKET_MAX_MESSAGES'],
     );
     assert.match(unreadEnv.find((l) => l.includes('HISTORY_ENABLED')) ?? '', /not read by Chorus: Chorus has no channel history yet/);
     assert.match(unreadEnv.find((l) => l.includes('NATS_NO_ECHO')) ?? '', /Chorus reads NATS_SERVERS/);
@@ -297,7 +297,7 @@ describe("config: soketi's SOKETI_* environment variables", () => {
     );
   });
 
-  it('bad values are refused naming the variable; Sentinel is refused; the rest is named with what to do', () => {
+  it('bad values are refused naming the variable; the soketi Sentinel keys are read; the rest is named with what to do', () => {
     assert.match(
       configError(() => load({ SOKETI_PORT: 'eighty' })),
       /SOKETI_PORT: expected a number/,
@@ -310,10 +310,8 @@ describe("config: soketi's SOKETI_* environment variables", () => {
       configError(() => load({ SOKETI_DEFAULT_APP_WEBHOOKS: '{"url":1}' })),
       /expected a JSON array of webhooks/,
     );
-    assert.match(
-      configError(() => load({ SOKETI_DB_REDIS_SENTINELS: '[{"host":"s","port":26379}]' })),
-      /SOKETI_DB_REDIS_SENTINELS is not supported/,
-    );
+    const sentinel = load({ SOKETI_DB_REDIS_SENTINELS: '[{"host":"s","port":26379}]', SOKETI_DB_REDIS_INSTANCE_NAME: 'm1' }).config;
+    assert.deepEqual([sentinel.database.redis.sentinels, sentinel.database.redis.name], [[{ host: 's', port: 26379 }], 'm1']);
     assert.match(
       configError(() => load({ SOKETI_ADAPTER_DRIVER: 'cluster' })),
       /adapter\.driver/,
@@ -377,6 +375,47 @@ describe("config: Sockudo's file forms (config.toml, ${VAR} placeholders)", () =
     assert.match(
       configError(() => loadConfig({ env: {}, cwd: dir })),
       /config\/config\.toml is not valid TOML/,
+    );
+  });
+});
+
+describe("config: Redis Sentinel (Sockudo's database.redis keys)", () => {
+  it('sentinels, master name, credentials and TLS reach every Redis part; a url_override part leaves Sentinel', () => {
+    const { config, unreadEnv } = loadFile(
+      {
+        database: { redis: { sentinels: [{ host: 's1', port: 26379 }], name: 'primary', sentinel_password: 'sp' } },
+        queue: { redis: { url_override: 'redis://q:6390' } },
+      },
+      {
+        DATABASE_REDIS_SENTINEL_USERNAME: 'su',
+        DATABASE_REDIS_MASTER_TLS_ENABLED: 'true',
+        DATABASE_REDIS_MASTER_TLS_ACCEPT_INVALID_CERTS: 'true',
+      },
+    );
+    assert.deepEqual(unreadEnv, []);
+    const limiter = partRedisSettings(config, 'redis', config.rate_limiter.redis, 'rate_limiter.redis');
+    assert.deepEqual(limiter.sentinels, [{ host: 's1', port: 26379 }]);
+    assert.deepEqual([limiter.name, limiter.sentinelUsername, limiter.sentinelPassword], ['primary', 'su', 'sp']);
+    assert.equal((limiter.tls as { rejectUnauthorized?: boolean }).rejectUnauthorized, false);
+    assert.equal(adapterRedisSettings(config).subscriber.sentinels?.length, 1);
+    assert.deepEqual(partRedisSettings(config, 'redis', config.queue.redis, 'queue.redis').sentinels, []);
+  });
+
+  it('the env list takes "host:port"; a bad entry or a missing CA file is refused naming the key', () => {
+    assert.deepEqual(loadFile({}, { DATABASE_REDIS_SENTINELS: '10.0.0.1:26379, [::1]:26380' }).config.database.redis.sentinels, [
+      { host: '10.0.0.1', port: 26379 },
+      { host: '::1', port: 26380 },
+    ]);
+    assert.match(
+      configError(() => loadFile({}, { DATABASE_REDIS_SENTINELS: 'nohost' })),
+      /database\.redis\.sentinels\[0\]/,
+    );
+    const tls = loadFile({
+      database: { redis: { sentinels: ['s:1'], sentinel_tls: { enabled: true, ca_path: '/nonexistent/ca.pem' } } },
+    }).config;
+    assert.match(
+      configError(() => partRedisSettings(tls, 'redis', tls.rate_limiter.redis, 'rate_limiter.redis')),
+      /database\.redis\.sentinel_tls\.ca_path: cannot read/,
     );
   });
 });

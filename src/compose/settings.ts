@@ -9,6 +9,7 @@ import type { HttpSettings } from '../edge/http/settings.js';
 import type { IpLimits } from '../edge/ws/ip-gate.js';
 import type { WsSettings } from '../edge/ws/settings.js';
 import type { RedisSettings } from '../transports/redis-client.js';
+import { redisTlsOptions } from './redis-tls.js';
 
 export function wsSettings(config: Config): WsSettings {
   const rl = config.rate_limiter;
@@ -62,16 +63,32 @@ export function clusterNodes(config: Config): Array<{ host: string; port: number
 /** One Redis deployment for every Redis-backed part; `cluster` asks for the Redis Cluster seeds. */
 export function redisSettings(config: Config, cluster: boolean): RedisSettings {
   const r = config.database.redis;
-  return {
+  const masterTls = redisTlsOptions(r.master_tls, 'database.redis.master_tls');
+  const base: RedisSettings = {
     host: r.host,
     port: r.port,
     username: r.username,
     password: r.password,
     db: r.db,
     url: r.url,
+    ...(masterTls ? { tls: masterTls } : {}),
     clusterNodes: cluster ? clusterNodes(config) : [],
   };
+  // Sentinel names the master; a Redis Cluster finds its own nodes.
+  if (cluster || r.sentinels.length === 0) return base;
+  const sentinelTls = redisTlsOptions(r.sentinel_tls, 'database.redis.sentinel_tls');
+  return {
+    ...base,
+    sentinels: r.sentinels,
+    name: r.name,
+    sentinelUsername: r.sentinel_username,
+    sentinelPassword: r.sentinel_password,
+    ...(sentinelTls ? { sentinelTls } : {}),
+  };
 }
+
+/** Another server named by URL replaces the sentinels' master for that part or connection. */
+const withUrl = (base: RedisSettings, url: string): RedisSettings => ({ ...base, url, sentinels: [] });
 
 /**
  * The Redis of one part (queue, rate limiter) as Sockudo's `<part>.redis` says: the part's
@@ -86,10 +103,10 @@ export function partRedisSettings(config: Config, driver: string, part: PartRedi
     }
     return base;
   }
-  const withUrl = { ...base, url: part.url_override };
-  if (!cluster || base.clusterNodes?.length) return withUrl;
+  const overridden = withUrl(base, part.url_override);
+  if (!cluster || base.clusterNodes?.length) return overridden;
   const seed = new URL(part.url_override);
-  return { ...withUrl, clusterNodes: [{ host: seed.hostname.replace(/^\[(.*)\]$/, '$1'), port: seed.port ? Number(seed.port) : 6379 }] };
+  return { ...overridden, clusterNodes: [{ host: seed.hostname.replace(/^\[(.*)\]$/, '$1'), port: seed.port ? Number(seed.port) : 6379 }] };
 }
 
 /** A part's key prefix: its own `<part>.redis.prefix`, else database.redis.key_prefix. */
@@ -99,5 +116,5 @@ export const partKeyPrefix = (config: Config, part: PartRedis): string => part.p
 export function adapterRedisSettings(config: Config): { publisher: RedisSettings; subscriber: RedisSettings } {
   const base = redisSettings(config, false);
   const { redis_pub_options: pub, redis_sub_options: sub } = config.adapter.redis;
-  return { publisher: pub.url ? { ...base, url: pub.url } : base, subscriber: sub.url ? { ...base, url: sub.url } : base };
+  return { publisher: pub.url ? withUrl(base, pub.url) : base, subscriber: sub.url ? withUrl(base, sub.url) : base };
 }

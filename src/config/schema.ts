@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { serverWideLimitSchemas } from './server-wide-limits.js';
 import { corsSchema, httpApiSchema } from './http-sections.js';
 import { partRedisSchema, pubSubOptionsSchema, queueRedisSchema } from './redis-parts.js';
+import { sentinelFields } from './redis-sentinel.js';
 
 /** Sockudo accepts numbers as JSON numbers or numeric strings. */
 const numericString = (v: unknown) => (typeof v === 'string' && /^-?\d+(\.\d+)?$/.test(v.trim()) ? Number(v) : v);
@@ -217,6 +218,7 @@ export const configSchema = z.object({
           key_prefix: z.string().default('chorus:'),
           url: z.string().nullish(),
           cluster_nodes: z.array(z.union([z.string(), z.object({ host: z.string(), port })])).default([]),
+          ...sentinelFields,
         })
         .prefault({}),
       mysql: z

@@ -48,6 +48,9 @@ const KEYS: Readonly<Record<string, readonly [string, SoketiKind]>> = {
   DB_REDIS_PASSWORD: ['database.redis.password', 'string'],
   DB_REDIS_KEY_PREFIX: ['database.redis.key_prefix', 'string'],
   DB_REDIS_CLUSTER_NODES: ['database.redis.cluster_nodes', 'list'],
+  DB_REDIS_SENTINELS: ['database.redis.sentinels', 'list'],
+  DB_REDIS_SENTINEL_PASSWORD: ['database.redis.sentinel_password', 'string'],
+  DB_REDIS_INSTANCE_NAME: ['database.redis.name', 'string'],
   EVENT_MAX_BATCH_SIZE: ['event_limits.max_batch_size', 'number'],
   EVENT_MAX_CHANNELS_AT_ONCE: ['event_limits.max_channels_at_once', 'number'],
   EVENT_MAX_NAME_LENGTH: ['event_limits.max_name_length', 'number'],
@@ -105,20 +108,10 @@ const WITHOUT_EQUIVALENT: ReadonlyArray<readonly [string, string]> = [
   ['RATE_LIMITER_REDIS_OPTIONS', 'give the Redis in rate_limiter.redis.url_override'],
   ['SSL_CA', 'give the chain in the certificate file (SSL_CERT)'],
   ['HTTP_ACCEPT_TRAFFIC_MEMORY_THRESHOLD', "Chorus bounds each connection's buffer instead"],
-  ['DB_REDIS_INSTANCE_NAME', 'Chorus does not connect through Redis Sentinel yet'],
 ];
 
-/** Sentinels silently ignored would mean talking to whatever Redis answers at the default address. */
-const REFUSED: ReadonlyArray<readonly [string, string]> = [
-  [
-    'DB_REDIS_SENTINELS',
-    'Chorus does not connect through Redis Sentinel yet; point DATABASE_REDIS_HOST (or SOKETI_DB_REDIS_HOST) at the master',
-  ],
-  [
-    'DB_REDIS_SENTINEL_PASSWORD',
-    'Chorus does not connect through Redis Sentinel yet; point DATABASE_REDIS_HOST (or SOKETI_DB_REDIS_HOST) at the master',
-  ],
-];
+/** Variables refused outright: none today (kept for settings that must never be ignored). */
+const REFUSED: ReadonlyArray<readonly [string, string]> = [];
 
 const PREFIX = 'SOKETI_';
 

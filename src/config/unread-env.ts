@@ -29,8 +29,14 @@ const UNREAD: ReadonlyArray<readonly [string, string]> = [
   ['REDIS_CLUSTER_QUEUE_', 'set QUEUE_REDIS_CONCURRENCY, QUEUE_REDIS_RESPONSE_TIMEOUT_MS, QUEUE_REDIS_PREFIX'],
   ['QUEUE_', 'Chorus retries a webhook for about five minutes; see webhooks.* in README'],
   ['DATABASE_REDIS_CLUSTER_', 'give credentials and TLS in REDIS_URL (rediss://user:password@host)'],
-  ['DATABASE_REDIS_SENTINEL_', 'Chorus does not connect through Redis Sentinel yet'],
-  ['DATABASE_REDIS_MASTER_TLS_', 'use a rediss:// URL in REDIS_URL'],
+  [
+    'DATABASE_REDIS_SENTINEL_',
+    'Chorus reads DATABASE_REDIS_SENTINELS, DATABASE_REDIS_NAME, DATABASE_REDIS_SENTINEL_USERNAME|PASSWORD and _TLS_*',
+  ],
+  [
+    'DATABASE_REDIS_MASTER_TLS_',
+    'Chorus reads DATABASE_REDIS_MASTER_TLS_ENABLED, _ACCEPT_INVALID_CERTS, _CA_PATH, _CLIENT_CERT_PATH, _CLIENT_KEY_PATH',
+  ],
   ['DATABASE_POSTGRES_', 'app stores: memory (array), mysql'],
   ['DATABASE_DYNAMODB_', 'app stores: memory (array), mysql'],
   ['DATABASE_SURREALDB_', 'app stores: memory (array), mysql'],
