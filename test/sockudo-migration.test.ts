@@ -65,6 +65,15 @@ const channelAuth = (app: TestApp, socketId: string, channel: string, channelDat
     .update([socketId, channel, ...(channelData ? [channelData] : [])].join(':'))
     .digest('hex')}`;
 
+/** An HTTP API event whose data is `kb` KiB. */
+const publishKb = (node: ChorusNode, app: TestApp, kb: number) =>
+  signedFetch(node, {
+    app,
+    method: 'POST',
+    path: `/apps/${app.id}/events`,
+    body: JSON.stringify({ name: 'e', channels: ['payload'], data: 'x'.repeat(kb * 1024) }),
+  });
+
 const subscriptionResult = (sock: RawSocket, channel: string) =>
   sock.next(
     (f) => f.channel === channel && (f.event === 'pusher_internal:subscription_succeeded' || f.event === 'pusher:subscription_error'),
@@ -91,15 +100,8 @@ describe("migration: Sockudo's example config.json and a Sockudo .env, unchanged
   });
 
   it('the file app: event_limits.max_payload_in_kb (100) bounds an HTTP event; 100 KB passes, 101 KB is refused with 413', async () => {
-    const publish = (kb: number) =>
-      signedFetch(node, {
-        app: FILE_APP,
-        method: 'POST',
-        path: `/apps/${FILE_APP.id}/events`,
-        body: JSON.stringify({ name: 'e', channels: ['payload'], data: 'x'.repeat(kb * 1024) }),
-      });
-    assert.equal((await publish(100)).status, 200);
-    assert.equal((await publish(101)).status, 413);
+    assert.equal((await publishKb(node, FILE_APP, 100)).status, 200);
+    assert.equal((await publishKb(node, FILE_APP, 101)).status, 413);
   });
 
   it('the file app: channel_limits.max_name_length (200) bounds a channel name; the error echoes the name sent', async () => {
@@ -239,15 +241,8 @@ describe("migration: a soketi compose file's SOKETI_* environment", () => {
   });
 
   it('serves the default app with its limits: 5 KB events, 2 connections, webhooks with their filter', async () => {
-    const publish = (kb: number) =>
-      signedFetch(node, {
-        app: SOKETI_APP,
-        method: 'POST',
-        path: `/apps/${SOKETI_APP.id}/events`,
-        body: JSON.stringify({ name: 'e', channels: ['c'], data: 'x'.repeat(kb * 1024) }),
-      });
-    assert.equal((await publish(5)).status, 200);
-    assert.equal((await publish(6)).status, 413);
+    assert.equal((await publishKb(node, SOKETI_APP, 5)).status, 200);
+    assert.equal((await publishKb(node, SOKETI_APP, 6)).status, 413);
 
     const a = await connect(node, SOKETI_APP);
     const b = await connect(node, SOKETI_APP);

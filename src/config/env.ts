@@ -15,6 +15,13 @@ const bind = (env: string, path: string, kind: Kind = 'string'): EnvBinding => (
   kind,
 });
 
+/** Sockudo's <PREFIX>_ENABLED, _ACCEPT_INVALID_CERTS, _CA_PATH, _CLIENT_CERT_PATH, _CLIENT_KEY_PATH for one TLS hop. */
+const redisTlsBindings = (env: string, path: string): EnvBinding[] => [
+  bind(`${env}_ENABLED`, `${path}.enabled`, 'boolean'),
+  bind(`${env}_ACCEPT_INVALID_CERTS`, `${path}.accept_invalid_certs`, 'boolean'),
+  ...['ca_path', 'client_cert_path', 'client_key_path'].map((key) => bind(`${env}_${key.toUpperCase()}`, `${path}.${key}`)),
+];
+
 /** Applied in order, so where two names set one key the later one wins. */
 export const ENV_BINDINGS: readonly EnvBinding[] = [
   bind('HOST', 'host'),
@@ -87,16 +94,8 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   bind('DATABASE_REDIS_NAME', 'database.redis.name'),
   bind('DATABASE_REDIS_SENTINEL_USERNAME', 'database.redis.sentinel_username'),
   bind('DATABASE_REDIS_SENTINEL_PASSWORD', 'database.redis.sentinel_password'),
-  bind('DATABASE_REDIS_SENTINEL_TLS_ENABLED', 'database.redis.sentinel_tls.enabled', 'boolean'),
-  bind('DATABASE_REDIS_SENTINEL_TLS_ACCEPT_INVALID_CERTS', 'database.redis.sentinel_tls.accept_invalid_certs', 'boolean'),
-  bind('DATABASE_REDIS_SENTINEL_TLS_CA_PATH', 'database.redis.sentinel_tls.ca_path'),
-  bind('DATABASE_REDIS_SENTINEL_TLS_CLIENT_CERT_PATH', 'database.redis.sentinel_tls.client_cert_path'),
-  bind('DATABASE_REDIS_SENTINEL_TLS_CLIENT_KEY_PATH', 'database.redis.sentinel_tls.client_key_path'),
-  bind('DATABASE_REDIS_MASTER_TLS_ENABLED', 'database.redis.master_tls.enabled', 'boolean'),
-  bind('DATABASE_REDIS_MASTER_TLS_ACCEPT_INVALID_CERTS', 'database.redis.master_tls.accept_invalid_certs', 'boolean'),
-  bind('DATABASE_REDIS_MASTER_TLS_CA_PATH', 'database.redis.master_tls.ca_path'),
-  bind('DATABASE_REDIS_MASTER_TLS_CLIENT_CERT_PATH', 'database.redis.master_tls.client_cert_path'),
-  bind('DATABASE_REDIS_MASTER_TLS_CLIENT_KEY_PATH', 'database.redis.master_tls.client_key_path'),
+  ...redisTlsBindings('DATABASE_REDIS_SENTINEL_TLS', 'database.redis.sentinel_tls'),
+  ...redisTlsBindings('DATABASE_REDIS_MASTER_TLS', 'database.redis.master_tls'),
   bind('REDIS_CLUSTER_NODES', 'database.redis.cluster_nodes', 'list'),
   bind('DATABASE_REDIS_CLUSTER_NODES', 'database.redis.cluster_nodes', 'list'),
   bind('DATABASE_MYSQL_HOST', 'database.mysql.host'),

@@ -1,8 +1,7 @@
 // Sockudo's `http_api` and `cors` sections, with Sockudo's meaning: the largest HTTP
 // request body, and which browser origins may call the HTTP API (and with what).
 import { z } from 'zod';
-
-const numericString = (v: unknown) => (typeof v === 'string' && /^\d+(\.\d+)?$/.test(v.trim()) ? Number(v) : v);
+import { lenient } from './lenient.js';
 
 /** An HTTP token (a method or header name): what may appear in an Access-Control-Allow-* list. */
 const token = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP token (a method or header name)');
@@ -18,7 +17,7 @@ const corsOrigin = z
 export const httpApiSchema = z
   .object({
     /** Sockudo's bound on an HTTP request body, in MB; larger bodies get 413. */
-    request_limit_in_mb: z.preprocess(numericString, z.number().positive().default(10)),
+    request_limit_in_mb: lenient(z.number().positive().default(10)),
   })
   .prefault({});
 

@@ -3,8 +3,7 @@
 // (url_override), a Redis Cluster (cluster_mode) and its own key prefix; unset, a part uses
 // `database.redis` as every other part does.
 import { z } from 'zod';
-
-const numericString = (v: unknown) => (typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : v);
+import { lenient } from './lenient.js';
 
 /** A Redis URL is checked here, so a typo stops start-up naming the key instead of failing at connect. */
 const redisUrl = z.string().refine(
@@ -34,9 +33,9 @@ export const queueRedisSchema = z
   .object({
     ...partFields,
     /** Sockudo's worker count: the webhook deliveries a node runs at once (webhooks.max_concurrency wins). */
-    concurrency: z.preprocess(numericString, z.number().int().positive().nullish()),
+    concurrency: lenient(z.number().int().positive().nullish()),
     /** Bound on one queue command, in ms (default 5000). */
-    response_timeout_ms: z.preprocess(numericString, z.number().int().positive().nullish()),
+    response_timeout_ms: lenient(z.number().int().positive().nullish()),
   })
   .prefault({});
 

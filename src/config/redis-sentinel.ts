@@ -2,8 +2,9 @@
 // name, the sentinels' own credentials, and TLS for each hop (to the sentinels, and to the
 // master or the single server).
 import { z } from 'zod';
+import { lenient } from './lenient.js';
 
-const port = z.preprocess((v) => (typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : v), z.number().int().min(1).max(65535));
+const port = lenient(z.number().int().min(1).max(65535));
 
 /** A sentinel as `{host, port}` (Sockudo) or "host:port" (the env list). */
 const sentinel = z.union([

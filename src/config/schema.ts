@@ -5,12 +5,9 @@ import { serverWideLimitSchemas } from './server-wide-limits.js';
 import { corsSchema, httpApiSchema } from './http-sections.js';
 import { partRedisSchema, pubSubOptionsSchema, queueRedisSchema } from './redis-parts.js';
 import { sentinelFields } from './redis-sentinel.js';
+import { lenient } from './lenient.js';
 
-/** Sockudo accepts numbers as JSON numbers or numeric strings. */
-const numericString = (v: unknown) => (typeof v === 'string' && /^-?\d+(\.\d+)?$/.test(v.trim()) ? Number(v) : v);
-const integer = z.preprocess(numericString, z.number().int());
-/** Lets a numeric option be written as a string too ("6001"). */
-const lenient = <T extends z.ZodType>(schema: T) => z.preprocess(numericString, schema);
+const integer = lenient(z.number().int());
 
 /** A size limit: missing or null takes the default; a negative number means "no limit". */
 const limit = (fallback: number | null) =>

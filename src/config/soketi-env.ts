@@ -110,9 +110,6 @@ const WITHOUT_EQUIVALENT: ReadonlyArray<readonly [string, string]> = [
   ['HTTP_ACCEPT_TRAFFIC_MEMORY_THRESHOLD', "Chorus bounds each connection's buffer instead"],
 ];
 
-/** Variables refused outright: none today (kept for settings that must never be ignored). */
-const REFUSED: ReadonlyArray<readonly [string, string]> = [];
-
 const PREFIX = 'SOKETI_';
 
 function parsedJson(raw: string): unknown {
@@ -183,8 +180,6 @@ export function applySoketiEnv(raw: Record<string, unknown>, env: NodeJS.Process
   for (const [fullName, value] of Object.entries(env)) {
     if (!fullName.startsWith(PREFIX) || value === undefined || value === '') continue;
     const name = fullName.slice(PREFIX.length);
-    const refused = REFUSED.find(([key]) => matches(name, key));
-    if (refused) throw new ConfigError(`environment variable ${fullName} is not supported: ${refused[1]}`);
     const key = KEYS[name];
     if (key) {
       setPath(raw, key[0].split('.'), convert(fullName, value, key[1]));
