@@ -291,6 +291,21 @@ describe('cluster core: queries and quotas', () => {
     assert.equal(results.filter(Boolean).length, 12);
   });
 
+  it('a cache write settles once the broker holds it: a read on another node afterwards sees it', async () => {
+    sim = await SimCluster.of(2, { faults: { opDelayMs: [30, 30] } });
+    const [a, b] = sim.nodes;
+    const stored = a.cluster.cache.set('app', 'cache-x', 'frame', 60);
+    assert.ok(stored instanceof Promise, 'a broker write is awaited by the publish');
+    let settled = false;
+    void stored.then(() => (settled = true));
+    await sleep(5);
+    assert.equal(settled, false, 'not before the broker answers');
+    await stored;
+    assert.equal((await b.cluster.cache.get('app', 'cache-x'))?.frame, 'frame');
+    sim.broker.disconnect(a.transport);
+    await a.cluster.cache.set('app', 'cache-y', 'frame', 60); // a failed write settles too (logged), never rejects
+  });
+
   it('without shared state, quotas come from counts and the cache is per node', async () => {
     sim = await SimCluster.of(2, { sharedState: false });
     const [a, b] = sim.nodes;
@@ -300,7 +315,7 @@ describe('cluster core: queries and quotas', () => {
     assert.equal(await a.cluster.quotas.reserve('app', 3), true);
     a.connect('app');
     assert.equal(await a.cluster.quotas.reserve('app', 3), false);
-    a.cluster.cache.set('app', 'cache-x', 'frame', 60);
+    assert.equal(a.cluster.cache.set('app', 'cache-x', 'frame', 60), undefined, 'a node-local write is synchronous');
     assert.deepEqual((await a.cluster.cache.get('app', 'cache-x'))?.frame, 'frame');
     assert.equal(await b.cluster.cache.get('app', 'cache-x'), null);
   });

@@ -111,7 +111,12 @@ export interface ConnectionQuotas {
 
 /** Cache channels: the last event's frame, shared by the cluster where the broker can. */
 export interface ChannelCache {
-  set(appId: string, channel: string, frame: string, ttlSeconds: number): void;
+  /**
+   * Stores the frame. Where it goes to a broker, a promise that settles (never rejects) once it is
+   * stored: a publish answers after it, so a subscriber on any node that subscribes after the
+   * answer replays this frame (read-your-writes). Undefined when the write was synchronous.
+   */
+  set(appId: string, channel: string, frame: string, ttlSeconds: number): Promise<void> | undefined;
   get(appId: string, channel: string): Promise<{ frame: string; ttl: number } | null>;
 }
 

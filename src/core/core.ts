@@ -124,8 +124,9 @@ export class Core {
     this.subscriptions.unsubscribe(conn, channel);
   }
 
-  publish(app: App, channel: string, event: string, data: string, exceptSocketId?: string): void {
-    this.fanout.publish(app, channel, event, data, exceptSocketId);
+  /** Undefined, or (cache channels on a broker) a promise settling once the cache holds the event. */
+  publish(app: App, channel: string, event: string, data: string, exceptSocketId?: string): Promise<void> | undefined {
+    return this.fanout.publish(app, channel, event, data, exceptSocketId);
   }
 
   /** A client event (already checked by the edge) to the channel's other subscribers, and its webhook. */

@@ -31,13 +31,16 @@ export class Fanout {
     private readonly metrics: Metrics,
   ) {}
 
-  /** Publishes an app event to every subscriber in the cluster; data is already a string. */
-  publish(app: App, channel: string, event: string, data: string, exceptSocketId?: string): void {
+  /**
+   * Publishes an app event to every subscriber in the cluster; data is already a string.
+   * For a cache channel whose cache is on a broker, a promise that settles once it is stored.
+   */
+  publish(app: App, channel: string, event: string, data: string, exceptSocketId?: string): Promise<void> | undefined {
     const frame = encodeChannelEvent(event, channel, data);
     this.deliver(app.id, channel, frame, exceptSocketId);
     this.bus.broadcast(app.id, channel, frame, exceptSocketId);
-    if (channelInfo(channel).cache) this.cache().set(app.id, channel, frame, CACHE_TTL_SECONDS);
     this.metrics.app(app.id).publishes.inc();
+    return channelInfo(channel).cache ? this.cache().set(app.id, channel, frame, CACHE_TTL_SECONDS) : undefined;
   }
 
   /** A frame from one connection to the channel's other subscribers in the cluster (client events, member_added). */

@@ -41,11 +41,10 @@ export function brokerState(d: BrokerStateDeps): SharedState {
       },
     },
     cache: {
-      set: (appId, channel, frame, ttlSeconds) => {
+      set: (appId, channel, frame, ttlSeconds) =>
         d.transport.put(cacheKey(appId, channel), frame, ttlSeconds * 1000).catch((err: Error) => {
           d.log.warn({ app_id: appId, channel, err: err.message }, 'cache write failed');
-        });
-      },
+        }),
       get: async (appId, channel) => {
         try {
           const hit = await d.transport.get(cacheKey(appId, channel));
@@ -74,7 +73,10 @@ export function nodeLocalState(d: NodeStateDeps): SharedState {
       release: () => undefined,
     },
     cache: {
-      set: (appId, channel, frame, ttlSeconds) => entries.set(JSON.stringify([appId, channel]), frame, ttlSeconds * 1000),
+      set: (appId, channel, frame, ttlSeconds) => {
+        entries.set(JSON.stringify([appId, channel]), frame, ttlSeconds * 1000);
+        return undefined;
+      },
       get: async (appId, channel) => {
         const hit = entries.get(JSON.stringify([appId, channel]));
         return hit ? { frame: hit.value, ttl: Math.ceil(hit.remainingMs / 1000) } : null;

@@ -122,7 +122,10 @@ export class LocalCluster implements Cluster {
   };
 
   readonly cache: ChannelCache = {
-    set: (appId, channel, frame, ttlSeconds) => this.cacheEntries.set(JSON.stringify([appId, channel]), frame, ttlSeconds * 1000),
+    set: (appId, channel, frame, ttlSeconds) => {
+      this.cacheEntries.set(JSON.stringify([appId, channel]), frame, ttlSeconds * 1000);
+      return undefined;
+    },
     get: async (appId, channel) => {
       const hit = this.cacheEntries.get(JSON.stringify([appId, channel]));
       return hit ? { frame: hit.value, ttl: Math.ceil(hit.remainingMs / 1000) } : null;

@@ -13,7 +13,7 @@ import { channelInfo, channelNameProblem, needsAuth } from '../../protocol/chann
 import { MAX_USER_ID_LENGTH, SOCKET_ID_PATTERN } from '../../protocol/limits.js';
 import { channelStringToSign, hmacSha256Hex, safeEqual, userStringToSign } from '../../protocol/signatures.js';
 import { readBody } from './body.js';
-import { checkEvent } from './publish.js';
+import { afterStored, checkEvent, publishAll } from './publish.js';
 import { errorReply, jsonReply, statusLine, writeReply, type Reply } from './respond.js';
 import type { HttpDeps } from './settings.js';
 
@@ -135,8 +135,9 @@ async function publish(d: HttpDeps, fields: Fields): Promise<Reply> {
   if (event.channels.some((c) => channelInfo(c).kind === 'encrypted')) {
     return errorReply(400, 'The dev client cannot encrypt: publish to encrypted channels from a server SDK');
   }
-  for (const channel of event.channels) d.core.publish(found, channel, event.name, event.data, event.socketId);
-  return jsonReply(200, {});
+  const stored: Array<Promise<void>> = [];
+  publishAll(d, found, event, stored);
+  return afterStored(stored, jsonReply(200, {}));
 }
 
 type FieldHandler = (d: HttpDeps, fields: Fields) => Promise<Reply>;

@@ -101,8 +101,20 @@ async function withinBackendLimit(d: HttpDeps, app: App, events: EventToPublish[
   return d.rateLimiter.consume(`backend:${app.id}`, points, limit);
 }
 
-function publishAll(d: HttpDeps, app: App, event: EventToPublish): void {
-  for (const channel of event.channels) d.core.publish(app, channel, event.name, event.data, event.socketId);
+/**
+ * Publishes to every channel of the event; the cache writes to a broker it started are pushed
+ * on `stored`, so the reply waits for them (a subscriber on any node after the 200 replays it).
+ */
+export function publishAll(d: Pick<HttpDeps, 'core'>, app: App, event: EventToPublish, stored: Array<Promise<void>>): void {
+  for (const channel of event.channels) {
+    const write = d.core.publish(app, channel, event.name, event.data, event.socketId);
+    if (write) stored.push(write);
+  }
+}
+
+/** Waits for the cache writes (no await, and no microtask, when there are none: the usual case). */
+export function afterStored<T>(stored: Array<Promise<void>>, reply: T): T | Promise<T> {
+  return stored.length === 0 ? reply : Promise.all(stored).then(() => reply);
 }
 
 export async function triggerEvent(d: HttpDeps, app: App, body: unknown): Promise<Reply> {
@@ -113,9 +125,11 @@ export async function triggerEvent(d: HttpDeps, app: App, body: unknown): Promis
     d.metrics.rateLimit(app.id, 'backend_events');
     return errorReply(429, 'Too many events: max_backend_events_per_second exceeded');
   }
-  publishAll(d, app, checked.event);
-  if (checked.event.info.length === 0) return jsonReply(200, {});
-  return jsonReply(200, { channels: await channelAttributes(d, app, checked.event) });
+  const stored: Array<Promise<void>> = [];
+  publishAll(d, app, checked.event, stored);
+  if (checked.event.info.length === 0) return afterStored(stored, jsonReply(200, {}));
+  const channels = await channelAttributes(d, app, checked.event);
+  return afterStored(stored, jsonReply(200, { channels }));
 }
 
 export async function triggerBatch(d: HttpDeps, app: App, body: unknown): Promise<Reply> {
@@ -134,7 +148,9 @@ export async function triggerBatch(d: HttpDeps, app: App, body: unknown): Promis
     d.metrics.rateLimit(app.id, 'backend_events');
     return errorReply(429, 'Too many events: max_backend_events_per_second exceeded');
   }
-  for (const event of events) publishAll(d, app, event);
+  const stored: Array<Promise<void>> = [];
+  for (const event of events) publishAll(d, app, event, stored);
+  if (stored.length > 0) await Promise.all(stored);
   if (!events.some((e) => e.info.length > 0)) return jsonReply(200, {});
   const results: Array<Record<string, unknown>> = [];
   for (const event of events) {
