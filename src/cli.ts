@@ -3,6 +3,7 @@
 import { isLoopbackHost, loadConfig, runsDemoApp } from './config/load.js';
 import { ConfigError } from './config/errors.js';
 import { createLogger } from './log.js';
+import type { Logger } from 'pino';
 import { startServer, type StartupError } from './server.js';
 import { VERSION } from './version.js';
 import { reloadApps } from './core/reload.js';
@@ -107,17 +108,32 @@ async function main(): Promise<void> {
     );
   }
 
+  // A start-up that waits on something which can never happen (nothing left to run) must not
+  // end as a silent exit 0: a supervisor would take that for a clean stop.
+  const stalled = () => {
+    log.fatal({ code: 'STARTUP_STALLED' }, 'start-up stopped making progress before the node could listen');
+    process.stderr.write('chorus: start-up stopped making progress before the node could listen\n');
+    process.exit(1);
+  };
+  process.once('beforeExit', stalled);
   let server;
   try {
     server = await startServer(loaded.config, log);
   } catch (err) {
-    const code = err instanceof ConfigError ? 2 : 1;
-    log.fatal({ code: (err as StartupError).code ?? 'STARTUP_FAILED' }, (err as Error).message);
-    process.stderr.write(`chorus: ${(err as Error).message}\n`);
-    process.exit(code);
+    startupFailed(log, err as Error);
   }
+  let stopping = false;
+  // Listening, maybe still waiting for the broker: a refusal then still ends the process.
+  server.ready.then(
+    () => process.off('beforeExit', stalled),
+    (err: Error) => {
+      if (!stopping) startupFailed(log, err);
+    },
+  );
 
   const stop = (signal: string) => {
+    stopping = true;
+    process.off('beforeExit', stalled);
     log.info({ signal }, 'shutdown requested');
     const graceMs = loaded.config.shutdown_grace_period * 1000;
     const force = setTimeout(() => {
@@ -149,6 +165,12 @@ async function main(): Promise<void> {
   });
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+}
+
+function startupFailed(log: Logger, err: Error): never {
+  log.fatal({ code: (err as StartupError).code ?? 'STARTUP_FAILED' }, err.message);
+  process.stderr.write(`chorus: ${err.message}\n`);
+  process.exit(err instanceof ConfigError ? 2 : 1);
 }
 
 async function runAdminCommand(args: Args): Promise<void> {

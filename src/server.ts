@@ -32,6 +32,8 @@ export interface RunningServer {
   /** the bound WebSocket/HTTP port (useful with port 0) */
   port: number;
   metricsPort: number | null;
+  /** Settles once the node serves: at once when the broker answered first; rejects if it refused. */
+  ready: Promise<void>;
   /** Drains (4200 to every client, webhooks flushed, cluster left) and stops, within the grace period. */
   shutdown(): Promise<void>;
 }
@@ -140,10 +142,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     rateLimiter,
     bodyBudget: new BodyBudget({ nodeBytes: 64 * 1024 * 1024, ipBytes: 16 * 1024 * 1024, perIpAbove: 256 * 1024 }),
     isDraining: () => core.isDraining,
+    notServing: () => core.notServingReason,
     log,
   };
   registerApiRoutes(http, uws);
-  registerHealthRoutes(http, uws, () => true);
+  registerHealthRoutes(http, uws, () => core.notServingReason);
   registerDevClient(http, uws, {
     enabled: config.client.enabled === true,
     defaultKey: config.app_manager.array.apps?.[0]?.key ?? 'app-key',
@@ -151,14 +154,25 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   });
   registerCatchAll(uws);
 
-  try {
-    await core.start();
-  } catch (err) {
-    await cluster.stop().catch(() => undefined);
-    throw new StartupError(`cannot reach the ${config.adapter.driver} broker: ${(err as Error).message}`, 'BROKER_UNREACHABLE');
-  }
-  // Bounded: a Redis that is down at start leaves the limiter failing open or closed as configured.
-  if (rateLimiter instanceof RedisRateLimiter) await rateLimiter.ready(5000);
+  // The start-up contract (docs/RELIABILITY.md): a broker that refuses (wrong password, ACL,
+  // protected mode) ends the start at once with its own words; an unreachable one is waited
+  // for. While it is, the node listens after the first report, /up answers 503 with the
+  // reason, clients and the API are refused with a retry, and it serves once the broker answers.
+  const joined = core.start().then(
+    async () => {
+      // Bounded: a Redis that is down leaves the limiter failing open or closed as configured.
+      if (rateLimiter instanceof RedisRateLimiter) await rateLimiter.ready(5000);
+    },
+    async (err: Error) => {
+      await cluster.stop().catch(() => undefined);
+      const refused = (err as { fromBroker?: boolean }).fromBroker === true || !/closed before/.test(err.message);
+      throw new StartupError(
+        `${refused ? 'the broker refused the connection' : 'cannot reach the broker'} (${config.adapter.driver}): ${err.message}`,
+        refused ? 'BROKER_REFUSED' : 'BROKER_UNREACHABLE',
+      );
+    },
+  );
+  const servingAtOnce = await Promise.race([joined.then(() => true), core.firstWait.then(() => false)]);
   const listenSocket = await listen(uws, config.host, config.port);
   const port = uWS.us_socket_local_port(listenSocket);
   const stopLiveness = startLiveness(registry, ws);
@@ -172,8 +186,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
 
   log.info(
     { host: config.host, port, metrics_port: metricsServer?.port ?? null, adapter: config.adapter.driver, node_id: cluster.nodeId },
-    'chorus listening',
+    servingAtOnce ? 'chorus listening' : 'chorus listening; not serving until the broker answers (/up: 503)',
   );
+  const ready = servingAtOnce ? Promise.resolve() : joined.then(() => log.info({ node_id: cluster.nodeId }, 'broker ready: serving'));
 
   let shuttingDown: Promise<void> | null = null;
   const shutdown = () =>
@@ -193,5 +208,5 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       log.info('stopped');
     })());
 
-  return { core, apps, port, metricsPort: metricsServer?.port ?? null, shutdown };
+  return { core, apps, port, metricsPort: metricsServer?.port ?? null, ready, shutdown };
 }

@@ -41,6 +41,8 @@ export interface ClusterNode {
   edge(edge: ClusterEdge): void;
   /** A peer is gone (not a graceful leave); `mine` is true on exactly one survivor. */
   peerLost(nodeId: string, mine: boolean): void;
+  /** start() is still waiting for an unreachable broker (said every few seconds, with why). */
+  brokerWaiting(reason: string): void;
 }
 
 /** What the cluster reads of this node's own connections (the registry implements it). */

@@ -40,6 +40,7 @@ function createTransport(config: Config, log: Logger): Transport {
           token: n.token,
           connectTimeoutMs: n.connection_timeout_ms,
           prefix: n.prefix,
+          replicas: n.replicas,
         },
         log,
       );

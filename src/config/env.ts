@@ -50,6 +50,7 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   bind('NATS_USERNAME', 'adapter.nats.username'),
   bind('NATS_PASSWORD', 'adapter.nats.password'),
   bind('NATS_TOKEN', 'adapter.nats.token'),
+  bind('NATS_REPLICAS', 'adapter.nats.replicas', 'number'),
   // Sockudo's older names for the same settings (the ADAPTER_ ones below win).
   bind('CLUSTER_HEALTH_ENABLED', 'adapter.cluster_health.enabled', 'boolean'),
   bind('CLUSTER_HEALTH_HEARTBEAT_INTERVAL', 'adapter.cluster_health.heartbeat_interval_ms', 'number'),

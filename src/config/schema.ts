@@ -186,6 +186,8 @@ export const configSchema = z.object({
           requests_timeout: lenient(z.number().int().positive().default(5000)),
           /** Sockudo's name for the same timeout; wins over requests_timeout. */
           request_timeout_ms: lenient(z.number().int().positive().optional()),
+          /** JetStream replicas of Chorus's key-value buckets: 3 on a three-server NATS cluster. */
+          replicas: lenient(z.number().int().min(1).max(5).default(1)),
         })
         .prefault({}),
       cluster_health: z

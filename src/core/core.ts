@@ -51,6 +51,8 @@ export class Core {
   private readonly users: Users;
   private readonly counts: SubscriptionCounts;
   private draining = false;
+  private serving = false;
+  private waitingFor: string | null = null;
 
   constructor(
     private readonly settings: CoreSettings,
@@ -74,8 +76,21 @@ export class Core {
     return this.draining;
   }
 
-  start(): Promise<void> {
-    return this.cluster.start(this.clusterNode, this.registry);
+  /** Joins the cluster; waits as long as the broker is unreachable (see brokerWaiting). */
+  async start(): Promise<void> {
+    await this.cluster.start(this.clusterNode, this.registry);
+    this.serving = true;
+    this.waitingFor = null;
+  }
+
+  // (declared before firstWait, whose initializer sets it)
+  private onFirstWait!: () => void;
+  /** Resolves the first time start() reports it is waiting for the broker. */
+  readonly firstWait: Promise<void> = new Promise((resolve) => (this.onFirstWait = resolve));
+
+  /** Null once serving; until then why not (the broker's latest error while start() waits). */
+  get notServingReason(): string | null {
+    return this.serving ? null : (this.waitingFor ?? 'starting');
   }
 
   // connections
@@ -83,6 +98,9 @@ export class Core {
   /** Whether a new connection of the app may open here; takes a quota slot when it may. */
   async admit(app: App): Promise<{ refusal: ProtocolError | null; quota: boolean }> {
     if (this.draining) return { refusal: protocolError(CloseCode.RECONNECT, 'Server is shutting down', true), quota: false };
+    // 4100: pusher-js backs off and retries (4200 would make it retry at once, in a loop).
+    if (!this.serving)
+      return { refusal: protocolError(CloseCode.OVER_CAPACITY, 'Server is starting: its broker is not ready', true), quota: false };
     const cap = this.settings.maxConnections;
     if (cap !== null && this.registry.totalConnections() >= cap) {
       return { refusal: protocolError(CloseCode.OVER_CAPACITY, 'Node is over capacity', true), quota: false };
@@ -212,6 +230,11 @@ export class Core {
     edge: (edge) => this.reportEdge(edge),
     peerLost: (nodeId, mine) => {
       if (mine) this.deps.onPeerLost?.(nodeId);
+    },
+    brokerWaiting: (reason) => {
+      this.waitingFor = `waiting for the broker: ${reason}`;
+      this.deps.log.warn({ reason }, 'waiting for the broker; not serving clients until it answers');
+      this.onFirstWait();
     },
   };
 

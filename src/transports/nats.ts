@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { Backlog } from './backlog.js';
 import { NatsKv } from './nats-kv.js';
 import { joinParts, partEscaper } from './topic-escape.js';
-import { SharedStateUnavailable, type Transport, type TransportEvents } from './transport.js';
+import { SharedStateUnavailable, WAITING_REPORT_MS, type Transport, type TransportEvents } from './transport.js';
 
 export interface NatsSettings {
   servers: string[];
@@ -28,6 +28,13 @@ export const DEFAULT_KV_MAX_AGE_MS = 24 * 60 * 60 * 1000;
  * A token may not hold "." (separator), "*" or ">" (wildcards) or whitespace; control
  * characters would break the protocol line. "%" is the escape mark itself.
  */
+/** The server answered and said no (credentials, permissions, TLS): waiting cannot help. */
+const REFUSED = /AUTH|PERMISSION|NKEY|JWT|TLS|BAD_|INVALID/i;
+const unreachable = (err: Error): boolean => {
+  const code = (err as { code?: unknown }).code;
+  return !REFUSED.test(typeof code === 'string' ? code : '') && !REFUSED.test(err.message);
+};
+
 const escapeToken = partEscaper('[%.*>\\s\\x00-\\x1f\\x7f]');
 
 interface Held {
@@ -61,6 +68,9 @@ export class NatsTransport implements Transport {
     this.backlog = new Backlog(log);
   }
 
+  /** close() was called: a patient first connect gives up. */
+  private closed = false;
+
   topic(...parts: string[]): string {
     return joinParts(parts, '.', escapeToken);
   }
@@ -80,8 +90,11 @@ export class NatsTransport implements Transport {
       ...(s.username ? { user: s.username, pass: s.password ?? undefined } : {}),
       ...(s.token ? { token: s.token } : {}),
     };
-    // nats.js rejects with the server's own words (Authorization Violation ...) or a timeout.
-    const nc = await connect(options);
+    const nc = await this.firstConnect(options, events.waiting);
+    if (this.closed) {
+      await nc.close().catch(() => undefined);
+      throw new Error('the transport closed before the broker answered');
+    }
     this.nc = nc;
     this.up = true;
     try {
@@ -97,6 +110,26 @@ export class NatsTransport implements Transport {
     this.flushTimer = setInterval(() => this.confirmSent(), 250);
     this.flushTimer.unref();
     void this.watchStatus(nc);
+  }
+
+  /**
+   * nats.js rejects with the server's own words (Authorization Violation ...) or, when no
+   * server answers, a timeout or refusal. With `waiting`, only the former ends the wait.
+   */
+  private async firstConnect(options: ConnectionOptions, waiting?: (reason: string) => void): Promise<NatsConnection> {
+    let reported = 0;
+    for (;;) {
+      try {
+        return await connect(options);
+      } catch (err) {
+        if (!waiting || this.closed || !unreachable(err as Error)) throw err;
+        if (Date.now() - reported >= WAITING_REPORT_MS) {
+          reported = Date.now();
+          waiting((err as Error).message);
+        }
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
   }
 
   private emit(up: boolean): void {
@@ -272,6 +305,7 @@ export class NatsTransport implements Transport {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     this.events = null;
     if (this.flushTimer) clearInterval(this.flushTimer);
     const nc = this.nc;

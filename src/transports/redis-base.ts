@@ -5,7 +5,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { Backlog } from './backlog.js';
-import { connectRedis, type RedisSettings } from './redis-client.js';
+import { connectRedis, type Patience, type RedisSettings } from './redis-client.js';
 import * as commands from './redis-commands.js';
 import { joinParts, partEscaper } from './topic-escape.js';
 import type { Transport, TransportEvents } from './transport.js';
@@ -49,6 +49,8 @@ export abstract class RedisTransportBase<C extends Client> implements Transport 
   private connected = false;
   private restoring = false;
   private closed = false;
+  /** Ends a patient first connect when the transport closes while it waits. */
+  private readonly closing = new AbortController();
   /** Held topics and the confirmation of the batch that subscribed each. */
   private readonly held = new Map<string, Promise<void>>();
   /** Bumped on every disconnect: a restore that started before it is stale. */
@@ -82,7 +84,7 @@ export abstract class RedisTransportBase<C extends Client> implements Transport 
     }
     this.sub.on(this.pubsub.messageEvent, (topic: string, payload: string) => this.deliver(topic, payload));
     try {
-      await this.open();
+      await this.open(events.waiting);
     } catch (err) {
       this.pub.disconnect();
       this.sub.disconnect();
@@ -95,8 +97,20 @@ export abstract class RedisTransportBase<C extends Client> implements Transport 
   }
 
   /** Connects both clients, bounded, failing with the broker's own error (a cluster does more). */
-  protected async open(): Promise<void> {
-    await Promise.all([connectRedis(this.pub, this.settings), connectRedis(this.sub, this.subscriberSettings)]);
+  /** `waiting`: see TransportEvents (the publisher reports; the subscriber waits with it). */
+  protected async open(waiting?: (reason: string) => void): Promise<void> {
+    const [loud, quiet] = this.patience(waiting);
+    await Promise.all([connectRedis(this.pub, this.settings, loud), connectRedis(this.sub, this.subscriberSettings, quiet)]);
+  }
+
+  /** Patience for the publisher (it reports) and the subscriber (it waits with it), or none. */
+  protected patience(waiting: ((reason: string) => void) | undefined): [Patience?, Patience?] {
+    if (!waiting) return [];
+    const signal = this.closing.signal;
+    return [
+      { waiting, signal },
+      { waiting: () => undefined, signal },
+    ];
   }
 
   private deliver(topic: string, payload: string): void {
@@ -227,10 +241,14 @@ export abstract class RedisTransportBase<C extends Client> implements Transport 
 
   async close(): Promise<void> {
     this.closed = true;
+    this.closing.abort();
     this.events = null;
     if (this.restoreTimer) clearTimeout(this.restoreTimer);
     this.held.clear();
-    await Promise.allSettled([this.pub.quit(), this.sub.quit()]);
+    // QUIT only on a live connection: ioredis queues it while reconnecting, and after a failed
+    // connect disconnect() leaves the status at "reconnecting", so it would wait forever.
+    const quit = (c: C) => (c.status === 'ready' ? c.quit().then(() => undefined) : Promise.resolve());
+    await Promise.allSettled([quit(this.pub), quit(this.sub)]);
     this.pub.disconnect();
     this.sub.disconnect();
   }

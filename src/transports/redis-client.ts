@@ -12,7 +12,7 @@ import {
   type ResolvedRedis,
 } from './redis-settings.js';
 
-export { connectRedis, RedisConnectError } from './redis-connect.js';
+export { connectRedis, RedisConnectError, type Patience } from './redis-connect.js';
 export * from './redis-settings.js';
 
 /**

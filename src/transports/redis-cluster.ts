@@ -60,7 +60,7 @@ export class RedisClusterTransport extends RedisTransportBase<Cluster> {
     super(createClusterClient(settings, 'publisher'), createClusterClient(settings, 'subscriber'), SHARDED_PUBSUB, settings, log);
   }
 
-  protected override async open(): Promise<void> {
+  protected override async open(waiting?: (reason: string) => void): Promise<void> {
     // ioredis opens a shard's connection on first use and, with the offline queue off, bounces the
     // commands sent while it opens to random nodes and back: a topic's publishes overtake each other.
     // Opening every node's connection as soon as the slot map names it keeps them in order. (Not
@@ -68,7 +68,8 @@ export class RedisClusterTransport extends RedisTransportBase<Cluster> {
     const open = (node: Redis) => void (this.pub.status === 'ready' && node.status === 'wait' && node.connect().catch(() => undefined));
     this.pub.on('+node', open);
     this.pub.on('ready', () => this.pub.nodes('all').forEach(open));
-    await Promise.all([connectRedis(this.pub, this.settings), connectRedis(this.sub, this.settings)]);
+    const [loud, quiet] = this.patience(waiting);
+    await Promise.all([connectRedis(this.pub, this.settings, loud), connectRedis(this.sub, this.settings, quiet)]);
     await Promise.all(this.pub.nodes('all').map((node) => nodeReady(node, 2000)));
   }
 }

@@ -5,6 +5,7 @@
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { Cluster, ReplyError, type Redis } from 'ioredis';
+import { WAITING_REPORT_MS } from './transport.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS, resolveRedisSettings, type RedisAddress, type RedisSettings } from './redis-settings.js';
 
 export class RedisConnectError extends Error {
@@ -72,10 +73,21 @@ async function refusal(settings: RedisSettings): Promise<string | null> {
  * a RedisConnectError carrying the broker's own error text (WRONGPASS, NOAUTH, NOPERM,
  * DENIED, "DB index is out of range") or, after `settings.connectTimeoutMs`, the first
  * network error seen. On failure the client is disconnected (it stops retrying).
+ *
+ * With `patience`, network trouble never ends the wait (ioredis goes on retrying): every few
+ * seconds `waiting` hears the latest error, and only the broker's own refusal, or the signal
+ * (the transport closed), rejects.
  */
-export async function connectRedis(client: Redis | Cluster, settings: RedisSettings): Promise<void> {
+export interface Patience {
+  waiting: (reason: string) => void;
+  signal: AbortSignal;
+}
+
+export async function connectRedis(client: Redis | Cluster, settings: RedisSettings, patience?: Patience): Promise<void> {
+  const waiting = patience?.waiting;
   const timeoutMs = settings.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   let network: Error | null = null;
+  let latest: Error | null = null;
   let probing = false;
   let fail: (err: RedisConnectError) => void = () => undefined;
   const failed = new Promise<never>((_, reject) => (fail = reject));
@@ -87,20 +99,44 @@ export async function connectRedis(client: Redis | Cluster, settings: RedisSetti
       return;
     }
     network ??= err;
-    if (hungUp(err) && !probing) {
-      probing = true;
-      void refusal(settings).then((text) => (text ? fail(new RedisConnectError(text, true)) : undefined));
-    }
+    latest = err;
+    if (hungUp(err)) probe();
   };
+  // What the server said before hanging up is read on a connection of our own: ioredis may have
+  // taken it as the answer to its HELLO (it swallows a -DENIED that mentions "no password").
+  const probe = () => {
+    if (probing) return;
+    probing = true;
+    void refusal(settings).then((text) => {
+      if (text) fail(new RedisConnectError(text, true));
+      probing = false;
+    });
+  };
+  let tcpUp = false;
+  const onConnect = () => (tcpUp = true);
+  const onClose = () => {
+    if (tcpUp) probe(); // accepted, then closed before ready: it may have said why
+    tcpUp = false;
+  };
+  const onAbort = () => fail(new RedisConnectError('the transport closed before the broker answered', false));
+  patience?.signal.addEventListener('abort', onAbort);
+  if (patience?.signal.aborted) onAbort();
   const isCluster = client instanceof Cluster;
   client.on('error', onError);
   if (isCluster) client.on('node error', onError);
+  client.on('connect', onConnect);
+  client.on('close', onClose);
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new RedisConnectError(`no connection within ${timeoutMs} ms${network ? `: ${network.message}` : ''}`, false)),
-      timeoutMs,
-    );
+    const expire = () => {
+      if (!waiting) {
+        reject(new RedisConnectError(`no connection within ${timeoutMs} ms${network ? `: ${network.message}` : ''}`, false));
+        return;
+      }
+      waiting(latest?.message ?? 'no answer from the broker yet');
+      timer = setTimeout(expire, WAITING_REPORT_MS);
+    };
+    timer = setTimeout(expire, waiting ? WAITING_REPORT_MS : timeoutMs);
   });
   try {
     const ready = new Promise<void>((resolve) => {
@@ -125,7 +161,10 @@ export async function connectRedis(client: Redis | Cluster, settings: RedisSetti
     throw new RedisConnectError((err as Error).message, false);
   } finally {
     clearTimeout(timer);
+    patience?.signal.removeEventListener('abort', onAbort);
     client.off('error', onError);
+    client.off('connect', onConnect);
+    client.off('close', onClose);
     if (isCluster) client.off('node error', onError);
   }
 }

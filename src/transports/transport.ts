@@ -8,7 +8,17 @@ export interface TransportEvents {
   message(topic: string, payload: string): void;
   /** The broker connection went down (false) or came back with subscriptions restored (true). */
   status(up: boolean): void;
+  /**
+   * Given: the first connect waits as long as the broker is unreachable (down, failing over,
+   * not yet started) and calls this every few seconds with why. It still rejects at once when
+   * the broker itself refuses (wrong password, ACL, protected mode ...). Not given: connect
+   * rejects after its bound.
+   */
+  waiting?: (reason: string) => void;
 }
+
+/** How often a patient first connect says why it is still waiting. */
+export const WAITING_REPORT_MS = 5000;
 
 /** Thrown by key-value operations of a transport whose broker has no shared state. */
 export class SharedStateUnavailable extends Error {

@@ -204,6 +204,8 @@ export class RedisQueue implements WebhookQueue {
     // Whatever is still in this node's processing list goes back for another node.
     await this.recover(this.options.nodeId).catch(() => undefined);
     this.blocking.disconnect();
-    await this.client.quit().catch(() => this.client.disconnect());
+    // QUIT waits in ioredis's offline queue while the broker is away: only on a live connection.
+    if (this.client.status === 'ready') await this.client.quit().catch(() => this.client.disconnect());
+    else this.client.disconnect();
   }
 }

@@ -111,6 +111,10 @@ export class SimNode implements ClusterNode, LocalView {
   peerLost(nodeId: string, mine: boolean): void {
     this.lostPeers.push({ nodeId, mine });
   }
+
+  brokerWaiting(): void {
+    // the memory broker is always reachable
+  }
 }
 
 export class SimCluster {

@@ -120,6 +120,7 @@ export class HorizontalCluster implements Cluster {
     await this.transport.connect({
       message: (topic, payload) => this.route(topic, payload),
       status: (up) => this.onBrokerStatus(up),
+      waiting: (reason) => node.brokerWaiting(reason),
     });
     // Chosen once, at connect: the broker holds shared state or each node answers for itself.
     this.state = this.transport.sharedState

@@ -152,6 +152,11 @@ function postRoute(d: HttpDeps, handler: FieldHandler, limit: number, token: str
       });
       return;
     }
+    const notServing = d.notServing();
+    if (notServing !== null) {
+      writeReply(res, { ...errorReply(503, `Server is not serving yet (${notServing}); retry`), close: true });
+      return;
+    }
     const contentType = req.getHeader('content-type');
     const declared = Number(req.getHeader('content-length') || 0);
     let aborted = false;

@@ -10,6 +10,8 @@ const health = (status: number, text: string): Reply => ({
   headers: { 'X-Health-Check': text },
 });
 
+const unready = (why: string): Reply => ({ ...health(503, 'ERROR'), body: `ERROR: ${why}` });
+
 function safeDecode(s: string): string | null {
   try {
     return decodeURIComponent(s);
@@ -18,9 +20,13 @@ function safeDecode(s: string): string | null {
   }
 }
 
-export function registerHealthRoutes(d: HttpDeps, uws: TemplatedApp, ready: () => boolean): void {
+/** `notServing`: null when the node serves, else why not (the body of /up's 503 says it). */
+export function registerHealthRoutes(d: HttpDeps, uws: TemplatedApp, notServing: () => string | null): void {
   const p = d.settings.pathPrefix;
-  uws.get(p + '/up', (res) => writeReply(res, d.isDraining() || !ready() ? health(503, 'ERROR') : health(200, 'OK')));
+  uws.get(p + '/up', (res) => {
+    const why = notServing();
+    writeReply(res, d.isDraining() ? health(503, 'ERROR') : why !== null ? unready(why) : health(200, 'OK'));
+  });
   uws.get(p + '/up/:appId', (res, req) => {
     const appId = safeDecode(req.getParameter(0) ?? '');
     let aborted = false;
@@ -33,7 +39,11 @@ export function registerHealthRoutes(d: HttpDeps, uws: TemplatedApp, ready: () =
     }
     void d.apps
       .findById(appId)
-      .then((app) => (!app ? health(404, 'NOT_FOUND') : !app.enabled || d.isDraining() ? health(503, 'ERROR') : health(200, 'OK')))
+      .then((app) => {
+        if (!app) return health(404, 'NOT_FOUND');
+        const why = notServing();
+        return !app.enabled || d.isDraining() ? health(503, 'ERROR') : why !== null ? unready(why) : health(200, 'OK');
+      })
       .catch(() => health(503, 'ERROR'))
       .then((reply) => {
         if (!aborted) res.cork(() => writeReply(res, reply));

@@ -89,6 +89,13 @@ function apiRoute(d: HttpDeps, cors: CorsPolicy, endpoint: Endpoint, argCount: n
       })();
       const ip = settings.apiIpLimit ? ipOf() : '';
       if (d.isDraining()) return respond({ ...errorReply(503, 'Server is shutting down, retry on another node'), close: true });
+      const notServing = d.notServing();
+      if (notServing !== null)
+        return respond({
+          ...errorReply(503, `Server is not serving yet (${notServing}); retry`),
+          headers: { 'Retry-After': '2' },
+          close: true,
+        });
       if (appId === null || args.some((a) => a === null)) return respond(errorReply(400, 'Malformed percent-encoding in path'));
       if (!Number.isFinite(declared) || declared < 0) return respond(errorReply(400, 'Invalid Content-Length'));
       const paths = settings.pathPrefix && path.startsWith(settings.pathPrefix) ? [path, path.slice(settings.pathPrefix.length)] : [path];

@@ -24,6 +24,8 @@ export interface HttpDeps {
   rateLimiter: RateLimiter;
   bodyBudget: BodyBudget;
   isDraining(): boolean;
+  /** Null when serving; else why not (start-up waiting for its broker). */
+  notServing(): string | null;
   log: Logger;
 }
 
