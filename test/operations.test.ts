@@ -102,6 +102,11 @@ describe('deployment files', () => {
   for (const [file, services] of [
     ['docker-compose.yml', ['chorus', 'redis']],
     ['docker-compose.multinode.yml', ['chorus', 'nginx', 'redis']],
+    [
+      'docker-compose.sentinel.yml',
+      ['chorus-1', 'chorus-2', 'chorus-3', 'redis-master', 'redis-replica', 'sentinel-1', 'sentinel-2', 'sentinel-3'],
+    ],
+    ['docker-compose.nats-cluster.yml', ['chorus-1', 'chorus-2', 'chorus-3', 'nats-1', 'nats-2', 'nats-3']],
   ] as const) {
     it(`docker-compose accepts ${file} and it defines ${services.join(', ')}`, () => {
       const quiet = run('docker-compose', ['-f', file, 'config', '-q']);
@@ -120,6 +125,52 @@ describe('deployment files', () => {
     assert.match(out.stdout, /ADAPTER_DRIVER: redis/);
     assert.match(out.stdout, /replicas: 3/);
     assert.ok(existsSync(join(ROOT, 'nginx/nginx.conf')));
+  });
+
+  /** The environment compose gives a service, read back from `docker-compose config`. */
+  function composeEnv(file: string, service: string): Record<string, string> {
+    const out = run('docker-compose', ['-f', file, 'config']);
+    assert.equal(out.status, 0, out.stderr);
+    const block = out.stdout.split(/\n {2}(?=\S)/).find((b) => b.startsWith(`${service}:`)) ?? '';
+    const env = /\n {4}environment:\n((?: {6}.*\n)+)/.exec(block)?.[1] ?? '';
+    return Object.fromEntries(
+      env
+        .trim()
+        .split('\n')
+        .map((line) => /^\s*(\w+): '?(.*?)'?$/.exec(line))
+        .filter((m): m is RegExpExecArray => m !== null)
+        .map((m) => [m[1], m[2]]),
+    );
+  }
+
+  it('the Sentinel compose file gives every node the three sentinels and the master name, as Chorus reads them', () => {
+    for (const node of ['chorus-1', 'chorus-2', 'chorus-3']) {
+      const env = composeEnv('docker-compose.sentinel.yml', node);
+      const { config } = loadConfig({
+        env: { ...env, SOCKUDO_DEFAULT_APP_ID: 'a', SOCKUDO_DEFAULT_APP_KEY: 'k', SOCKUDO_DEFAULT_APP_SECRET: 's' },
+      });
+      assert.equal(config.adapter.driver, 'redis');
+      assert.equal(config.database.redis.name, 'chorus-master');
+      assert.deepEqual(
+        (config.database.redis.sentinels ?? []).map((s) => `${s.host}:${s.port}`),
+        ['sentinel-1:26379', 'sentinel-2:26379', 'sentinel-3:26379'],
+      );
+    }
+    const out = run('docker-compose', ['-f', 'docker-compose.sentinel.yml', 'config']).stdout;
+    assert.match(readFileSync(join(ROOT, 'docker-compose.sentinel.yml'), 'utf8'), /'sentinel monitor chorus-master redis-master 6379 2'/);
+    assert.match(out, /--replicaof\n\s+- redis-master/);
+  });
+
+  it('the NATS cluster compose file routes three servers with JetStream and asks for three replicas', () => {
+    const env = composeEnv('docker-compose.nats-cluster.yml', 'chorus-2');
+    const { config } = loadConfig({
+      env: { ...env, SOCKUDO_DEFAULT_APP_ID: 'a', SOCKUDO_DEFAULT_APP_KEY: 'k', SOCKUDO_DEFAULT_APP_SECRET: 's' },
+    });
+    assert.equal(config.adapter.driver, 'nats');
+    assert.deepEqual(config.adapter.nats.servers, ['nats://nats-1:4222', 'nats://nats-2:4222', 'nats://nats-3:4222']);
+    assert.equal(config.adapter.nats.replicas, 3);
+    const out = run('docker-compose', ['-f', 'docker-compose.nats-cluster.yml', 'config']).stdout;
+    for (const n of ['nats-1', 'nats-2', 'nats-3']) assert.match(out, new RegExp(`- ${n}\\n\\s+- -js`));
   });
 
   it('the Dockerfile copies files that exist, runs the CLI and health-checks /up', () => {
