@@ -128,3 +128,41 @@ describe('webhooks across nodes (redis adapter, redis queue)', () => {
     assert.ok((await metric(survivor, 'chorus_webhook_queue_depth')) >= 0);
   });
 });
+
+describe('webhooks while the queue Redis is away (local adapter, redis queue)', () => {
+  let redis: Broker;
+  let receiver: WebhookReceiver;
+  let node: ChorusNode;
+  const clients: PusherClient[] = [];
+
+  before(async () => {
+    redis = await startRedis();
+    receiver = await startWebhookReceiver();
+    const app = { ...DEMO_APP, webhooks: [{ url: receiver.url, event_types: ['channel_occupied'] }] };
+    node = await startNode({
+      config: { app_manager: { array: { apps: [app] } } },
+      env: { QUEUE_DRIVER: 'redis', DATABASE_REDIS_PORT: String(redis.port), DATABASE_REDIS_KEY_PREFIX: 'away:' },
+    });
+  });
+
+  after(async () => {
+    for (const c of clients) c.disconnect();
+    await node?.stop();
+    await receiver?.stop();
+    await redis?.stop();
+  });
+
+  it('a batch raised during a short outage is offered again and delivered once Redis is back, not dropped', async () => {
+    await redis.stop('SIGKILL');
+    const client = pusherClient(node);
+    clients.push(client);
+    await connected(client);
+    await waitFor(client.subscribe('raised-while-away'), 'pusher:subscription_succeeded');
+    await sleep(2500); // the first offers fail: Redis refuses connections
+    assert.equal(receiver.events('channel_occupied').length, 0);
+    await redis.restart();
+    await receiver.waitFor((r) => r.events('channel_occupied').some((e) => e.channel === 'raised-while-away'), 15_000);
+    assert.equal(receiver.events('channel_occupied').filter((e) => e.channel === 'raised-while-away').length, 1, 'once');
+    assert.equal(await metric(node, 'chorus_webhooks_dropped_total'), 0);
+  });
+});

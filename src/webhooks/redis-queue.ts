@@ -24,6 +24,14 @@ const POLL_MS = 250;
  * heals after an hour without a change.
  */
 const COUNT_TTL_MS = 60 * 60 * 1000;
+/**
+ * A batch Redis could not take (down, failing over) is offered again by this node for this
+ * long, every RETRY_PUSH_MS, before it counts as dropped; at most MAX_RETRYING at once, so an
+ * outage costs bounded memory.
+ */
+const PUSH_PATIENCE_MS = 30_000;
+const RETRY_PUSH_MS = 500;
+const MAX_RETRYING = 10_000;
 
 export interface RedisQueueOptions {
   keyPrefix: string;
@@ -42,6 +50,8 @@ export class RedisQueue implements WebhookQueue {
   private deliver: Deliver | null = null;
   private readonly inFlight = new Set<Promise<void>>();
   private running = false;
+  /** batches waiting here to be offered to Redis again */
+  private retrying = 0;
   private timers: NodeJS.Timeout[] = [];
   private readonly keys: {
     queue: string;
@@ -82,6 +92,10 @@ export class RedisQueue implements WebhookQueue {
 
   /** Queued unless the app (or the whole queue) is at its bound: then this, its newest batch, is dropped. */
   push(job: WebhookJob): void {
+    this.offer(job, Date.now());
+  }
+
+  private offer(job: WebhookJob, since: number): void {
     const { maxQueuedPerApp, maxQueued } = this.options;
     this.client
       .eval(
@@ -99,7 +113,17 @@ export class RedisQueue implements WebhookQueue {
         if (answer === 1) this.options.dropped(job, 'app_full');
         else if (answer === 2) this.options.dropped(job, 'queue_full');
       })
-      .catch((err: Error) => this.options.dropped(job, 'queue_unavailable', err.message));
+      .catch((err: Error) => {
+        if (!this.running || Date.now() - since > PUSH_PATIENCE_MS || this.retrying >= MAX_RETRYING) {
+          this.options.dropped(job, 'queue_unavailable', err.message);
+          return;
+        }
+        this.retrying++;
+        setTimeout(() => {
+          this.retrying--;
+          this.offer(job, since);
+        }, RETRY_PUSH_MS).unref();
+      });
   }
 
   /**
