@@ -241,6 +241,8 @@ describe('NATS cluster: the server a node is connected to fails under traffic', 
   it('SIGKILL of the server with the most Chorus connections: its nodes move; nothing crashes', async () => {
     const counts = await Promise.all(cluster.servers.map((x) => x.clients()));
     const busiest = cluster.servers[counts.indexOf(Math.max(...counts.map((c) => c ?? 0)))];
-    await acrossFailure(s!, `nats: ${busiest.name} SIGKILLed`, () => cluster.kill(busiest, 'SIGKILL'));
+    await acrossFailure(s!, `nats: ${busiest.name} (${Math.max(...counts.map((c) => c ?? 0))} of the Chorus connections) SIGKILLed`, () =>
+      cluster.kill(busiest, 'SIGKILL'),
+    );
   });
 });

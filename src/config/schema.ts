@@ -182,7 +182,9 @@ export const configSchema = z.object({
           username: z.string().nullish(),
           password: z.string().nullish(),
           token: z.string().nullish(),
-          connection_timeout_ms: lenient(z.number().int().positive().default(5000)),
+          // Per dial, and nats.js redials the server it just lost first: a frozen server (TCP
+          // accepted, no INFO) costs this much of a failover. A live server answers in one RTT.
+          connection_timeout_ms: lenient(z.number().int().positive().default(2000)),
           requests_timeout: lenient(z.number().int().positive().default(5000)),
           /** Sockudo's name for the same timeout; wins over requests_timeout. */
           request_timeout_ms: lenient(z.number().int().positive().optional()),
