@@ -6,6 +6,7 @@
 // asserted are generous ones, not timings.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { masterFor, startRedisCluster, waitForReplicasSynced, type RedisCluster } from './helpers/brokers.js';
 import { startSentinelSet, startNatsCluster, type NatsCluster, type NatsServer, type SentinelSet } from './helpers/ha-brokers.js';
 import { startNode, DEMO_APP, type ChorusNode, type TestApp } from './helpers/node.js';
 import { connected, pusherClient, serverSdk, until, waitFor, type PusherClient } from './helpers/clients.js';
@@ -197,6 +198,39 @@ describe('Redis Sentinel failover under traffic', () => {
     assert.equal(await set.currentMasterPort(), set.master.port);
     await acrossFailure(s!, 'sentinel: master SIGKILLed', () => set.master.stop('SIGKILL'));
     assert.equal(await set.currentMasterPort(), set.replica.port, 'the sentinels promoted the replica');
+  });
+});
+
+describe('Redis Cluster: the master of the channel slot SIGKILLed under traffic', () => {
+  let cluster: RedisCluster;
+  let receiver: WebhookReceiver;
+  let s: Scenario | undefined;
+
+  before(async () => {
+    cluster = await startRedisCluster();
+    await waitForReplicasSynced(cluster);
+    receiver = await startWebhookReceiver();
+    const app = { ...DEMO_APP, webhooks: [{ url: receiver.url, event_types: ['channel_occupied'] }] };
+    const config = {
+      adapter: { driver: 'redis-cluster', ...HEALTH },
+      queue: { driver: 'redis-cluster' },
+      rate_limiter: { enabled: true, driver: 'redis-cluster', api_rate_limit: { max_requests: 100_000 } },
+      database: { redis: { cluster_nodes: cluster.seeds.split(','), key_prefix: 'hac:' } },
+      app_manager: { array: { apps: [app, { ...LIMITED, max_backend_events_per_second: 5 }] } },
+    };
+    s = await setUp(config, receiver);
+  });
+
+  after(async () => {
+    await tearDown(s);
+    await receiver?.stop();
+    await cluster?.stop();
+  });
+
+  it('its replica is promoted (cluster-node-timeout 2 s), every node follows, delivery and state resume', async () => {
+    // The slot of the channel's sharded topic; the cluster's own topics may live elsewhere.
+    const master = masterFor(cluster, `chorus#ch#${DEMO_APP.id}#ha-ticks`);
+    await acrossFailure(s!, `redis-cluster: master :${master.port} SIGKILLed`, () => master.stop('SIGKILL'));
   });
 });
 

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { connect, createServer, type Socket } from 'node:net';
-import { startNats, startRedis, startRedisCluster, waitForReplicasSynced, type Broker, type RedisCluster } from './helpers/brokers.js';
+import { masterFor, redisCli, startNats, startRedis, startRedisCluster, waitForReplicasSynced, type Broker } from './helpers/brokers.js';
 import { DEMO_APP, startNode, type ChorusNode, type TestApp } from './helpers/node.js';
 import { signedFetch } from './helpers/signing.js';
 import {
@@ -89,11 +89,6 @@ function delayingProxy(targetPort: number, delayMs: number): Promise<{ port: num
   );
 }
 
-function redisCli(port: number, ...args: string[]): string {
-  const r = spawnSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8', timeout: 5000 });
-  return r.stdout ?? '';
-}
-
 /** `PUBSUB NUMSUB t` / `SHARDNUMSUB t` answer "t\nN". */
 const numsub = (out: string): number => Number(out.trim().split('\n').pop());
 
@@ -112,22 +107,6 @@ const redisSetup: AdapterSetup = {
     };
   },
 };
-
-/** The master serving a topic's hash slot, from CLUSTER NODES. */
-function masterFor(cluster: RedisCluster, topic: string): Broker {
-  const live = cluster.nodes.find((n) => n.proc.exitCode === null && n.proc.signalCode === null)!;
-  const slot = Number(redisCli(live.port, 'CLUSTER', 'KEYSLOT', topic).trim());
-  for (const line of redisCli(live.port, 'CLUSTER', 'NODES').trim().split('\n')) {
-    const [, addr, flags, , , , , , ...slots] = line.split(' ');
-    if (!flags.split(',').includes('master') || flags.includes('fail')) continue;
-    const port = Number(addr.split('@')[0].split(':')[1]);
-    for (const range of slots) {
-      const [lo, hi] = range.split('-').map(Number);
-      if (slot >= lo && slot <= (hi ?? lo)) return cluster.nodes.find((n) => n.port === port)!;
-    }
-  }
-  throw new Error(`no master for slot ${slot}`);
-}
 
 const redisClusterSetup: AdapterSetup = {
   name: 'redis-cluster',

@@ -271,3 +271,25 @@ export async function waitForReplicasSynced(cluster: RedisCluster, timeoutMs = 2
     await new Promise((r) => setTimeout(r, 200));
   }
 }
+
+/** redis-cli against a loopback port; its stdout ("" when it failed). */
+export function redisCli(port: number, ...args: string[]): string {
+  const r = spawnSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8', timeout: 5000 });
+  return r.stdout ?? '';
+}
+
+/** The master serving a topic's hash slot, from CLUSTER NODES. */
+export function masterFor(cluster: RedisCluster, topic: string): Broker {
+  const live = cluster.nodes.find((n) => n.proc.exitCode === null && n.proc.signalCode === null)!;
+  const slot = Number(redisCli(live.port, 'CLUSTER', 'KEYSLOT', topic).trim());
+  for (const line of redisCli(live.port, 'CLUSTER', 'NODES').trim().split('\n')) {
+    const [, addr, flags, , , , , , ...slots] = line.split(' ');
+    if (!flags.split(',').includes('master') || flags.includes('fail')) continue;
+    const port = Number(addr.split('@')[0].split(':')[1]);
+    for (const range of slots) {
+      const [lo, hi] = range.split('-').map(Number);
+      if (slot >= lo && slot <= (hi ?? lo)) return cluster.nodes.find((n) => n.port === port)!;
+    }
+  }
+  throw new Error(`no master for slot ${slot}`);
+}
