@@ -5,7 +5,6 @@
 // One shared suite body runs for every adapter.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { connect, createServer, type Socket } from 'node:net';
 import { masterFor, redisCli, startNats, startRedis, startRedisCluster, waitForReplicasSynced, type Broker } from './helpers/brokers.js';
 import { DEMO_APP, startNode, type ChorusNode, type TestApp } from './helpers/node.js';
