@@ -280,3 +280,32 @@ describe('NATS cluster: the server a node is connected to fails under traffic', 
     );
   });
 });
+
+describe('NATS cluster without JetStream: a server SIGKILLed under traffic', () => {
+  let cluster: NatsCluster;
+  let receiver: WebhookReceiver;
+  let s: Scenario | undefined;
+
+  before(async () => {
+    cluster = await startNatsCluster({ jetstream: false });
+    receiver = await startWebhookReceiver();
+    const app = { ...DEMO_APP, webhooks: [{ url: receiver.url, event_types: ['channel_occupied'] }] };
+    const config = {
+      adapter: { driver: 'nats', nats: { servers: cluster.urls }, ...HEALTH },
+      app_manager: { array: { apps: [app, { ...LIMITED, max_backend_events_per_second: 5 }] } },
+    };
+    s = await setUp(config, receiver);
+  });
+
+  after(async () => {
+    await tearDown(s);
+    await receiver?.stop();
+    await cluster?.stop();
+  });
+
+  it('the nodes on it move, per-node state answers, delivery and presence resume', async () => {
+    const counts = await Promise.all(cluster.servers.map((x) => x.clients()));
+    const busiest = cluster.servers[counts.indexOf(Math.max(...counts.map((c) => c ?? 0)))];
+    await acrossFailure(s!, `nats without JetStream: ${busiest.name} SIGKILLed`, () => cluster.kill(busiest, 'SIGKILL'));
+  });
+});

@@ -5,9 +5,13 @@
 // serves as soon as the broker answers, in the same process (no crash loop).
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { freePort, startNats, startRedis, type Broker } from './helpers/brokers.js';
+import { freePort, startNats, startRedis, waitForPort, type Broker } from './helpers/brokers.js';
 import { runCli, startNode, writeConfig, DEMO_APP, type ChorusNode } from './helpers/node.js';
 import { connected, pusherClient, rawSocket, serverSdk, until, waitFor } from './helpers/clients.js';
 
@@ -134,6 +138,37 @@ describe('start-up: an unreachable broker is waited for, in the same process', (
       assert.deepEqual(await got, { n: 1 });
     } finally {
       client.disconnect();
+    }
+  });
+
+  it('Sentinel up, its master down at start: the node waits and joins when the master is back', async () => {
+    const master = await startRedis();
+    started.push(master);
+    await master.stop('SIGKILL');
+    const dir = mkdtempSync(join(tmpdir(), 'chorus-sentinel-start-'));
+    const sentinelPort = await freePort();
+    writeFileSync(
+      join(dir, 'sentinel.conf'),
+      [`port ${sentinelPort}`, 'bind 127.0.0.1', `dir ${dir}`, `sentinel monitor late-master 127.0.0.1 ${master.port} 1`, ''].join('\n'),
+    );
+    const sentinel = spawn('redis-server', [join(dir, 'sentinel.conf'), '--sentinel'], { stdio: 'ignore' });
+    const sentinelExited = new Promise((r) => sentinel.once('exit', r));
+    try {
+      await waitForPort(sentinelPort);
+      const config = {
+        ...APPS,
+        adapter: { driver: 'redis' },
+        database: { redis: { sentinels: [{ host: '127.0.0.1', port: sentinelPort }], name: 'late-master' } },
+      };
+      const node = await startNode({ config, timeoutMs: 15_000 });
+      started.push(node);
+      assert.equal((await upStatus(node)).status, 503);
+      await master.restart();
+      await until(async () => (await upStatus(node)).status === 200, 15_000, '/up turns 200 once the master is up');
+      assert.equal(node.proc.exitCode, null);
+    } finally {
+      sentinel.kill('SIGKILL');
+      await sentinelExited;
     }
   });
 

@@ -50,47 +50,84 @@ export function nginxConfig(nodePorts: number[], port: number): string {
   let servers = 0;
   let listens = 0;
   const out = src
-    .replace(/^(\s*)server chorus:6001(.*)$/m, (_m, indent: string, rest: string) => {
+    // Addresses need no `resolve` (and Debian's nginx 1.22 does not know it).
+    .replace(/^(\s*)server chorus:6001 resolve(.*)$/m, (_m, indent: string, rest: string) => {
       servers++;
       return nodePorts.map((p) => `${indent}server 127.0.0.1:${p}${rest}`).join('\n');
     })
     .replace(/\blisten 80;/, () => (listens++, `listen ${port};`));
-  assert.equal(servers, 1, 'nginx.conf: upstream line `server chorus:6001` not found');
+  assert.equal(servers, 1, 'nginx.conf: upstream line `server chorus:6001 resolve` not found');
   assert.equal(listens, 1, 'nginx.conf: `listen 80;` not found');
   return out;
 }
 
-/** haproxy/haproxy.cfg with servers chorus-N:6001 pointed at three nodes and the two binds on free ports. */
-export function haproxyConfig(nodePorts: number[], port: number, statsPort: number): string {
-  const src = readFileSync(join(ROOT, 'haproxy/haproxy.cfg'), 'utf8');
-  let servers = 0;
-  const out = src
-    .replace(/chorus-(\d):6001/g, (_m, n: string) => (servers++, `127.0.0.1:${nodePorts[Number(n) - 1]}`))
+const SERVER_TEMPLATE = /^(\s*)server-template chorus 1-20 chorus:6001 (.*)$/m;
+
+/** haproxy/haproxy.cfg with its binds on free ports (`body` edits the rest first). */
+function haproxyWith(port: number, statsPort: number, body: (src: string) => string): string {
+  const out = body(readFileSync(join(ROOT, 'haproxy/haproxy.cfg'), 'utf8'))
     .replace('bind *:80\n', `bind *:${port}\n`)
     .replace('bind *:8404\n', `bind *:${statsPort}\n`);
-  assert.equal(servers, 3, 'haproxy.cfg: expected servers chorus-1..3:6001');
   assert.ok(out.includes(`bind *:${port}\n`) && out.includes(`bind *:${statsPort}\n`), 'haproxy.cfg: binds *:80 and *:8404 not found');
   return out;
 }
 
-/** HAProxy's stats CSV: server name -> status (UP, DOWN, ...). */
-export function haproxyStatus(statsPort: number): Promise<Map<string, string>> {
+/** haproxy/haproxy.cfg with its server template replaced by fixed servers node1..N on loopback ports. */
+export function haproxyConfig(nodePorts: number[], port: number, statsPort: number): string {
+  return haproxyWith(port, statsPort, (src) => {
+    assert.match(src, SERVER_TEMPLATE, 'haproxy.cfg: `server-template chorus 1-20 chorus:6001 ...` not found');
+    return src.replace(SERVER_TEMPLATE, (_m, indent: string) =>
+      nodePorts.map((p, i) => `${indent}server node${i + 1} 127.0.0.1:${p} check`).join('\n'),
+    );
+  });
+}
+
+/** haproxy/haproxy.cfg as shipped (the template on the name `chorus`), asking `dnsPort` instead of Docker's DNS, nodes on `nodePort`. */
+export function haproxyResolvingConfig(dnsPort: number, nodePort: number, port: number, statsPort: number): string {
+  return haproxyWith(port, statsPort, (src) => {
+    assert.match(src, SERVER_TEMPLATE, 'haproxy.cfg: `server-template chorus 1-20 chorus:6001 ...` not found');
+    assert.match(src, /nameserver docker 127\.0\.0\.11:53/, 'haproxy.cfg: the docker nameserver line not found');
+    return src
+      .replace(SERVER_TEMPLATE, (_m, indent: string, rest: string) => `${indent}server-template chorus 1-20 chorus:${nodePort} ${rest}`)
+      .replace('nameserver docker 127.0.0.11:53', `nameserver docker 127.0.0.1:${dnsPort}`);
+  });
+}
+
+export interface HaproxyServer {
+  name: string;
+  /** UP, DOWN, MAINT, ... */
+  status: string;
+  /** host:port it points at now (a template slot without an address has none) */
+  addr: string;
+}
+
+/** HAProxy's stats CSV: the servers of the chorus_nodes backend. */
+export function haproxyServers(statsPort: number): Promise<HaproxyServer[]> {
   return new Promise((res, rej) => {
     const req = httpGet({ host: '127.0.0.1', port: statsPort, path: '/stats;csv', timeout: 2000 }, (r) => {
       let body = '';
       r.on('data', (c) => (body += c));
       r.on('end', () => {
-        const status = new Map<string, string>();
-        for (const line of body.split('\n')) {
+        const lines = body.split('\n');
+        const header = (lines[0] ?? '').replace(/^# /, '').split(',');
+        const [statusAt, addrAt] = [header.indexOf('status'), header.indexOf('addr')];
+        const servers: HaproxyServer[] = [];
+        for (const line of lines.slice(1)) {
           const cols = line.split(',');
-          if (cols[0] === 'chorus_nodes' && cols[1] !== 'BACKEND' && cols[1] !== 'FRONTEND') status.set(cols[1], cols[17]);
+          if (cols[0] !== 'chorus_nodes' || cols[1] === 'BACKEND' || cols[1] === 'FRONTEND') continue;
+          servers.push({ name: cols[1], status: cols[statusAt] ?? '', addr: cols[addrAt] ?? '' });
         }
-        res(status);
+        res(servers);
       });
     });
     req.on('timeout', () => req.destroy(new Error('stats timeout')));
     req.on('error', rej);
   });
+}
+
+/** HAProxy's stats CSV: server name -> status (UP, DOWN, ...). */
+export async function haproxyStatus(statsPort: number): Promise<Map<string, string>> {
+  return new Map((await haproxyServers(statsPort)).map((s) => [s.name, s.status]));
 }
 
 export interface Balancers {

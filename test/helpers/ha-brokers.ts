@@ -163,8 +163,9 @@ async function monitor<T>(server: { monitorPort: number }, path: string): Promis
   }
 }
 
-/** Three nats-servers with routes between them, JetStream clustered (R3 possible). */
-export async function startNatsCluster(): Promise<NatsCluster> {
+/** Three nats-servers with routes between them, JetStream clustered (R3 possible) unless `jetstream` is false. */
+export async function startNatsCluster(options: { jetstream?: boolean } = {}): Promise<NatsCluster> {
+  const jetstream = options.jetstream !== false;
   const ports = await Promise.all(
     [0, 1, 2].map(async () => ({ client: await freePort(), route: await freePort(), monitor: await freePort() })),
   );
@@ -172,7 +173,17 @@ export async function startNatsCluster(): Promise<NatsCluster> {
   const servers: NatsServer[] = ports.map((p, i) => {
     const dir = mkdtempSync(join(tmpdir(), `chorus-nats-${i}-`));
     const name = `n${i}`;
-    const args = ['-a', '127.0.0.1', '-p', String(p.client), '-m', String(p.monitor), '-n', name, '-js', '-sd', dir];
+    const args = [
+      '-a',
+      '127.0.0.1',
+      '-p',
+      String(p.client),
+      '-m',
+      String(p.monitor),
+      '-n',
+      name,
+      ...(jetstream ? ['-js', '-sd', dir] : []),
+    ];
     args.push('--cluster_name', 'chorus', '--cluster', `nats://127.0.0.1:${p.route}`, '--routes', routes);
     const proc = own(spawn('nats-server', args, { stdio: 'ignore' }));
     const server: NatsServer = {
@@ -186,14 +197,18 @@ export async function startNatsCluster(): Promise<NatsCluster> {
     return server;
   });
   await Promise.all(servers.map((s) => waitForPort(s.port)));
-  // JetStream answers only once the servers elected a meta leader.
+  // JetStream answers only once the servers elected a meta leader; routes are up before that.
   await until(
     async () => {
+      if (!jetstream) {
+        const routes = await Promise.all(servers.map((s) => monitor<{ num_routes: number }>(s, '/routez')));
+        return routes.every((r) => (r?.num_routes ?? 0) >= 2);
+      }
       const all = await Promise.all(servers.map((s) => monitor<{ meta_cluster?: { leader?: string } }>(s, '/jsz')));
       return all.every((j) => Boolean(j?.meta_cluster?.leader));
     },
     20_000,
-    'a JetStream meta leader',
+    jetstream ? 'a JetStream meta leader' : 'routes between the servers',
     100,
   );
   return {
