@@ -19,6 +19,10 @@ const REQUIRED = [
   ['haproxy', 'haproxy'],
   ['openssl', 'openssl'],
   ['docker-compose', 'docker-compose'],
+  // the compose files run for real: a private dockerd and stand-in images built with debootstrap
+  ['dockerd', 'docker.io'],
+  ['docker', 'docker.io'],
+  ['debootstrap', 'debootstrap'],
 ];
 
 const SEARCH_DIRS = ['/usr/bin', '/usr/sbin', '/usr/local/bin', '/usr/local/sbin', '/bin', '/sbin'];
