@@ -6,7 +6,7 @@
 // debootstrap or the Debian mirror are not available; never silently.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
@@ -18,6 +18,7 @@ let skip: string | null = dockerSkipReason();
 let docker: PrivateDocker | null = null;
 /** the files the multinode project was brought up with (to take it down the same way) */
 let multinodeFiles: string[] = [];
+const tempDirs: string[] = [];
 
 interface Sock {
   ws: WebSocket;
@@ -97,6 +98,7 @@ describe('docker compose, for real', { skip: skip ?? false }, () => {
       }
     }
     await docker?.stop();
+    for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
   });
 
   it('docker-compose.yml: the image builds from the Dockerfile and the node serves on :6001', async (t) => {
@@ -120,6 +122,7 @@ describe('docker compose, for real', { skip: skip ?? false }, () => {
     // is reloaded after scaling (as README says for nginx before 1.27.3). For the test only,
     // nginx keys ip_hash on X-Forwarded-For, so clients from one host can stand for many.
     const dir = mkdtempSync(join(tmpdir(), 'chorus-compose-'));
+    tempDirs.push(dir);
     const shipped = readFileSync(join(ROOT, 'nginx/nginx.conf'), 'utf8');
     assert.match(shipped, / resolve /);
     const conf = shipped

@@ -40,8 +40,15 @@ export function dockerSkipReason(): string | null {
   return null;
 }
 
+/** The network interfaces Docker names br-<network id>. */
+function bridgeLinks(): string[] {
+  const out = spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8', timeout: 5000 }).stdout ?? '';
+  return [...out.matchAll(/^\d+: (br-[0-9a-f]{12})[:@]/gm)].map((m) => m[1]);
+}
+
 export async function startPrivateDocker(): Promise<PrivateDocker> {
   const dir = mkdtempSync(join(tmpdir(), 'chorus-docker-'));
+  const bridgesBefore = new Set(bridgeLinks());
   const socket = join(dir, 'docker.sock');
   const daemon: ChildProcess = spawn(
     'dockerd',
@@ -68,13 +75,6 @@ export async function startPrivateDocker(): Promise<PrivateDocker> {
     return r.stdout;
   };
   const stop = async () => {
-    // A compose network left behind keeps its bridge after the daemon is gone: note them first.
-    const bridges = (
-      spawnSync('docker', ['network', 'ls', '-q', '--filter', 'driver=bridge'], { env, encoding: 'utf8', timeout: 10_000 }).stdout ?? ''
-    )
-      .split('\n')
-      .filter(Boolean)
-      .map((id) => `br-${id.slice(0, 12)}`);
     if (daemon.exitCode === null && daemon.signalCode === null) {
       daemon.kill('SIGTERM');
       const timer = setTimeout(() => daemon.kill('SIGKILL'), 15_000);
@@ -84,7 +84,8 @@ export async function startPrivateDocker(): Promise<PrivateDocker> {
     // overlay mounts of containers that were still running go with the daemon; then the files
     spawnSync('sh', ['-c', `grep -o ' ${dir}[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l`]);
     rmSync(dir, { recursive: true, force: true });
-    for (const bridge of bridges) spawnSync('ip', ['link', 'delete', bridge], { stdio: 'ignore' });
+    // A compose network's bridge can outlive the daemon: the ones that were not there before go.
+    for (const link of bridgeLinks()) if (!bridgesBefore.has(link)) spawnSync('ip', ['link', 'delete', link], { stdio: 'ignore' });
   };
   try {
     await until(() => spawnSync('docker', ['info'], { env, timeout: 5000 }).status === 0, 30_000, 'dockerd answers', 250);
