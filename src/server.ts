@@ -165,7 +165,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     },
     async (err: Error) => {
       await cluster.stop().catch(() => undefined);
-      const refused = (err as { fromBroker?: boolean }).fromBroker === true || !/closed before/.test(err.message);
+      // Only the broker's own answer is a refusal (RedisConnectError and NatsRefusedError say so).
+      const refused = (err as { fromBroker?: boolean }).fromBroker === true;
       throw new StartupError(
         `${refused ? 'the broker refused the connection' : 'cannot reach the broker'} (${config.adapter.driver}): ${err.message}`,
         refused ? 'BROKER_REFUSED' : 'BROKER_UNREACHABLE',

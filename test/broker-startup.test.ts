@@ -86,6 +86,39 @@ describe('start-up: a broker that refuses ends the start with its own words', ()
     }
   });
 
+  it('a sentinel with another password: exit 1 with the sentinel WRONGPASS, not a wait', async () => {
+    const master = await startRedis();
+    started.push(master);
+    const dir = mkdtempSync(join(tmpdir(), 'chorus-sentinel-auth-'));
+    const sentinelPort = await freePort();
+    writeFileSync(
+      join(dir, 'sentinel.conf'),
+      [
+        `port ${sentinelPort}`,
+        'bind 127.0.0.1',
+        `dir ${dir}`,
+        'requirepass sentinel-right',
+        `sentinel monitor auth-master 127.0.0.1 ${master.port} 1`,
+        '',
+      ].join('\n'),
+    );
+    const sentinel = spawn('redis-server', [join(dir, 'sentinel.conf'), '--sentinel'], { stdio: 'ignore' });
+    const sentinelExited = new Promise((r) => sentinel.once('exit', r));
+    try {
+      await waitForPort(sentinelPort);
+      const out = await failingStart({
+        ...APPS,
+        adapter: { driver: 'redis' },
+        database: { redis: { sentinels: [{ host: '127.0.0.1', port: sentinelPort }], name: 'auth-master', sentinel_password: 'wrong' } },
+      });
+      assert.equal(out.code, 1, out.stderr);
+      assert.match(out.stderr, /sentinel: WRONGPASS/);
+    } finally {
+      sentinel.kill('SIGKILL');
+      await sentinelExited;
+    }
+  });
+
   it('NATS with wrong credentials: exit 1 with the server authorization error', async () => {
     const nats = await startNats(['--user', 'chorus', '--pass', 'right'], { jetstream: false });
     started.push(nats);
@@ -112,7 +145,7 @@ describe('start-up: an unreachable broker is waited for, in the same process', (
 
     const up = await upStatus(node);
     assert.equal(up.status, 503);
-    assert.match(up.body, /^ERROR: waiting for the broker: .*ECONNREFUSED/);
+    assert.equal(up.body, 'ERROR: waiting for the broker');
     const sock = await rawSocket(node);
     const refused = await sock.next((f) => f.event === 'pusher:error');
     assert.equal((refused.data as { code: number }).code, 4100);

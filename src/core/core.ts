@@ -232,7 +232,8 @@ export class Core {
       if (mine) this.deps.onPeerLost?.(nodeId);
     },
     brokerWaiting: (reason) => {
-      this.waitingFor = `waiting for the broker: ${reason}`;
+      // The detail (addresses, host names) goes to the log only; /up and the API say this much.
+      this.waitingFor = 'waiting for the broker';
       this.deps.log.warn({ reason }, 'waiting for the broker; not serving clients until it answers');
       this.onFirstWait();
     },

@@ -28,12 +28,35 @@ export const DEFAULT_KV_MAX_AGE_MS = 24 * 60 * 60 * 1000;
  * A token may not hold "." (separator), "*" or ">" (wildcards) or whitespace; control
  * characters would break the protocol line. "%" is the escape mark itself.
  */
-/** The server answered and said no (credentials, permissions, TLS): waiting cannot help. */
-const REFUSED = /AUTH|PERMISSION|NKEY|JWT|TLS|BAD_|INVALID/i;
-const unreachable = (err: Error): boolean => {
+/**
+ * Codes that mean the server answered and said no, or the options cannot work (credentials,
+ * permissions, certificates): waiting cannot help. By code only: a message such as
+ * "getaddrinfo ENOTFOUND nats-tls" must not read as a TLS refusal.
+ */
+const REFUSED_CODES = new Set([
+  'AUTHORIZATION_VIOLATION',
+  'AUTHENTICATION_EXPIRED',
+  'ACCOUNT_EXPIRED',
+  'PERMISSIONS_VIOLATION',
+  'BAD_AUTHENTICATION',
+  'BAD_CREDS',
+  'INVALID_OPTION',
+  'WSS_REQUIRED',
+  'SERVER_OPT_NA',
+]);
+const CERTIFICATE_CODE = /^(ERR_TLS_CERT|CERT_|DEPTH_ZERO|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_SSL_)/;
+
+/** The broker (or its certificate) refused: `fromBroker`, as RedisConnectError says it. */
+export class NatsRefusedError extends Error {
+  readonly code = 'NATS_REFUSED';
+  readonly fromBroker = true;
+}
+
+function refusal(err: Error): NatsRefusedError | null {
   const code = (err as { code?: unknown }).code;
-  return !REFUSED.test(typeof code === 'string' ? code : '') && !REFUSED.test(err.message);
-};
+  if (typeof code !== 'string') return null;
+  return REFUSED_CODES.has(code) || CERTIFICATE_CODE.test(code) ? new NatsRefusedError(err.message) : null;
+}
 
 const escapeToken = partEscaper('[%.*>\\s\\x00-\\x1f\\x7f]');
 
@@ -122,7 +145,10 @@ export class NatsTransport implements Transport {
       try {
         return await connect(options);
       } catch (err) {
-        if (!waiting || this.closed || !unreachable(err as Error)) throw err;
+        const refused = refusal(err as Error);
+        if (refused) throw refused;
+        if (this.closed) throw new Error('the transport closed before the broker answered');
+        if (!waiting) throw err;
         if (Date.now() - reported >= WAITING_REPORT_MS) {
           reported = Date.now();
           waiting((err as Error).message);

@@ -8,7 +8,7 @@ import { Backlog } from './backlog.js';
 import { connectRedis, type Patience, type RedisSettings } from './redis-client.js';
 import * as commands from './redis-commands.js';
 import { joinParts, partEscaper } from './topic-escape.js';
-import type { Transport, TransportEvents } from './transport.js';
+import { WAITING_REPORT_MS, type Transport, type TransportEvents } from './transport.js';
 import { validTtl } from './ttl.js';
 
 type Client = Redis | Cluster;
@@ -103,13 +103,22 @@ export abstract class RedisTransportBase<C extends Client> implements Transport 
     await Promise.all([connectRedis(this.pub, this.settings, loud), connectRedis(this.sub, this.subscriberSettings, quiet)]);
   }
 
-  /** Patience for the publisher (it reports) and the subscriber (it waits with it), or none. */
+  /**
+   * Patience for the publisher and the subscriber, or none. Either may be the one still waiting
+   * (the subscriber can point elsewhere): both report, the second within a report's time is not.
+   */
   protected patience(waiting: ((reason: string) => void) | undefined): [Patience?, Patience?] {
     if (!waiting) return [];
     const signal = this.closing.signal;
+    let last = 0;
+    const report = (reason: string) => {
+      if (Date.now() - last < WAITING_REPORT_MS / 2) return;
+      last = Date.now();
+      waiting(reason);
+    };
     return [
-      { waiting, signal },
-      { waiting: () => undefined, signal },
+      { waiting: report, signal },
+      { waiting: (reason) => report(`subscriber: ${reason}`), signal },
     ];
   }
 

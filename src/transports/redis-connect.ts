@@ -19,7 +19,10 @@ export class RedisConnectError extends Error {
 }
 
 /** Replies that mean "not yet", not "never": ioredis waits them out itself. */
-const TRANSIENT = /^(LOADING|CLUSTERDOWN|TRYAGAIN|BUSY|MASTERDOWN)\b/;
+const TRANSIENT = /^(LOADING|CLUSTERDOWN|TRYAGAIN|BUSY|MASTERDOWN\b|ERR max number of clients)/;
+
+/** ioredis wraps a sentinel's own refusal in a plain error: "All sentinels are unreachable ... Last error: WRONGPASS ...". */
+const SENTINEL_REFUSAL = /Last error: (?:ReplyError: )?((?:WRONGPASS|NOAUTH|NOPERM)\b.*)$/;
 
 const isReply = (err: unknown): err is Error => err instanceof (ReplyError as new () => Error);
 
@@ -98,17 +101,27 @@ export async function connectRedis(client: Redis | Cluster, settings: RedisSetti
       if (!TRANSIENT.test(err.message)) fail(new RedisConnectError(err.message, true));
       return;
     }
+    // (isReply's guard narrows err to never here: ReplyError is an Error.)
+    const message = (err as Error).message;
+    const sentinel = SENTINEL_REFUSAL.exec(message);
+    if (sentinel) return fail(new RedisConnectError(`sentinel: ${sentinel[1]}`, true));
     network ??= err;
     latest = err;
+    // The first network trouble is reported at once: a patient node listens (503) without delay.
+    if (waiting && !reportedOnce) {
+      reportedOnce = true;
+      waiting(message);
+    }
     if (hungUp(err)) probe();
   };
+  let reportedOnce = false;
   // What the server said before hanging up is read on a connection of our own: ioredis may have
   // taken it as the answer to its HELLO (it swallows a -DENIED that mentions "no password").
   const probe = () => {
     if (probing) return;
     probing = true;
     void refusal(settings).then((text) => {
-      if (text) fail(new RedisConnectError(text, true));
+      if (text && !TRANSIENT.test(text)) fail(new RedisConnectError(text, true));
       probing = false;
     });
   };

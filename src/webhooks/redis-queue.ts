@@ -50,8 +50,8 @@ export class RedisQueue implements WebhookQueue {
   private deliver: Deliver | null = null;
   private readonly inFlight = new Set<Promise<void>>();
   private running = false;
-  /** batches waiting here to be offered to Redis again */
-  private retrying = 0;
+  /** batches waiting here to be offered to Redis again, by their timer */
+  private readonly waitingToOffer = new Map<NodeJS.Timeout, WebhookJob>();
   private timers: NodeJS.Timeout[] = [];
   private readonly keys: {
     queue: string;
@@ -114,15 +114,19 @@ export class RedisQueue implements WebhookQueue {
         else if (answer === 2) this.options.dropped(job, 'queue_full');
       })
       .catch((err: Error) => {
-        if (!this.running || Date.now() - since > PUSH_PATIENCE_MS || this.retrying >= MAX_RETRYING) {
+        // A timed-out command may still run when Redis wakes up: offering it again could queue
+        // the batch twice, so only a push that was refused outright is offered again.
+        const mayHaveRun = /timed? ?out/i.test(err.message);
+        if (!this.running || mayHaveRun || Date.now() - since > PUSH_PATIENCE_MS || this.waitingToOffer.size >= MAX_RETRYING) {
           this.options.dropped(job, 'queue_unavailable', err.message);
           return;
         }
-        this.retrying++;
-        setTimeout(() => {
-          this.retrying--;
+        const timer = setTimeout(() => {
+          this.waitingToOffer.delete(timer);
           this.offer(job, since);
-        }, RETRY_PUSH_MS).unref();
+        }, RETRY_PUSH_MS);
+        timer.unref();
+        this.waitingToOffer.set(timer, job);
       });
   }
 
@@ -223,6 +227,11 @@ export class RedisQueue implements WebhookQueue {
 
   async close(): Promise<void> {
     this.running = false;
+    for (const [timer, job] of this.waitingToOffer) {
+      clearTimeout(timer);
+      this.options.dropped(job, 'queue_unavailable', 'the node stopped before Redis took it');
+    }
+    this.waitingToOffer.clear();
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     // Whatever is still in this node's processing list goes back for another node.

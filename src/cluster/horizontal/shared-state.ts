@@ -8,6 +8,9 @@ import { brokerKey } from '../keys.js';
 import type { ChannelCache, ConnectionQuotas, LocalView } from '../ports.js';
 import { TtlCache } from '../ttl-cache.js';
 
+/** How long a publish to a cache channel waits for the broker to store it. */
+const CACHE_WRITE_WAIT_MS = 2000;
+
 export interface SharedState {
   readonly quotas: ConnectionQuotas;
   readonly cache: ChannelCache;
@@ -41,10 +44,16 @@ export function brokerState(d: BrokerStateDeps): SharedState {
       },
     },
     cache: {
-      set: (appId, channel, frame, ttlSeconds) =>
-        d.transport.put(cacheKey(appId, channel), frame, ttlSeconds * 1000).catch((err: Error) => {
-          d.log.warn({ app_id: appId, channel, err: err.message }, 'cache write failed');
-        }),
+      set: (appId, channel, frame, ttlSeconds) => {
+        // Waited for by the publish, but not for long: a frozen broker must not hang the API.
+        let timer: NodeJS.Timeout | undefined;
+        const enough = new Promise<void>((resolve) => (timer = setTimeout(resolve, CACHE_WRITE_WAIT_MS)));
+        const write = d.transport
+          .put(cacheKey(appId, channel), frame, ttlSeconds * 1000)
+          .catch((err: Error) => d.log.warn({ app_id: appId, channel, err: err.message }, 'cache write failed'))
+          .finally(() => clearTimeout(timer));
+        return Promise.race([write, enough]);
+      },
       get: async (appId, channel) => {
         try {
           const hit = await d.transport.get(cacheKey(appId, channel));
