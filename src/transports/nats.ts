@@ -55,7 +55,7 @@ export class NatsRefusedError extends Error {
 function refusal(err: Error): NatsRefusedError | null {
   const code = (err as { code?: unknown }).code;
   if (typeof code !== 'string') return null;
-  return REFUSED_CODES.has(code) || CERTIFICATE_CODE.test(code) ? new NatsRefusedError(err.message) : null;
+  return REFUSED_CODES.has(code) || CERTIFICATE_CODE.test(code) ? new NatsRefusedError(err.message, { cause: err }) : null;
 }
 
 const escapeToken = partEscaper('[%.*>\\s\\x00-\\x1f\\x7f]');
@@ -147,7 +147,7 @@ export class NatsTransport implements Transport {
       } catch (err) {
         const refused = refusal(err as Error);
         if (refused) throw refused;
-        if (this.closed) throw new Error('the transport closed before the broker answered');
+        if (this.closed) throw new Error('the transport closed before the broker answered', { cause: err });
         if (!waiting) throw err;
         if (Date.now() - reported >= WAITING_REPORT_MS) {
           reported = Date.now();
