@@ -100,19 +100,33 @@ interface Scenario {
   extras: PusherClient[];
 }
 
-async function setUp(config: Record<string, unknown>, receiver: WebhookReceiver, order?: (i: number) => Promise<void>): Promise<Scenario> {
+/**
+ * Three nodes on the broker `brokerConfig` describes (adapter, queue, rate limiter, database),
+ * the demo app with a `channel_occupied` webhook and a rate-limited app; `order` runs after each node starts.
+ */
+async function setUp(brokerConfig: Record<string, unknown>, order?: (i: number) => Promise<void>): Promise<Scenario> {
+  const receiver = await startWebhookReceiver();
+  const app = { ...DEMO_APP, webhooks: [{ url: receiver.url, event_types: ['channel_occupied'] }] };
+  const config = { ...brokerConfig, app_manager: { array: { apps: [app, { ...LIMITED, max_backend_events_per_second: 5 }] } } };
   const nodes: ChorusNode[] = [];
-  for (let i = 0; i < 3; i++) {
-    nodes.push(await startNode({ config, env: { INSTANCE_PROCESS_ID: `ha-${i}` }, timeoutMs: 20_000 }));
-    await order?.(i);
+  try {
+    for (let i = 0; i < 3; i++) {
+      nodes.push(await startNode({ config, env: { INSTANCE_PROCESS_ID: `ha-${i}` }, timeoutMs: 20_000 }));
+      await order?.(i);
+    }
+    await until(() => nodes.every((n) => n.logs.filter((l) => l.includes('cluster peer joined')).length >= 2), 15_000, 'three peers');
+    const subs = [await subscriber(nodes[1], 'ha-ticks'), await subscriber(nodes[2], 'ha-ticks')];
+    const member = pusherClient(nodes[2], { user: { user_id: 'ha-alice' } });
+    await connected(member);
+    await waitFor(member.subscribe('presence-ha'), 'pusher:subscription_succeeded', 10_000);
+    await until(async () => (await users(nodes[0], 'presence-ha')).includes('ha-alice'), 10_000, 'presence seen on node 0');
+    return { nodes, receiver, subs, member, extras: [] };
+  } catch (err) {
+    // A scenario that never formed must not leave its processes behind.
+    await Promise.all(nodes.map((n) => n.stop()));
+    await receiver.stop();
+    throw err;
   }
-  await until(() => nodes.every((n) => n.logs.filter((l) => l.includes('cluster peer joined')).length >= 2), 15_000, 'three peers');
-  const subs = [await subscriber(nodes[1], 'ha-ticks'), await subscriber(nodes[2], 'ha-ticks')];
-  const member = pusherClient(nodes[2], { user: { user_id: 'ha-alice' } });
-  await connected(member);
-  await waitFor(member.subscribe('presence-ha'), 'pusher:subscription_succeeded', 10_000);
-  await until(async () => (await users(nodes[0], 'presence-ha')).includes('ha-alice'), 10_000, 'presence seen on node 0');
-  return { nodes, receiver, subs, member, extras: [] };
 }
 
 async function tearDown(s: Scenario | undefined): Promise<void> {
@@ -121,6 +135,14 @@ async function tearDown(s: Scenario | undefined): Promise<void> {
   s.member.disconnect();
   for (const c of s.extras) c.disconnect();
   await Promise.all(s.nodes.map((n) => n.stop()));
+  await s.receiver.stop();
+}
+
+/** The server of the NATS cluster holding the most Chorus connections now, and how many. */
+async function busiest(cluster: NatsCluster): Promise<{ server: NatsServer; connections: number }> {
+  const counts = (await Promise.all(cluster.servers.map((x) => x.clients()))).map((c) => c ?? 0);
+  const connections = Math.max(...counts);
+  return { server: cluster.servers[counts.indexOf(connections)], connections };
 }
 
 /** Traffic across the failure: the gap each subscriber saw, and the checks after it. */
@@ -169,13 +191,10 @@ async function acrossFailure(s: Scenario, label: string, fail: () => void | Prom
 
 describe('Redis Sentinel failover under traffic', () => {
   let set: SentinelSet;
-  let receiver: WebhookReceiver;
   let s: Scenario | undefined;
 
   before(async () => {
     set = await startSentinelSet();
-    receiver = await startWebhookReceiver();
-    const app = { ...DEMO_APP, webhooks: [{ url: receiver.url, event_types: ['channel_occupied'] }] };
     const config = {
       adapter: { driver: 'redis', ...HEALTH },
       queue: { driver: 'redis' },
@@ -183,14 +202,12 @@ describe('Redis Sentinel failover under traffic', () => {
       database: {
         redis: { sentinels: set.sentinelPorts.map((port) => ({ host: '127.0.0.1', port })), name: set.name, key_prefix: 'ha:' },
       },
-      app_manager: { array: { apps: [app, { ...LIMITED, max_backend_events_per_second: 5 }] } },
     };
-    s = await setUp(config, receiver);
+    s = await setUp(config);
   });
 
   after(async () => {
     await tearDown(s);
-    await receiver?.stop();
     await set?.stop();
   });
 
@@ -203,27 +220,22 @@ describe('Redis Sentinel failover under traffic', () => {
 
 describe('Redis Cluster: the master of the channel slot SIGKILLed under traffic', () => {
   let cluster: RedisCluster;
-  let receiver: WebhookReceiver;
   let s: Scenario | undefined;
 
   before(async () => {
     cluster = await startRedisCluster();
     await waitForReplicasSynced(cluster);
-    receiver = await startWebhookReceiver();
-    const app = { ...DEMO_APP, webhooks: [{ url: receiver.url, event_types: ['channel_occupied'] }] };
     const config = {
       adapter: { driver: 'redis-cluster', ...HEALTH },
       queue: { driver: 'redis-cluster' },
       rate_limiter: { enabled: true, driver: 'redis-cluster', api_rate_limit: { max_requests: 100_000 } },
       database: { redis: { cluster_nodes: cluster.seeds.split(','), key_prefix: 'hac:' } },
-      app_manager: { array: { apps: [app, { ...LIMITED, max_backend_events_per_second: 5 }] } },
     };
-    s = await setUp(config, receiver);
+    s = await setUp(config);
   });
 
   after(async () => {
     await tearDown(s);
-    await receiver?.stop();
     await cluster?.stop();
   });
 
@@ -236,21 +248,17 @@ describe('Redis Cluster: the master of the channel slot SIGKILLed under traffic'
 
 describe('NATS cluster: the server a node is connected to fails under traffic', () => {
   let cluster: NatsCluster;
-  let receiver: WebhookReceiver;
   let s: Scenario | undefined;
   /** the server node 1 (a subscriber's node) is on: found by its client count when it joined */
   let target: NatsServer;
 
   before(async () => {
     cluster = await startNatsCluster();
-    receiver = await startWebhookReceiver();
-    const app = { ...DEMO_APP, webhooks: [{ url: receiver.url, event_types: ['channel_occupied'] }] };
     const config = {
       adapter: { driver: 'nats', nats: { servers: cluster.urls, replicas: 3 }, ...HEALTH },
-      app_manager: { array: { apps: [app, { ...LIMITED, max_backend_events_per_second: 5 }] } },
     };
     let before: Array<number | null> = [];
-    s = await setUp(config, receiver, async (i) => {
+    s = await setUp(config, async (i) => {
       const now = await Promise.all(cluster.servers.map((x) => x.clients()));
       if (i === 1) target = cluster.servers[now.findIndex((n, k) => (n ?? 0) > (before[k] ?? 0))];
       before = now;
@@ -260,7 +268,6 @@ describe('NATS cluster: the server a node is connected to fails under traffic', 
 
   after(async () => {
     await tearDown(s);
-    await receiver?.stop();
     for (const x of cluster?.servers ?? []) x.proc.kill('SIGCONT');
     await cluster?.stop();
   });
@@ -273,39 +280,32 @@ describe('NATS cluster: the server a node is connected to fails under traffic', 
   });
 
   it('SIGKILL of the server with the most Chorus connections: its nodes move; nothing crashes', async () => {
-    const counts = await Promise.all(cluster.servers.map((x) => x.clients()));
-    const busiest = cluster.servers[counts.indexOf(Math.max(...counts.map((c) => c ?? 0)))];
-    await acrossFailure(s!, `nats: ${busiest.name} (${Math.max(...counts.map((c) => c ?? 0))} of the Chorus connections) SIGKILLed`, () =>
-      cluster.kill(busiest, 'SIGKILL'),
+    const { server, connections } = await busiest(cluster);
+    await acrossFailure(s!, `nats: ${server.name} (${connections} of the Chorus connections) SIGKILLed`, () =>
+      cluster.kill(server, 'SIGKILL'),
     );
   });
 });
 
 describe('NATS cluster without JetStream: a server SIGKILLed under traffic', () => {
   let cluster: NatsCluster;
-  let receiver: WebhookReceiver;
   let s: Scenario | undefined;
 
   before(async () => {
     cluster = await startNatsCluster({ jetstream: false });
-    receiver = await startWebhookReceiver();
-    const app = { ...DEMO_APP, webhooks: [{ url: receiver.url, event_types: ['channel_occupied'] }] };
     const config = {
       adapter: { driver: 'nats', nats: { servers: cluster.urls }, ...HEALTH },
-      app_manager: { array: { apps: [app, { ...LIMITED, max_backend_events_per_second: 5 }] } },
     };
-    s = await setUp(config, receiver);
+    s = await setUp(config);
   });
 
   after(async () => {
     await tearDown(s);
-    await receiver?.stop();
     await cluster?.stop();
   });
 
   it('the nodes on it move, per-node state answers, delivery and presence resume', async () => {
-    const counts = await Promise.all(cluster.servers.map((x) => x.clients()));
-    const busiest = cluster.servers[counts.indexOf(Math.max(...counts.map((c) => c ?? 0)))];
-    await acrossFailure(s!, `nats without JetStream: ${busiest.name} SIGKILLed`, () => cluster.kill(busiest, 'SIGKILL'));
+    const { server } = await busiest(cluster);
+    await acrossFailure(s!, `nats without JetStream: ${server.name} SIGKILLed`, () => cluster.kill(server, 'SIGKILL'));
   });
 });

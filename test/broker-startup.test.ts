@@ -5,13 +5,10 @@
 // serves as soon as the broker answers, in the same process (no crash loop).
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { freePort, startNats, startRedis, waitForPort, type Broker } from './helpers/brokers.js';
+import { freePort, startNats, startRedis, type Broker } from './helpers/brokers.js';
+import { startSentinel } from './helpers/ha-brokers.js';
 import { runCli, startNode, writeConfig, DEMO_APP, type ChorusNode } from './helpers/node.js';
 import { connected, pusherClient, rawSocket, serverSdk, until, waitFor } from './helpers/clients.js';
 
@@ -89,23 +86,9 @@ describe('start-up: a broker that refuses ends the start with its own words', ()
   it('a sentinel with another password: exit 1 with the sentinel WRONGPASS, not a wait', async () => {
     const master = await startRedis();
     started.push(master);
-    const dir = mkdtempSync(join(tmpdir(), 'chorus-sentinel-auth-'));
-    const sentinelPort = await freePort();
-    writeFileSync(
-      join(dir, 'sentinel.conf'),
-      [
-        `port ${sentinelPort}`,
-        'bind 127.0.0.1',
-        `dir ${dir}`,
-        'requirepass sentinel-right',
-        `sentinel monitor auth-master 127.0.0.1 ${master.port} 1`,
-        '',
-      ].join('\n'),
-    );
-    const sentinel = spawn('redis-server', [join(dir, 'sentinel.conf'), '--sentinel'], { stdio: 'ignore' });
-    const sentinelExited = new Promise((r) => sentinel.once('exit', r));
+    const sentinel = await startSentinel('auth-master', master.port, 1, ['requirepass sentinel-right']);
+    const sentinelPort = sentinel.port;
     try {
-      await waitForPort(sentinelPort);
       const out = await failingStart({
         ...APPS,
         adapter: { driver: 'redis' },
@@ -114,8 +97,7 @@ describe('start-up: a broker that refuses ends the start with its own words', ()
       assert.equal(out.code, 1, out.stderr);
       assert.match(out.stderr, /sentinel: WRONGPASS/);
     } finally {
-      sentinel.kill('SIGKILL');
-      await sentinelExited;
+      await sentinel.stop();
     }
   });
 
@@ -178,16 +160,9 @@ describe('start-up: an unreachable broker is waited for, in the same process', (
     const master = await startRedis();
     started.push(master);
     await master.stop('SIGKILL');
-    const dir = mkdtempSync(join(tmpdir(), 'chorus-sentinel-start-'));
-    const sentinelPort = await freePort();
-    writeFileSync(
-      join(dir, 'sentinel.conf'),
-      [`port ${sentinelPort}`, 'bind 127.0.0.1', `dir ${dir}`, `sentinel monitor late-master 127.0.0.1 ${master.port} 1`, ''].join('\n'),
-    );
-    const sentinel = spawn('redis-server', [join(dir, 'sentinel.conf'), '--sentinel'], { stdio: 'ignore' });
-    const sentinelExited = new Promise((r) => sentinel.once('exit', r));
+    const sentinel = await startSentinel('late-master', master.port);
+    const sentinelPort = sentinel.port;
     try {
-      await waitForPort(sentinelPort);
       const config = {
         ...APPS,
         adapter: { driver: 'redis' },
@@ -200,8 +175,7 @@ describe('start-up: an unreachable broker is waited for, in the same process', (
       await until(async () => (await upStatus(node)).status === 200, 15_000, '/up turns 200 once the master is up');
       assert.equal(node.proc.exitCode, null);
     } finally {
-      sentinel.kill('SIGKILL');
-      await sentinelExited;
+      await sentinel.stop();
     }
   });
 

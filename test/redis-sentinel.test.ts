@@ -5,12 +5,9 @@
 // (Failover under traffic is issue 17's own suite, not this one.)
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { freePort, startRedis, waitForPort, type Broker } from './helpers/brokers.js';
+import { startRedis, type Broker } from './helpers/brokers.js';
+import { startSentinel, type Sentinel } from './helpers/ha-brokers.js';
 import { startNode, type ChorusNode, type TestApp } from './helpers/node.js';
 import { connected, pusherClient, serverSdk, until, waitFor, type PusherClient } from './helpers/clients.js';
 
@@ -18,29 +15,13 @@ const APP: TestApp = { id: 'sentinel-app', key: 'sentinel-key', secret: 'sentine
 
 describe('Redis Sentinel: database.redis.sentinels and name', () => {
   let master: Broker;
-  let sentinel: ChildProcess;
-  let sentinelPort: number;
-  const dir = mkdtempSync(join(tmpdir(), 'chorus-sentinel-'));
+  let sentinel: Sentinel;
   const nodes: ChorusNode[] = [];
   const clients: PusherClient[] = [];
 
   before(async () => {
     master = await startRedis();
-    sentinelPort = await freePort();
-    const conf = join(dir, 'sentinel.conf');
-    writeFileSync(
-      conf,
-      [
-        `port ${sentinelPort}`,
-        'bind 127.0.0.1',
-        `dir ${dir}`,
-        `sentinel monitor chorus-master 127.0.0.1 ${master.port} 1`,
-        'sentinel down-after-milliseconds chorus-master 1000',
-        '',
-      ].join('\n'),
-    );
-    sentinel = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' });
-    await waitForPort(sentinelPort);
+    sentinel = await startSentinel('chorus-master', master.port, 1, ['sentinel down-after-milliseconds chorus-master 1000']);
     const config = {
       adapter: { driver: 'redis' },
       rate_limiter: { enabled: true, driver: 'redis', api_rate_limit: { max_requests: 1000 } },
@@ -48,7 +29,7 @@ describe('Redis Sentinel: database.redis.sentinels and name', () => {
         redis: {
           host: '127.0.0.9',
           port: 1,
-          sentinels: [{ host: '127.0.0.1', port: sentinelPort }],
+          sentinels: [{ host: '127.0.0.1', port: sentinel.port }],
           name: 'chorus-master',
           key_prefix: 'sent:',
         },
@@ -61,13 +42,8 @@ describe('Redis Sentinel: database.redis.sentinels and name', () => {
   after(async () => {
     for (const c of clients) c.disconnect();
     await Promise.all(nodes.map((n) => n.stop()));
-    if (sentinel.exitCode === null) {
-      const exited = new Promise((r) => sentinel.once('exit', r));
-      sentinel.kill('SIGKILL');
-      await exited;
-    }
+    await sentinel?.stop();
     await master.stop();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it('nodes given only the sentinel find the master: an event crosses nodes, keys land on the master', async () => {

@@ -60,11 +60,22 @@ process.once('exit', () => {
 });
 
 /** Tracks a broker process; unref'd so one a failed hook could not stop never holds the test file open. */
-function tracked(proc: ChildProcess): ChildProcess {
+export function tracked(proc: ChildProcess): ChildProcess {
   running.add(proc);
   proc.once('exit', () => running.delete(proc));
   proc.unref();
   return proc;
+}
+
+/** Signals a process (thawed first, SIGKILL after 5 s) and waits for it to exit. */
+export async function stopProcess(proc: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise((r) => proc.once('exit', r));
+  proc.kill('SIGCONT');
+  proc.kill(signal);
+  const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
 }
 
 function managed(startRaw: () => ChildProcess, port: number): Broker {
@@ -72,16 +83,7 @@ function managed(startRaw: () => ChildProcess, port: number): Broker {
   const broker: Broker = {
     port,
     proc: start(),
-    async stop(signal = 'SIGTERM') {
-      const p = broker.proc;
-      if (p.exitCode !== null || p.signalCode !== null) return;
-      const exited = new Promise((r) => p.once('exit', r));
-      p.kill('SIGCONT');
-      p.kill(signal);
-      const timer = setTimeout(() => p.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    },
+    stop: (signal = 'SIGTERM') => stopProcess(broker.proc, signal),
     async restart() {
       await broker.stop();
       broker.proc = start();

@@ -7,41 +7,41 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { freePort, startRedis, waitForPort, type Broker } from './brokers.js';
+import { freePort, startRedis, stopProcess, tracked, waitForPort, type Broker } from './brokers.js';
 import { until } from './wait.js';
 
-const owned = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const p of owned) p.kill('SIGKILL');
-});
-
-function own(proc: ChildProcess): ChildProcess {
-  owned.add(proc);
-  proc.once('exit', () => owned.delete(proc));
-  proc.unref();
-  return proc;
-}
-
-async function stopProc(proc: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  const exited = new Promise((r) => proc.once('exit', r));
-  proc.kill('SIGCONT');
-  proc.kill(signal);
-  const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
-}
-
-async function redisInfo(port: number, section: string): Promise<string> {
+/** One question to a Redis (or sentinel) on a loopback port, on a connection of its own; null when it does not answer. */
+async function askRedis<T>(port: number, ask: (r: Redis) => Promise<T>): Promise<T | null> {
   const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
   try {
     await r.connect();
-    return await r.info(section);
+    return await ask(r);
   } catch {
-    return '';
+    return null;
   } finally {
     r.disconnect();
   }
+}
+
+export interface Sentinel {
+  port: number;
+  proc: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/** One sentinel on a free loopback port watching `name` at `masterPort` (it need not be up); `extra` config lines. */
+export async function startSentinel(name: string, masterPort: number, quorum = 1, extra: string[] = []): Promise<Sentinel> {
+  const dir = mkdtempSync(join(tmpdir(), 'chorus-sentinel-'));
+  const port = await freePort();
+  const conf = join(dir, 'sentinel.conf');
+  // Sentinel rewrites its config file: each one has its own.
+  writeFileSync(
+    conf,
+    [`port ${port}`, 'bind 127.0.0.1', `dir ${dir}`, `sentinel monitor ${name} 127.0.0.1 ${masterPort} ${quorum}`, ...extra, ''].join('\n'),
+  );
+  const proc = tracked(spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' }));
+  await waitForPort(port);
+  return { port, proc, stop: () => stopProcess(proc, 'SIGKILL') };
 }
 
 export interface SentinelSet {
@@ -58,68 +58,32 @@ export interface SentinelSet {
 export async function startSentinelSet(name = 'chorus-master'): Promise<SentinelSet> {
   const master = await startRedis();
   const replica = await startRedis(['--replicaof', '127.0.0.1', String(master.port)]);
-  await until(async () => (await redisInfo(replica.port, 'replication')).includes('master_link_status:up'), 10_000, 'replica in sync');
-  const dir = mkdtempSync(join(tmpdir(), 'chorus-sentinels-'));
+  await until(
+    async () => (await askRedis(replica.port, (r) => r.info('replication')))?.includes('master_link_status:up') === true,
+    10_000,
+    'replica in sync',
+  );
   const sentinelPorts: number[] = [];
   const sentinels: ChildProcess[] = [];
   for (let i = 0; i < 3; i++) {
-    const port = await freePort();
-    const conf = join(dir, `sentinel-${i}.conf`);
-    writeFileSync(
-      conf,
-      [
-        `port ${port}`,
-        'bind 127.0.0.1',
-        `dir ${dir}`,
-        `sentinel monitor ${name} 127.0.0.1 ${master.port} 2`,
-        `sentinel down-after-milliseconds ${name} 1000`,
-        `sentinel failover-timeout ${name} 5000`,
-        `sentinel parallel-syncs ${name} 1`,
-        '',
-      ].join('\n'),
-    );
-    sentinels.push(own(spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' })));
-    sentinelPorts.push(port);
-    await waitForPort(port);
+    const sentinel = await startSentinel(name, master.port, 2, [
+      `sentinel down-after-milliseconds ${name} 1000`,
+      `sentinel failover-timeout ${name} 5000`,
+      `sentinel parallel-syncs ${name} 1`,
+    ]);
+    sentinels.push(sentinel.proc);
+    sentinelPorts.push(sentinel.port);
   }
   const currentMasterPort = async (): Promise<number | null> => {
-    const s = new Redis({
-      port: sentinelPorts[0],
-      host: '127.0.0.1',
-      lazyConnect: true,
-      maxRetriesPerRequest: 0,
-      retryStrategy: () => null,
-    });
-    try {
-      await s.connect();
-      const addr = (await s.call('SENTINEL', 'get-master-addr-by-name', name)) as [string, string] | null;
-      return addr ? Number(addr[1]) : null;
-    } catch {
-      return null;
-    } finally {
-      s.disconnect();
-    }
+    const addr = await askRedis(
+      sentinelPorts[0],
+      (r) => r.call('SENTINEL', 'get-master-addr-by-name', name) as Promise<[string, string] | null>,
+    );
+    return addr ? Number(addr[1]) : null;
   };
   // Every sentinel knows the replica and its peers before a test kills anything.
   await until(
-    async () => {
-      const s = new Redis({
-        port: sentinelPorts[0],
-        host: '127.0.0.1',
-        lazyConnect: true,
-        maxRetriesPerRequest: 0,
-        retryStrategy: () => null,
-      });
-      try {
-        await s.connect();
-        const info = await s.info('sentinel');
-        return /slaves=1,sentinels=3/.test(info);
-      } catch {
-        return false;
-      } finally {
-        s.disconnect();
-      }
-    },
+    async () => /slaves=1,sentinels=3/.test((await askRedis(sentinelPorts[0], (r) => r.info('sentinel'))) ?? ''),
     15_000,
     'sentinels see the replica and each other',
     100,
@@ -131,7 +95,7 @@ export async function startSentinelSet(name = 'chorus-master'): Promise<Sentinel
     name,
     currentMasterPort,
     stop: async () => {
-      await Promise.all(sentinels.map((p) => stopProc(p, 'SIGKILL')));
+      await Promise.all(sentinels.map((p) => stopProcess(p, 'SIGKILL')));
       await Promise.all([master.stop('SIGKILL'), replica.stop('SIGKILL')]);
     },
   };
@@ -185,7 +149,7 @@ export async function startNatsCluster(options: { jetstream?: boolean } = {}): P
       ...(jetstream ? ['-js', '-sd', dir] : []),
     ];
     args.push('--cluster_name', 'chorus', '--cluster', `nats://127.0.0.1:${p.route}`, '--routes', routes);
-    const proc = own(spawn('nats-server', args, { stdio: 'ignore' }));
+    const proc = tracked(spawn('nats-server', args, { stdio: 'ignore' }));
     const server: NatsServer = {
       name,
       port: p.client,
@@ -216,7 +180,7 @@ export async function startNatsCluster(options: { jetstream?: boolean } = {}): P
     urls: servers.map((s) => s.url),
     kill: (server, signal) => server.proc.kill(signal),
     stop: async () => {
-      await Promise.all(servers.map((s) => stopProc(s.proc, 'SIGKILL')));
+      await Promise.all(servers.map((s) => stopProcess(s.proc, 'SIGKILL')));
     },
   };
 }
