@@ -160,6 +160,13 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   // reason, clients and the API are refused with a retry, and it serves once the broker answers.
   const joined = core.start().then(
     async () => {
+      // Refused rather than pretended: history needs a broker that keeps logs.
+      const missing = cluster.history.unavailable();
+      const wanting = (config.app_manager.array.apps ?? []).filter((a) => a.history.enabled).map((a) => a.id);
+      if (missing && wanting.length > 0) {
+        await cluster.stop().catch(() => undefined);
+        throw new ConfigError(`apps ${wanting.join(', ')} set history.enabled, but ${missing}`);
+      }
       // Bounded: a Redis that is down leaves the limiter failing open or closed as configured.
       if (rateLimiter instanceof RedisRateLimiter) await rateLimiter.ready(5000);
     },

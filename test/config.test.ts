@@ -242,10 +242,10 @@ describe('config: file values', () => {
       p1.webhooks.map((w) => w.url),
       ['http://127.0.0.1:9/hook'],
     );
+    assert.deepEqual(p1.idempotency, { enabled: true, ttl_seconds: 300 });
     assert.equal(flat.max_connections, 3);
     assert.deepEqual(unknownKeys.sort(), [
       'app_manager.array.apps[0].policy.channels.channel_delta_compression',
-      'app_manager.array.apps[0].policy.idempotency',
       'app_manager.array.apps[0].policy.limits.decay_seconds',
     ]);
     // A policy value the app schema refuses is an error naming the flat key.

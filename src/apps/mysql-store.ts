@@ -29,9 +29,13 @@ const LATER_COLUMNS: Record<string, string> = {
   allowed_origins: 'JSON NULL',
   // Sockudo 5 keeps limits and features here; when set, they win over the flat columns.
   policy: 'JSON NULL',
+  // Idempotent publish per app ({enabled, ttl_seconds}; unset values take the server-wide section's).
+  idempotency: 'JSON NULL',
+  // Chorus's channel history settings (enabled, channels, max_messages, ttl_seconds).
+  history: 'JSON NULL',
 };
 
-const JSON_COLUMNS = new Set(['webhooks', 'allowed_origins', 'policy']);
+const JSON_COLUMNS = new Set(['webhooks', 'allowed_origins', 'policy', 'history', 'idempotency']);
 
 const TABLE_NAME = /^[A-Za-z0-9_]{1,64}$/;
 

@@ -43,6 +43,11 @@ export interface ClusterNode {
   peerLost(nodeId: string, mine: boolean): void;
   /** start() is still waiting for an unreachable broker (said every few seconds, with why). */
   brokerWaiting(reason: string): void;
+  /**
+   * A numbered event of a history channel for this node's local subscribers, this node's own
+   * publishes included: per channel, always in serial order.
+   */
+  deliverNumbered(appId: string, channel: string, event: NumberedEvent): void;
 }
 
 /** What the cluster reads of this node's own connections (the registry implements it). */
@@ -111,6 +116,31 @@ export interface ConnectionQuotas {
   release(appId: string): void;
 }
 
+/** A stored answer of a completed idempotent publish (HTTP status and body). */
+export interface LedgerAnswer {
+  readonly status: number;
+  readonly body: string;
+}
+
+/** Single publishes and batch items share `event`; a whole batch (the header's key) is `batch`. */
+export type LedgerScope = 'event' | 'batch';
+
+/** What begin found: this caller publishes, the key's first publish completed, or it is in flight elsewhere. */
+export type LedgerBegin = { readonly kind: 'first' } | { readonly kind: 'done'; readonly answer: LedgerAnswer } | { readonly kind: 'busy' };
+
+/**
+ * Idempotency keys of publishes, per app: exactly one caller anywhere gets `first` for a key
+ * (an atomic claim that expires after an in-flight bound of its own, so a node that dies
+ * mid-publish frees the key soon); it then completes (the answer is kept for the window) or
+ * abandons (a failed publish does not use the key up). Cluster-wide where the broker has shared
+ * state, per node otherwise. Calls reject when the broker cannot answer (callers fail closed).
+ */
+export interface PublishLedger {
+  begin(appId: string, scope: LedgerScope, key: string, windowMs: number): Promise<LedgerBegin>;
+  complete(appId: string, scope: LedgerScope, key: string, answer: LedgerAnswer, windowMs: number): Promise<void>;
+  abandon(appId: string, scope: LedgerScope, key: string): Promise<void>;
+}
+
 /** Cache channels: the last event's frame, shared by the cluster where the broker can. */
 export interface ChannelCache {
   /**
@@ -120,6 +150,65 @@ export interface ChannelCache {
    */
   set(appId: string, channel: string, frame: string, ttlSeconds: number): Promise<void> | undefined;
   get(appId: string, channel: string): Promise<{ frame: string; ttl: number } | null>;
+}
+
+/** An event of a history channel, as stored and as delivered. */
+export interface NumberedEvent {
+  /** strictly increasing per channel within an epoch (no gaps where the broker numbers: redis, local) */
+  readonly serial: number;
+  /** changes whenever the channel's history was reset or lost */
+  readonly epoch: string;
+  readonly publishedAtMs: number;
+  /** the plain frame every subscriber gets */
+  readonly frame: string;
+  /** the socket it was not delivered to (a publish's socket_id, a client event's sender) */
+  readonly except: string | undefined;
+}
+
+export interface HistoryBounds {
+  readonly maxMessages: number;
+  readonly ttlSeconds: number;
+}
+
+/** A read of a channel's history, serials inclusive. */
+export interface HistoryRange {
+  readonly fromSerial: number;
+  readonly toSerial: number;
+  readonly limit: number;
+  readonly newestFirst: boolean;
+}
+
+export interface HistoryRead {
+  /** null when the channel has no history at all (never published, expired, flushed) */
+  readonly epoch: string | null;
+  /** the channel's last serial (0 when none) */
+  readonly lastSerial: number;
+  /** events inside the range still kept (ttl applied), in the order asked */
+  readonly events: NumberedEvent[];
+  /**
+   * No event from range.fromSerial on was dropped (trimmed, expired) before the first returned
+   * one: a resume from fromSerial - 1 loses nothing. Serials may have gaps (NATS), so this
+   * cannot be told from the serials alone.
+   */
+  readonly continuous: boolean;
+}
+
+/** Thrown (as a rejection) when the history cannot be written or read right now. */
+export class HistoryUnavailable extends Error {
+  readonly code = 'HISTORY_UNAVAILABLE';
+}
+
+/** Channel history: a cluster-wide numbered log per channel, kept in the broker. */
+export interface ChannelHistory {
+  /**
+   * Numbers and stores the frame (one broker round trip) and sends it to the channel's
+   * subscribers on every node, this one included, through ClusterNode.deliverNumbered.
+   * Resolves with the event once stored; rejects with HistoryUnavailable.
+   */
+  append(appId: string, channel: string, frame: string, except: string | undefined, bounds: HistoryBounds): Promise<NumberedEvent>;
+  read(appId: string, channel: string, range: HistoryRange, bounds: HistoryBounds): Promise<HistoryRead>;
+  /** Why history cannot work on this cluster (known once started), or null when it can. */
+  unavailable(): string | null;
 }
 
 export interface ClusterMember {
@@ -148,7 +237,9 @@ export interface Cluster {
   readonly users: UserDirectory;
   readonly queries: ClusterQueries;
   readonly quotas: ConnectionQuotas;
+  readonly ledger: PublishLedger;
   readonly cache: ChannelCache;
+  readonly history: ChannelHistory;
   readonly membership: MembershipView;
   start(node: ClusterNode, local: LocalView): Promise<void>;
   /** Leaves the cluster, telling peers at once. */

@@ -44,6 +44,11 @@ export function httpSettings(config: Config): HttpSettings {
       methods: config.cors.methods,
       allowedHeaders: config.cors.allowed_headers,
     },
+    idempotency: {
+      enabled: config.idempotency.enabled,
+      ttlSeconds: config.idempotency.ttl_seconds,
+      maxKeyLength: config.idempotency.max_key_length,
+    },
   };
 }
 

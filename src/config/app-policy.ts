@@ -4,6 +4,7 @@
 // a policy is folded into it before validation: a Sockudo 5 app keeps its limits and
 // features instead of silently getting Chorus's defaults.
 import { ConfigError } from './errors.js';
+import { APP_IDEMPOTENCY_KEYS } from './idempotency.js';
 
 /** policy.<group>.<key> → the flat app field with the same meaning. */
 const POLICY_FIELDS: Record<string, readonly string[]> = {
@@ -44,6 +45,10 @@ export function foldAppPolicy(app: Record<string, unknown>, path: string): strin
       continue;
     }
     if (value === null || value === undefined) continue;
+    if (group === 'idempotency') {
+      unused.push(...foldIdempotency(app, value, path));
+      continue;
+    }
     const fields = POLICY_FIELDS[group];
     if (!fields) {
       unused.push(`${path}.policy.${group}`);
@@ -55,5 +60,19 @@ export function foldAppPolicy(app: Record<string, unknown>, path: string): strin
       else if (setting !== null && setting !== undefined) app[key] = setting;
     }
   }
+  return unused;
+}
+
+/** policy.idempotency {enabled, ttl_seconds} over the app's own `idempotency` block (a policy value wins). */
+function foldIdempotency(app: Record<string, unknown>, value: unknown, path: string): string[] {
+  if (!isRecord(value)) throw new ConfigError(`${path}.policy.idempotency must be an object`);
+  const flat = app.idempotency;
+  const merged: Record<string, unknown> = isRecord(flat) ? { ...flat } : {};
+  const unused: string[] = [];
+  for (const [key, setting] of Object.entries(value)) {
+    if (!APP_IDEMPOTENCY_KEYS.includes(key)) unused.push(`${path}.policy.idempotency.${key}`);
+    else if (setting !== null && setting !== undefined) merged[key] = setting;
+  }
+  app.idempotency = merged;
   return unused;
 }

@@ -122,6 +122,9 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   bind('SSL_ENABLED', 'ssl.enabled', 'boolean'),
   bind('SSL_CERT_PATH', 'ssl.cert_path'),
   bind('SSL_KEY_PATH', 'ssl.key_path'),
+  bind('IDEMPOTENCY_ENABLED', 'idempotency.enabled', 'boolean'),
+  bind('IDEMPOTENCY_TTL_SECONDS', 'idempotency.ttl_seconds', 'number'),
+  bind('IDEMPOTENCY_MAX_KEY_LENGTH', 'idempotency.max_key_length', 'number'),
 ];
 
 /** The demo app's fields that Sockudo's SOCKUDO_DEFAULT_APP_* variables set, and their kinds. */

@@ -20,3 +20,9 @@ export const WEBHOOK_ORPHAN_SWEEP_MS = 30_000;
 export const READY_AFTER_HEARTBEATS = 2;
 /** How long a starting node listens for its peers' answers to its hello before it serves. */
 export const DISCOVERY_MS = 150;
+/** How long an idempotent publish's claim holds its key while in flight (a node that dies mid-publish frees it then). */
+export const IDEMPOTENCY_IN_FLIGHT_MS = 30_000;
+/** How long a repeat of a key still in flight waits for its first publish's answer before it is told to retry (503). */
+export const IDEMPOTENCY_WAIT_MS = 1000;
+/** How often that repeat looks again. */
+export const IDEMPOTENCY_POLL_MS = 50;

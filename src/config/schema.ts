@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { serverWideLimitSchemas } from './server-wide-limits.js';
 import { corsSchema, httpApiSchema } from './http-sections.js';
+import { appIdempotencySchema, idempotencySchema } from './idempotency.js';
 import { partRedisSchema, pubSubOptionsSchema, queueRedisSchema } from './redis-parts.js';
 import { sentinelFields } from './redis-sentinel.js';
 import { lenient } from './lenient.js';
@@ -79,6 +80,35 @@ export const webhookSchema = z.object({
   headers: z.record(z.string(), z.string()).prefault({}),
 });
 
+/**
+ * Channel history (opt-in per app): events to matching channels get a cluster-wide serial and are
+ * kept in the broker, for the history API and for gap-free recovery (docs/RECOVERY.md).
+ */
+export const historySchema = z
+  .object({
+    enabled: z.boolean().default(false),
+    /** name prefixes, a trailing `*` allowed; empty = every channel of the app */
+    channels: z
+      .array(z.string().min(1).max(200))
+      .max(100)
+      .nullish()
+      .transform((v) => v ?? []),
+    /** kept per channel (the oldest go first) */
+    max_messages: z.number().int().positive().max(100_000).default(1000),
+    /** how long an event is kept */
+    ttl_seconds: z
+      .number()
+      .int()
+      .positive()
+      .max(7 * 86_400)
+      .default(3600),
+    /** the most events one resume replays; a client further behind is told recovery failed */
+    max_replay_messages: z.number().int().positive().max(10_000).default(1000),
+  })
+  .prefault({});
+
+export type HistoryConfig = z.output<typeof historySchema>;
+
 export const appSchema = z.object({
   id: appId,
   key: appKey,
@@ -89,6 +119,8 @@ export const appSchema = z.object({
   enable_watchlist_events: z.boolean().default(true),
   /** Opt-in `pusher_internal:subscription_count` events (Pusher's "subscription counting"). */
   enable_subscription_count: z.boolean().default(false),
+  /** Idempotent publish: unset values take the server-wide `idempotency` section's. */
+  idempotency: appIdempotencySchema,
   max_connections: quota(null),
   max_backend_events_per_second: quota(null),
   max_client_events_per_second: quota(10),
@@ -108,6 +140,7 @@ export const appSchema = z.object({
     .array(webhookSchema)
     .nullish()
     .transform((v) => v ?? []),
+  history: historySchema,
 });
 
 export type AppConfig = z.output<typeof appSchema>;
@@ -324,6 +357,7 @@ export const configSchema = z.object({
     })
     .prefault({}),
   http_api: httpApiSchema,
+  idempotency: idempotencySchema,
   cors: corsSchema,
   instance: z.object({ process_id: z.string().optional() }).prefault({}),
   ssl: z

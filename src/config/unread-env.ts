@@ -58,7 +58,7 @@ const UNREAD: ReadonlyArray<readonly [string, string]> = [
   ['TAG_FILTERING_', 'Chorus has no tag filtering'],
   ['CONNECTION_RECOVERY_', 'Chorus has no connection recovery yet'],
   ['HISTORY_', 'Chorus has no channel history yet'],
-  ['IDEMPOTENCY_', 'Chorus has no idempotent publish yet'],
+  ['IDEMPOTENCY_', 'Chorus reads IDEMPOTENCY_ENABLED, IDEMPOTENCY_TTL_SECONDS and IDEMPOTENCY_MAX_KEY_LENGTH'],
   ['EPHEMERAL_', 'Chorus speaks the Pusher protocol v7 only'],
   ['ECHO_CONTROL_', 'Chorus speaks the Pusher protocol v7 only'],
   ['EVENT_NAME_FILTERING_', 'Chorus speaks the Pusher protocol v7 only'],

@@ -9,6 +9,22 @@ export interface Subscription {
   readonly userId: string | null;
   /** false while the cluster confirms cross-node delivery */
   ready: boolean;
+  /** on the channel's numbered topic (opted-in connections on history channels, once resumed) */
+  numbered?: boolean;
+}
+
+/** A position in a channel's history: the last numbered event a client received. */
+export interface HistoryPosition {
+  readonly serial: number;
+  readonly epoch: string | null;
+}
+
+/** What a connection asked for with `chorus:recovery` (docs/RECOVERY.md). */
+export interface RecoveryRequest {
+  /** per channel, used (and removed) by the channel's next subscribe */
+  readonly positions: Map<string, HistoryPosition>;
+  /** events that excluded one of these sockets are not replayed */
+  readonly previousSocketIds: ReadonlySet<string>;
 }
 
 export interface SignedInUser {
@@ -36,6 +52,8 @@ export abstract class Connection {
   controlTokens: number;
   controlRefilledAt = Date.now();
   closed = false;
+  /** set once the client opted in to numbered delivery and recovery */
+  recovery: RecoveryRequest | null = null;
 
   constructor(
     readonly socketId: string,

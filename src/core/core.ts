@@ -11,6 +11,11 @@ import type {
   ClusterEdge,
   ClusterMember,
   ClusterNode,
+  HistoryRange,
+  HistoryRead,
+  LedgerAnswer,
+  LedgerBegin,
+  LedgerScope,
   MemberRef,
   MemberWithInfo,
   PresenceMember,
@@ -23,8 +28,12 @@ import { errorFrame, memberAddedFrame, memberRemovedFrame } from '../protocol/fr
 import { SubscriptionCounts } from './counts.js';
 import { wantsWebhook, type DomainEvents, type WebhookEvent } from './events.js';
 import { Fanout, type TopicFanout } from './fanout.js';
+import { historyOf } from './history-policy.js';
 import { Subscriptions, type PresenceJoin } from './subscriptions.js';
 import { Users } from './users.js';
+
+/** The idempotency ledger's types, for the edges (they import the core, never the cluster). */
+export type { LedgerAnswer, LedgerBegin, LedgerScope } from '../cluster/ports.js';
 
 export interface CoreSettings {
   /** node-wide connection cap across apps (null: none) */
@@ -60,11 +69,18 @@ export class Core {
   ) {
     this.registry = deps.registry;
     this.cluster = deps.cluster;
-    this.fanout = new Fanout(deps.topics, deps.registry, deps.cluster.channels, () => deps.cluster.cache, deps.metrics);
+    this.fanout = new Fanout(
+      deps.topics,
+      deps.registry,
+      deps.cluster.channels,
+      () => deps.cluster.cache,
+      () => deps.cluster.history,
+      deps.metrics,
+    );
     this.counts = new SubscriptionCounts(deps.cluster.queries, this.fanout, deps.events, (err) =>
       deps.log.warn({ err: err.message }, 'subscription count failed'),
     );
-    this.subscriptions = new Subscriptions(deps.registry, deps.cluster, this.fanout, this.counts, deps.events, deps.metrics);
+    this.subscriptions = new Subscriptions(deps.registry, deps.cluster, this.fanout, this.counts, deps.events, deps.metrics, deps.log);
     this.users = new Users(deps.registry, deps.cluster.users);
   }
 
@@ -142,14 +158,44 @@ export class Core {
     this.subscriptions.unsubscribe(conn, channel);
   }
 
-  /** Undefined, or (cache channels on a broker) a promise settling once the cache holds the event. */
+  /**
+   * Undefined, or a promise: for a history channel, settling once the event is numbered and
+   * stored (rejecting with HistoryUnavailable when it could not be); for a cache channel on a
+   * broker, once the cache holds it.
+   */
   publish(app: App, channel: string, event: string, data: string, exceptSocketId?: string): Promise<void> | undefined {
     return this.fanout.publish(app, channel, event, data, exceptSocketId);
   }
 
+  /**
+   * Idempotent publish: `first` claims the app's key for this caller (exactly one caller anywhere),
+   * `done` carries the answer of the key's completed first publish, `busy` says it is in flight.
+   * Rejects when the ledger cannot answer (the broker is away).
+   */
+  idempotencyBegin(appId: string, scope: LedgerScope, key: string, windowMs: number): Promise<LedgerBegin> {
+    return this.cluster.ledger.begin(appId, scope, key, windowMs);
+  }
+
+  /** The first publish succeeded: its answer is kept for the window. */
+  idempotencyComplete(appId: string, scope: LedgerScope, key: string, answer: LedgerAnswer, windowMs: number): Promise<void> {
+    return this.cluster.ledger.complete(appId, scope, key, answer, windowMs);
+  }
+
+  /** The first publish failed: the key is free again, so a retry publishes. */
+  idempotencyAbandon(appId: string, scope: LedgerScope, key: string): Promise<void> {
+    return this.cluster.ledger.abandon(appId, scope, key);
+  }
+
   /** A client event (already checked by the edge) to the channel's other subscribers, and its webhook. */
   clientEvent(conn: Connection, channel: string, frame: string, webhook: WebhookEvent | null): void {
-    this.fanout.relay(conn, channel, frame);
+    const policy = historyOf(conn.app, channel);
+    if (!policy) this.fanout.relay(conn, channel, frame);
+    else {
+      this.fanout.relayNumbered(conn, channel, frame, policy).catch((err: Error) => {
+        this.deps.log.warn({ app_id: conn.app.id, channel, err: err.message }, 'client event not stored');
+        conn.send(errorFrame(null, 'Client event not delivered: the channel history is unavailable, try again', channel));
+      });
+    }
     this.deps.metrics.app(conn.app.id).clientEvents.inc();
     if (webhook) this.deps.events.emit(conn.app, webhook);
   }
@@ -187,6 +233,12 @@ export class Core {
     return this.cluster.presence.has(appId, channel, userId);
   }
 
+  /** The channel's history (null when the app keeps none for it); rejects with HistoryUnavailable. */
+  async history(app: App, channel: string, range: HistoryRange): Promise<HistoryRead | null> {
+    const policy = historyOf(app, channel);
+    return policy ? this.cluster.history.read(app.id, channel, range, policy) : null;
+  }
+
   cached(appId: string, channel: string): Promise<{ frame: string; ttl: number } | null> {
     return this.cluster.cache.get(appId, channel);
   }
@@ -219,6 +271,7 @@ export class Core {
 
   private readonly clusterNode: ClusterNode = {
     deliver: (appId, channel, frame, except) => this.fanout.deliver(appId, channel, frame, except),
+    deliverNumbered: (appId, channel, event) => this.fanout.deliverNumbered(appId, channel, event),
     disconnectUser: (appId, userId, code, message) => this.users.disconnectLocal(appId, userId, code, message),
     userPresenceChanged: (appId, userId, online) => this.users.presenceChanged(appId, userId, online),
     membersLost: (refs: readonly MemberRef[]) => {

@@ -15,9 +15,13 @@ import {
   presenceSucceededData,
   subscriptionSucceededFrame,
 } from '../protocol/frames.js';
+import { recoveryFailedFrame } from '../protocol/recovery-frames.js';
+import type { Logger } from 'pino';
 import type { SubscriptionCounts } from './counts.js';
 import { wantsWebhook, type DomainEvents } from './events.js';
-import { topicOf, type Fanout } from './fanout.js';
+import type { Fanout } from './fanout.js';
+import { historyOf } from './history-policy.js';
+import { Resume } from './resume.js';
 
 export interface PresenceJoin {
   userId: string;
@@ -32,6 +36,7 @@ export class Subscriptions {
     private readonly counts: SubscriptionCounts,
     private readonly events: DomainEvents,
     private readonly metrics: Metrics,
+    private readonly log: Logger,
   ) {}
 
   /**
@@ -42,6 +47,7 @@ export class Subscriptions {
   async subscribe(conn: Connection, channel: string, presence: PresenceJoin | null): Promise<boolean> {
     const sub: Subscription = { userId: presence?.userId ?? null, ready: false };
     const app = conn.app;
+    let resume: Resume | null;
     conn.channels.set(channel, sub);
     try {
       const first = this.registry.addSubscriber(app.id, channel);
@@ -50,7 +56,8 @@ export class Subscriptions {
       if (first) await this.cluster.channels.watch(app.id, channel);
       if (conn.closed || conn.channels.get(channel) !== sub) return false;
       sub.ready = true;
-      conn.subscribeTopic(topicOf(app.id, channel));
+      resume = this.resumeFor(conn, sub, channel);
+      this.fanout.join(conn, channel, resume);
       const data = presence ? presenceSucceededData(this.cluster.presence.members(app.id, channel)) : undefined;
       conn.send(subscriptionSucceededFrame(channel, data));
       if (newMember && presence) this.fanout.relay(conn, channel, memberAddedFrame(channel, presence.userId, presence.info));
@@ -59,9 +66,24 @@ export class Subscriptions {
       if (conn.channels.get(channel) === sub) this.unsubscribe(conn, channel);
       throw err;
     }
+    if (resume) void resume.run();
     if (channelInfo(channel).cache) await this.replayCache(conn, app, channel);
     this.counts.changed(app, channel, this.registry.subscriberCount(app.id, channel));
     return true;
+  }
+
+  /** An opted-in connection on a history channel resumes (from its position, if it gave one). */
+  private resumeFor(conn: Connection, sub: Subscription, channel: string): Resume | null {
+    const recovery = conn.recovery;
+    if (!recovery) return null;
+    const position = recovery.positions.get(channel);
+    recovery.positions.delete(channel);
+    const policy = historyOf(conn.app, channel);
+    if (!policy) {
+      if (position) conn.send(recoveryFailedFrame(channel, 'no_history', position.serial, position.epoch));
+      return null;
+    }
+    return new Resume(conn, sub, channel, policy, position, { fanout: this.fanout, history: this.cluster.history, log: this.log });
   }
 
   private async replayCache(conn: Connection, app: App, channel: string): Promise<void> {
@@ -80,7 +102,7 @@ export class Subscriptions {
     if (!sub) return;
     const app = conn.app;
     conn.channels.delete(channel);
-    if (sub.ready && !conn.closed) conn.unsubscribeTopic(topicOf(app.id, channel));
+    if (sub.ready) this.fanout.leave(conn, app.id, channel, sub);
     const last = this.registry.removeSubscriber(app.id, channel);
     this.metrics.app(app.id).unsubscriptions.inc();
     if (sub.userId !== null && this.cluster.presence.leave(app.id, channel, sub.userId)) {

@@ -5,8 +5,9 @@ import { connect, Events, type ConnectionOptions, type NatsConnection, type Subs
 import type { Logger } from 'pino';
 import { Backlog } from './backlog.js';
 import { NatsKv } from './nats-kv.js';
+import { NatsLog, republishedPayload } from './nats-log.js';
 import { joinParts, partEscaper } from './topic-escape.js';
-import { SharedStateUnavailable, WAITING_REPORT_MS, type Transport, type TransportEvents } from './transport.js';
+import { SharedStateUnavailable, WAITING_REPORT_MS, type NumberedLog, type Transport, type TransportEvents } from './transport.js';
 
 export interface NatsSettings {
   servers: string[];
@@ -72,6 +73,8 @@ export class NatsTransport implements Transport {
   sharedState = true;
   private nc: NatsConnection | null = null;
   private kv: NatsKv | null = null;
+  /** JetStream numbered logs (channel history); absent without JetStream */
+  numbered?: NumberedLog;
   private readonly held = new Map<string, Held>();
   private events: TransportEvents | null = null;
   /** nats.js buffers publishes while reconnecting without a bound; we drop them instead. */
@@ -121,7 +124,8 @@ export class NatsTransport implements Transport {
     this.nc = nc;
     this.up = true;
     try {
-      await nc.jetstreamManager();
+      const jsm = await nc.jetstreamManager();
+      this.numbered = new NatsLog(nc, jsm, { prefix: s.prefix, replicas: s.replicas ?? 1 });
       this.kv = new NatsKv(nc, { prefix: s.prefix, replicas: s.replicas ?? 1, maxAgeMs: s.kvMaxAgeMs ?? DEFAULT_KV_MAX_AGE_MS }, this.log);
     } catch (err) {
       this.sharedState = false;
@@ -247,7 +251,11 @@ export class NatsTransport implements Transport {
       for (const topic of fresh) {
         const sub = nc.subscribe(topic, {
           callback: (err, msg) => {
-            if (!err) return this.deliver(msg.subject, msg.string());
+            if (!err) {
+              // A stored log entry the stream republished: its sequence is in the headers.
+              if (msg.headers) return this.deliver(msg.subject, republishedPayload(msg.headers, msg.string()) ?? '');
+              return this.deliver(msg.subject, msg.string());
+            }
             refused.set(topic, err);
             // Refused after the batch was confirmed (permissions changed): nats.js closed it.
             if (answered) {

@@ -7,8 +7,9 @@ import type { Logger } from 'pino';
 import { Backlog } from './backlog.js';
 import { connectRedis, type Patience, type RedisSettings } from './redis-client.js';
 import * as commands from './redis-commands.js';
+import { redisLog } from './redis-log.js';
 import { joinParts, partEscaper } from './topic-escape.js';
-import { WAITING_REPORT_MS, type Transport, type TransportEvents } from './transport.js';
+import { WAITING_REPORT_MS, type NumberedLog, type Transport, type TransportEvents } from './transport.js';
 import { validTtl } from './ttl.js';
 
 type Client = Redis | Cluster;
@@ -22,6 +23,8 @@ export interface PubSubCommands {
   resubscribe(client: Client, topics: readonly string[]): Promise<void>;
   /** the event the subscriber emits for a message */
   messageEvent: 'message' | 'smessage';
+  /** the publish command a script calls (numbered logs publish from inside their append) */
+  scriptPublish: 'PUBLISH' | 'SPUBLISH';
 }
 
 /** Topics per (UN)SUBSCRIBE command: long enough to save round trips, short enough not to stall the connection. */
@@ -56,6 +59,7 @@ export abstract class RedisTransportBase<C extends Client> implements Transport 
   /** Bumped on every disconnect: a restore that started before it is stale. */
   private epoch = 0;
   private restoreTimer: NodeJS.Timeout | null = null;
+  readonly numbered: NumberedLog;
   private readonly backlog: Backlog;
   private publishErrorLogged = false;
 
@@ -69,6 +73,7 @@ export abstract class RedisTransportBase<C extends Client> implements Transport 
     private readonly subscriberSettings: RedisSettings = settings,
   ) {
     this.backlog = new Backlog(log);
+    this.numbered = redisLog(pub, pubsub.scriptPublish);
   }
 
   topic(...parts: string[]): string {

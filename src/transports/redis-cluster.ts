@@ -50,6 +50,7 @@ const SHARDED_PUBSUB: PubSubCommands = {
       await c.ssubscribe(...batch);
     }),
   messageEvent: 'smessage',
+  scriptPublish: 'SPUBLISH',
 };
 
 export class RedisClusterTransport extends RedisTransportBase<Cluster> {

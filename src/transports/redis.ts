@@ -15,6 +15,7 @@ const PLAIN_PUBSUB: PubSubCommands = {
   // SUBSCRIBE is idempotent and ioredis keeps its channels in a set: sending it again only confirms.
   resubscribe: async (c, topics) => void (await Promise.all(chunks(topics).map((batch) => c.subscribe(...batch)))),
   messageEvent: 'message',
+  scriptPublish: 'PUBLISH',
 };
 
 export class RedisTransport extends RedisTransportBase<Redis> {

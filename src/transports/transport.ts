@@ -28,6 +28,71 @@ export class SharedStateUnavailable extends Error {
   }
 }
 
+/** The position a numbered append got. */
+export interface LogPosition {
+  readonly serial: number;
+  readonly epoch: string;
+  readonly timeMs: number;
+}
+
+export interface LogAppend {
+  /** what is kept: the body and a tag (opaque to the transport) */
+  readonly body: string;
+  readonly tag: string;
+  readonly maxEntries: number;
+  /** how long the log is kept after its last append */
+  readonly ttlMs: number;
+  /** the epoch to start when the log is absent, or behind `seen` under `seenEpoch` (writes were lost) */
+  readonly newEpoch: string;
+  readonly seen: number;
+  readonly seenEpoch: string;
+  /** published on the topic as head + "<serial>\n<epoch>\n<timeMs>" + tail */
+  readonly head: string;
+  readonly tail: string;
+}
+
+export interface LogEntry {
+  readonly serial: number;
+  readonly timeMs: number;
+  readonly body: string;
+  readonly tag: string;
+}
+
+/**
+ * A numbered, bounded log per topic kept by the broker, where it can keep one (Redis Streams).
+ * An append numbers, stores and publishes in one atomic step, so the topic's subscribers see
+ * its numbered payloads in serial order whichever node appended them.
+ */
+export interface LogRange {
+  readonly fromSerial: number;
+  readonly toSerial: number;
+  readonly limit: number;
+  readonly newestFirst: boolean;
+  /** the log's bounds, as appended with (a broker may keep logs of different bounds apart) */
+  readonly maxEntries: number;
+  readonly ttlMs: number;
+}
+
+export interface LogRead {
+  /** null when the log does not exist */
+  readonly epoch: string | null;
+  readonly lastSerial: number;
+  readonly entries: LogEntry[];
+  /** no entry of the log from fromSerial on was dropped before the first one returned (or before lastSerial) */
+  readonly continuous: boolean;
+}
+
+/**
+ * A numbered, bounded log per topic kept by the broker, where it can keep one (Redis Streams,
+ * JetStream). An append numbers, stores and publishes in one atomic step, so the topic's
+ * subscribers see its numbered payloads in serial order whichever node appended them.
+ */
+export interface NumberedLog {
+  append(topic: string, entry: LogAppend): Promise<LogPosition>;
+  /** Entries with from <= serial <= to (at most limit, newest first when asked) and the log's position now. */
+  range(topic: string, range: LogRange): Promise<LogRead>;
+}
+
 export interface Transport {
   /** For logs and metrics: "redis", "redis-cluster", "nats", "memory". */
   readonly name: string;
@@ -66,6 +131,9 @@ export interface Transport {
   quotaTake(key: string, member: string, max: number, live: readonly string[] | null): Promise<boolean>;
   /** Gives one unit of `member` back (never below zero). */
   quotaRelease(key: string, member: string): Promise<void>;
+
+  /** Present where the broker keeps numbered logs (channel history); absent otherwise. */
+  readonly numbered?: NumberedLog;
 
   /** One round trip to the broker (for the RTT metric). */
   ping(): Promise<void>;

@@ -115,6 +115,9 @@ export class SimNode implements ClusterNode, LocalView {
   brokerWaiting(): void {
     // the memory broker is always reachable
   }
+  deliverNumbered(appId: string, channel: string, event: { frame: string; except: string | undefined }): void {
+    this.delivered.push({ appId, channel, frame: event.frame, except: event.except });
+  }
 }
 
 export class SimCluster {

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { SUBSCRIBE_WAIT_MS, TOPIC_LINGER_MS } from '../../config/limits.js';
 import type { Transport } from '../../transports/transport.js';
 import type { ChannelBus, ClusterNode } from '../ports.js';
-import { decodeChannelPayload, encodeChannelPayload } from './wire.js';
+import { decodeChannelPayload, decodeNumberedPayload, encodeChannelPayload, type NumberedPayload } from './wire.js';
 
 interface Held {
   readonly topic: string;
@@ -46,13 +46,16 @@ export class HorizontalChannelBus implements ChannelBus {
     private readonly interest: (appId: string, channel: string, held: boolean) => void,
     private readonly observer: ChannelBusObserver,
     private readonly log: Logger,
+    /** every numbered payload seen (the history keeps the highest serial, to notice lost writes) */
+    private readonly numbered: (topic: string, payload: NumberedPayload) => void = () => undefined,
   ) {}
 
   attach(node: ClusterNode): void {
     this.node = node;
   }
 
-  private topicOf(appId: string, channel: string): string {
+  /** The broker topic of a channel (a numbered append publishes on it too). */
+  topicOf(appId: string, channel: string): string {
     return this.transport.topic(this.prefix, 'ch', appId, channel);
   }
 
@@ -154,6 +157,21 @@ export class HorizontalChannelBus implements ChannelBus {
     const held = this.byTopic.get(topic);
     if (!held) return false;
     this.observer.received(payload.length);
+    if (payload.charCodeAt(0) === 110 /* n */) {
+      const numbered = decodeNumberedPayload(payload);
+      if (!numbered) this.observer.invalid();
+      else {
+        this.numbered(held.topic, numbered);
+        this.node?.deliverNumbered(held.appId, held.channel, {
+          serial: numbered.serial,
+          epoch: numbered.epoch,
+          publishedAtMs: numbered.timeMs,
+          frame: numbered.frame,
+          except: numbered.except,
+        });
+      }
+      return true;
+    }
     const decoded = decodeChannelPayload(payload);
     if (!decoded) {
       this.observer.invalid();

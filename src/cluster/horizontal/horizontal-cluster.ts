@@ -10,6 +10,7 @@ import type { Transport } from '../../transports/transport.js';
 import { EdgeEmitter, type EdgeSettings } from '../edges.js';
 import type { Cluster, ClusterMember, ClusterNode, LocalView, MembershipView, PresenceDirectory, UserDirectory } from '../ports.js';
 import { HorizontalChannelBus } from './channel-bus.js';
+import { HorizontalHistory } from './history.js';
 import { ControlBus } from './control-bus.js';
 import { Membership, type LossReason, type Peer } from './membership.js';
 import { HorizontalQueries } from './queries.js';
@@ -54,6 +55,7 @@ export class HorizontalCluster implements Cluster {
   private readonly edges: EdgeEmitter;
   private readonly requests: RequestTracker;
   private readonly bus: HorizontalChannelBus;
+  readonly history: HorizontalHistory;
   private readonly queryPort: HorizontalQueries;
   private state: SharedState | null = null;
   private readonly startedAt = Date.now();
@@ -96,6 +98,13 @@ export class HorizontalCluster implements Cluster {
       (appId, channel, held) => this.replica.setInterest(appId, channel, held),
       { received: (n) => observer.message('channel', n), invalid: () => observer.invalid('channel', 'invalid') },
       log,
+      (topic, numbered) => this.history.noted(topic, numbered),
+    );
+    this.history = new HorizontalHistory(
+      () => transport.numbered,
+      (appId, channel) => this.bus.topicOf(appId, channel),
+      this.nodeId,
+      log,
     );
     this.queryPort = new HorizontalQueries({
       requests: this.requests,
@@ -133,7 +142,9 @@ export class HorizontalCluster implements Cluster {
         })
       : nodeLocalState({ local: () => this.local, countElsewhere: (appId) => this.queryPort.elsewhere(appId) });
     if (!this.transport.sharedState) {
-      this.log.warn('the broker has no shared state: connection quotas and cache channels are per node (NATS: start nats-server with -js)');
+      this.log.warn(
+        'the broker has no shared state: connection quotas, cache channels and idempotency keys are per node (NATS: start nats-server with -js)',
+      );
     }
     await this.control.subscribe();
     this.control.send({ t: 'hello', p: this.processId });
@@ -204,6 +215,10 @@ export class HorizontalCluster implements Cluster {
 
   get cache(): SharedState['cache'] {
     return this.sharedStatePort().cache;
+  }
+
+  get ledger(): SharedState['ledger'] {
+    return this.sharedStatePort().ledger;
   }
 
   private sharedStatePort(): SharedState {

@@ -1,11 +1,14 @@
-// Cluster-wide state a node cannot hold by itself: connection quotas and the cache
-// of cache channels. Two implementations behind one port, chosen once at connect:
-// in the broker (exact), or per node when the broker has no shared state (NATS
-// without JetStream) — quotas from a count of the live nodes, the cache per node.
+// Cluster-wide state a node cannot hold by itself: connection quotas, the cache
+// of cache channels and the idempotency keys of publishes. Two implementations behind
+// one port, chosen once at connect: in the broker (exact), or per node when the broker
+// has no shared state (NATS without JetStream) — quotas from a count of the live nodes,
+// the cache and the idempotency keys per node.
 import type { Logger } from 'pino';
 import type { Transport } from '../../transports/transport.js';
 import { brokerKey } from '../keys.js';
-import type { ChannelCache, ConnectionQuotas, LocalView } from '../ports.js';
+import { IDEMPOTENCY_IN_FLIGHT_MS } from '../../config/limits.js';
+import type { ChannelCache, ConnectionQuotas, LedgerScope, LocalView, PublishLedger } from '../ports.js';
+import { BUSY, decodeAnswer, encodeAnswer, FIRST, MemoryLedger } from '../publish-ledger.js';
 import { TtlCache } from '../ttl-cache.js';
 
 /** How long a publish to a cache channel waits for the broker to store it. */
@@ -14,6 +17,7 @@ const CACHE_WRITE_WAIT_MS = 2000;
 export interface SharedState {
   readonly quotas: ConnectionQuotas;
   readonly cache: ChannelCache;
+  readonly ledger: PublishLedger;
 }
 
 export interface BrokerStateDeps {
@@ -28,6 +32,7 @@ export interface BrokerStateDeps {
 export function brokerState(d: BrokerStateDeps): SharedState {
   const quotaKey = (appId: string) => brokerKey(d.keyPrefix, 'conns', appId);
   const cacheKey = (appId: string, channel: string) => brokerKey(d.keyPrefix, 'cache', appId, channel);
+  const ledgerKey = (appId: string, scope: LedgerScope, key: string) => brokerKey(d.keyPrefix, 'idem', scope, appId, key);
   return {
     quotas: {
       reserve: async (appId, max) => {
@@ -64,6 +69,28 @@ export function brokerState(d: BrokerStateDeps): SharedState {
         }
       },
     },
+    // One key per idempotency key: the claim (the transport's marker, atomic: one winner across
+    // the cluster) until the first publish completes, then its answer for the window. Errors
+    // reach the caller, which fails closed. A claim released by abandon is deleted whoever holds
+    // it: only a publish in flight longer than IDEMPOTENCY_IN_FLIGHT_MS could lose another's.
+    ledger: {
+      begin: async (appId, scope, key) => {
+        const k = ledgerKey(appId, scope, key);
+        for (let attempt = 0; attempt < 2; attempt++) {
+          if (await d.transport.claim(k, IDEMPOTENCY_IN_FLIGHT_MS)) return FIRST;
+          const hit = await d.transport.get(k);
+          // Released or expired between the claim and the read: claim again (once).
+          if (hit === null) continue;
+          const answer = decodeAnswer(hit.value);
+          return answer ? { kind: 'done', answer } : BUSY;
+        }
+        return BUSY;
+      },
+      complete: (appId, scope, key, answer, windowMs) => d.transport.put(ledgerKey(appId, scope, key), encodeAnswer(answer), windowMs),
+      abandon: async (appId, scope, key) => {
+        await d.transport.take(ledgerKey(appId, scope, key));
+      },
+    },
   };
 }
 
@@ -73,7 +100,10 @@ export interface NodeStateDeps {
   countElsewhere(appId: string): Promise<number>;
 }
 
-/** Without shared state: the quota from the cluster's count now (concurrent upgrades may overshoot a little), the cache per node. */
+/**
+ * Without shared state: the quota from the cluster's count now (concurrent upgrades may overshoot a
+ * little), the cache and the idempotency keys per node (a repeat that reaches another node publishes again).
+ */
 export function nodeLocalState(d: NodeStateDeps): SharedState {
   const entries = new TtlCache<string>();
   return {
@@ -91,5 +121,6 @@ export function nodeLocalState(d: NodeStateDeps): SharedState {
         return hit ? { frame: hit.value, ttl: Math.ceil(hit.remainingMs / 1000) } : null;
       },
     },
+    ledger: new MemoryLedger(),
   };
 }

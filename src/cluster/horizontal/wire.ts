@@ -124,3 +124,43 @@ export function decodeChannelPayload(payload: string): ChannelPayload | null {
   if (except.length > 0 && (except.length > 64 || !SOCKET_ID.test(except))) return null;
   return { origin: payload.slice(CHANNEL_V1.length, a), except: except.length > 0 ? except : undefined, frame: payload.slice(b + 1) };
 }
+
+// A numbered event of a history channel: published by the broker's own append (the serial,
+// epoch and time are filled in there, between head and tail), delivered by every node, the
+// origin included, so each node's local delivery follows the serial order.
+const NUMBERED_V1 = 'n1\n';
+const EPOCH = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** What goes before the broker's "<serial>\n<epoch>\n<timeMs>". */
+export const numberedHead = (origin: string, except: string | undefined): string => NUMBERED_V1 + origin + '\n' + (except ?? '') + '\n';
+export const numberedTail = (frame: string): string => '\n' + frame;
+
+export interface NumberedPayload {
+  origin: string;
+  except: string | undefined;
+  serial: number;
+  epoch: string;
+  timeMs: number;
+  frame: string;
+}
+
+/** Splits a numbered payload; null when it is not one this version reads. */
+export function decodeNumberedPayload(payload: string): NumberedPayload | null {
+  if (!payload.startsWith(NUMBERED_V1)) return null;
+  const cuts: number[] = [];
+  let at = NUMBERED_V1.length - 1;
+  for (let i = 0; i < 5; i++) {
+    at = payload.indexOf('\n', at + 1);
+    if (at < 0) return null;
+    cuts.push(at);
+  }
+  const part = (i: number) => payload.slice(i === 0 ? NUMBERED_V1.length : cuts[i - 1] + 1, cuts[i]);
+  const except = part(1);
+  if (except.length > 0 && (except.length > 64 || !SOCKET_ID.test(except))) return null;
+  const serial = Number(part(2));
+  const epoch = part(3);
+  const timeMs = Number(part(4));
+  const frame = payload.slice(cuts[4] + 1);
+  if (!Number.isSafeInteger(serial) || serial < 1 || !EPOCH.test(epoch) || !Number.isFinite(timeMs) || frame.length === 0) return null;
+  return { origin: part(0), except: except.length > 0 ? except : undefined, serial, epoch, timeMs, frame };
+}

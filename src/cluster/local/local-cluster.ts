@@ -2,11 +2,14 @@
 // a cluster uses, with this node the owner of everything.
 import { randomUUID } from 'node:crypto';
 import { EdgeEmitter, type EdgeSettings } from '../edges.js';
+import { HistoryRing } from '../history-ring.js';
 import { PresenceBook } from '../presence-book.js';
+import { MemoryLedger } from '../publish-ledger.js';
 import type {
   ChannelBus,
   ChannelCache,
   ChannelCounts,
+  ChannelHistory,
   Cluster,
   ClusterMember,
   ClusterNode,
@@ -31,6 +34,8 @@ export class LocalCluster implements Cluster {
   private readonly book = new PresenceBook();
   private readonly online = new Map<string, Map<string, number>>();
   private readonly cacheEntries = new TtlCache<string>();
+  readonly ledger = new MemoryLedger();
+  private readonly ring = new HistoryRing();
   private readonly slots = new Map<string, number>();
   private readonly edges: EdgeEmitter;
 
@@ -49,6 +54,8 @@ export class LocalCluster implements Cluster {
     this.edges.flush();
     this.edges.close();
     this.cacheEntries.clear();
+    this.ledger.clear();
+    this.ring.clear();
   }
 
   readonly channels: ChannelBus = {
@@ -130,6 +137,16 @@ export class LocalCluster implements Cluster {
       const hit = this.cacheEntries.get(JSON.stringify([appId, channel]));
       return hit ? { frame: hit.value, ttl: Math.ceil(hit.remainingMs / 1000) } : null;
     },
+  };
+
+  readonly history: ChannelHistory = {
+    append: async (appId, channel, frame, except, bounds) => {
+      const event = this.ring.append(appId, channel, frame, except, bounds);
+      this.node?.deliverNumbered(appId, channel, event);
+      return event;
+    },
+    read: async (appId, channel, range, bounds) => this.ring.read(appId, channel, range, bounds),
+    unavailable: () => null,
   };
 
   readonly membership: MembershipView = {

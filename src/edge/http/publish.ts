@@ -2,6 +2,7 @@
 import type { App } from '../../apps/app.js';
 import { kb } from '../../apps/app.js';
 import { channelInfo, channelNameProblem } from '../../protocol/channels.js';
+import { HistoryUnavailable } from '../../core/history-policy.js';
 import { SOCKET_ID_PATTERN } from '../../protocol/limits.js';
 import { errorReply, jsonReply, type Reply } from './respond.js';
 import type { HttpDeps } from './settings.js';
@@ -112,9 +113,18 @@ export function publishAll(d: Pick<HttpDeps, 'core'>, app: App, event: EventToPu
   }
 }
 
+/** A publish to a history channel that could not be stored: 503, so the caller retries (with an idempotency key). */
+function historyRefusal(err: unknown): Reply {
+  if (!(err instanceof HistoryUnavailable)) throw err;
+  return {
+    ...errorReply(503, 'The channel history is unavailable: the event was not stored (nor delivered) on every channel; retry'),
+    headers: { 'Retry-After': '1' },
+  };
+}
+
 /** Waits for the cache writes (no await, and no microtask, when there are none: the usual case). */
-export function afterStored<T>(stored: Array<Promise<void>>, reply: T): T | Promise<T> {
-  return stored.length === 0 ? reply : Promise.all(stored).then(() => reply);
+export function afterStored(stored: Array<Promise<void>>, reply: Reply): Reply | Promise<Reply> {
+  return stored.length === 0 ? reply : Promise.all(stored).then(() => reply, historyRefusal);
 }
 
 export async function triggerEvent(d: HttpDeps, app: App, body: unknown): Promise<Reply> {
@@ -150,7 +160,10 @@ export async function triggerBatch(d: HttpDeps, app: App, body: unknown): Promis
   }
   const stored: Array<Promise<void>> = [];
   for (const event of events) publishAll(d, app, event, stored);
-  if (stored.length > 0) await Promise.all(stored);
+  if (stored.length > 0) {
+    const refused = await Promise.all(stored).then(() => null, historyRefusal);
+    if (refused) return refused;
+  }
   if (!events.some((e) => e.info.length > 0)) return jsonReply(200, {});
   const results: Array<Record<string, unknown>> = [];
   for (const event of events) {

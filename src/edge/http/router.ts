@@ -79,6 +79,8 @@ function apiRoute(d: HttpDeps, cors: CorsPolicy, endpoint: Endpoint, argCount: n
       const args = Array.from({ length: argCount }, (_, i) => safeDecode(req.getParameter(i + 1) ?? ''));
       const declared = Number(req.getHeader('content-length') || 0);
       const isPost = method === 'POST';
+      // uWS headers are readable only now, before the first await.
+      const idempotencyHeader = endpoint === 'events' || endpoint === 'batch_events' ? req.getHeader('x-idempotency-key') : '';
       // A chunked body declares no length: it is read all the same, and signed like any other.
       const hasBody = isPost && (declared !== 0 || req.getHeader('transfer-encoding').toLowerCase().includes('chunked'));
       bodyIn = !isPost;
@@ -158,7 +160,7 @@ function apiRoute(d: HttpDeps, cors: CorsPolicy, endpoint: Endpoint, argCount: n
             return { ...errorReply(429, 'Too many requests: max_read_requests_per_second exceeded'), headers: { 'Retry-After': '1' } };
           }
         }
-        return handlers[endpoint](d, app, { params, args: args as string[], body: read.body });
+        return handlers[endpoint](d, app, { params, args: args as string[], body: read.body, idempotencyHeader });
       })()
         .then(respond)
         .catch((err: Error) => {
@@ -199,6 +201,7 @@ export const API_ROUTES: ReadonlyArray<[string, 'get' | 'post', Endpoint, number
   ['/apps/:appId/channels', 'get', 'channels', 0],
   ['/apps/:appId/channels/:channel', 'get', 'channel', 1],
   ['/apps/:appId/channels/:channel/users', 'get', 'users', 1],
+  ['/apps/:appId/channels/:channel/history', 'get', 'history', 1],
   ['/apps/:appId/users/:userId/terminate_connections', 'post', 'terminate_connections', 1],
   ['/apps/:appId/users/:userId/force_reconnect', 'post', 'force_reconnect', 1],
 ];

@@ -14,6 +14,14 @@ export interface HttpSettings {
   /** Sockudo's http_api.request_limit_in_mb: no request body is read past it */
   maxBodyBytes: number;
   cors: CorsSettings;
+  /** Sockudo's [idempotency]: the server-wide values; an app's own enabled / ttl_seconds win */
+  idempotency: IdempotencySettings;
+}
+
+export interface IdempotencySettings {
+  enabled: boolean;
+  ttlSeconds: number;
+  maxKeyLength: number;
 }
 
 export interface HttpDeps {
@@ -35,4 +43,6 @@ export interface Call {
   /** route parameters after the app id, decoded */
   args: string[];
   body: Buffer;
+  /** the X-Idempotency-Key header ('' when absent), read in the handler's synchronous part */
+  idempotencyHeader: string;
 }

@@ -6,6 +6,7 @@ import { MAX_BACKPRESSURE_BYTES } from '../../config/limits.js';
 import { CloseCode } from '../../protocol/codes.js';
 import { connectionEstablished, decodeClientFrame, errorFrame, PONG, type ClientFrame } from '../../protocol/frames.js';
 import { handleClientEvent } from './client-events.js';
+import { handleRecovery } from './recovery.js';
 import { takeControlToken } from './control-budget.js';
 import { handleSignin } from './signin.js';
 import type { WsDeps } from './settings.js';
@@ -147,6 +148,7 @@ function dispatch(d: WsDeps, conn: WsConnection, frame: ClientFrame, size: numbe
     case 'pusher:subscribe':
     case 'pusher:unsubscribe':
     case 'pusher:signin':
+    case 'chorus:recovery':
       if (!takeControlToken(conn, d.settings.controlBudget)) {
         d.metrics.rateLimit(conn.app.id, 'control_frames');
         conn.close(
@@ -162,6 +164,7 @@ function dispatch(d: WsDeps, conn: WsConnection, frame: ClientFrame, size: numbe
           conn.send(errorFrame(null, 'Subscription failed, try again'));
         });
       } else if (event === 'pusher:unsubscribe') handleUnsubscribe(d, conn, frame.data);
+      else if (event === 'chorus:recovery') handleRecovery(conn, frame.data);
       else handleSignin(d, conn, frame.data);
       return;
     default:
