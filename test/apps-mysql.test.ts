@@ -127,6 +127,7 @@ describe('apps in MySQL', () => {
         'allowed_origins',
         'enable_watchlist_events',
         'enable_subscription_count',
+        'history',
       ]) {
         assert.ok(columns.includes(c), `column ${c} in ${columns.join(',')}`);
       }
@@ -148,7 +149,7 @@ describe('apps in MySQL', () => {
       const r = await cli(['migrate'], { DATABASE_MYSQL_TABLE_NAME: 'old_apps' });
       assert.equal(r.code, 0, r.stderr);
       const after1 = columnsOf();
-      for (const c of ['webhooks', 'allowed_origins', 'enable_watchlist_events', 'policy'])
+      for (const c of ['webhooks', 'allowed_origins', 'enable_watchlist_events', 'policy', 'history'])
         assert.ok(after1.includes(c), `${c} added: ${after1.join(',')}`);
       assert.equal(db.sql("SELECT `key`, `secret` FROM `old_apps` WHERE `id` = 'old-1'").trim(), 'old-key\told-secret');
       // and again: nothing left to add
@@ -251,9 +252,9 @@ describe('apps in MySQL', () => {
       db.sql(
         'INSERT INTO `applications` (`id`, `key`, `secret`, `max_connections`, `enable_client_messages`, `enabled`, ' +
           '`max_backend_events_per_second`, `max_client_events_per_second`, `max_read_requests_per_second`, `max_event_payload_in_kb`, ' +
-          '`webhooks`, `allowed_origins`) VALUES ' +
+          '`webhooks`, `allowed_origins`, `history`) VALUES ' +
           `('sql-app', 'sql-key', 'sql-secret', 0, 1, 1, NULL, 10, NULL, NULL, ` +
-          `'[{"url":"${hooks.url}/sql","event_types":["channel_occupied"]}]', '["*"]')`,
+          `'[{"url":"${hooks.url}/sql","event_types":["channel_occupied"]}]', '["*"]', '{"enabled":true,"channels":["private-sql"]}')`,
       );
       node = await startNode({ config: { app_manager: { driver: 'mysql', cache: { ttl: TTL_S } } }, env });
     });
@@ -277,6 +278,14 @@ describe('apps in MySQL', () => {
       const info = await serverSdk(node, SQL_APP).get({ path: '/channels/private-sql', params: { info: 'subscription_count' } });
       assert.equal(info.status, 200);
       assert.deepEqual(await info.json(), { occupied: true, subscription_count: 1 });
+      // the history column (JSON text) was parsed: the event was kept, the API reads it back
+      const history = await serverSdk(node, SQL_APP).get({ path: '/channels/private-sql/history' });
+      assert.equal(history.status, 200);
+      const page = (await history.json()) as { items: Array<{ event_name: string; message: { data: string } }> };
+      assert.deepEqual(
+        page.items.map((i) => [i.event_name, i.message.data]),
+        [['hello', '{"n":7}']],
+      );
       // the webhooks column (JSON text) was parsed: channel_occupied reached the receiver, signed with the secret
       await hooks.waitFor((r) => r.events('channel_occupied').some((e) => e.channel === 'private-sql'), 5000);
       const delivery = hooks.deliveries.find((d) => d.body?.events.some((e) => e.channel === 'private-sql'))!;

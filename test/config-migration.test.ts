@@ -207,7 +207,10 @@ describe("config: Sockudo's environment variables", () => {
       unreadEnv.map((line) => /variable (\S+)/.exec(line)?.[1]),
       ['DATABASE_REDIS_SENTINEL_PASSWORDS', 'HISTORY_ENABLED', 'NATS_NO_ECHO', 'SOCKUDO_SERVER_ROLE', 'WEBSOCKET_MAX_MESSAGES'],
     );
-    assert.match(unreadEnv.find((l) => l.includes('HISTORY_ENABLED')) ?? '', /not read by Chorus: Chorus has no channel history yet/);
+    assert.match(
+      unreadEnv.find((l) => l.includes('HISTORY_ENABLED')) ?? '',
+      /not read by Chorus: Chorus's channel history is set per app: apps\[\]\.history/,
+    );
     assert.match(unreadEnv.find((l) => l.includes('NATS_NO_ECHO')) ?? '', /Chorus reads NATS_SERVERS/);
   });
 

@@ -222,6 +222,7 @@ describe('config: file values', () => {
                 channels: { allowed_origins: ['https://a.example'], channel_delta_compression: { 'ticker:*': { enabled: true } } },
                 webhooks: [{ url: 'http://127.0.0.1:9/hook', event_types: ['channel_occupied'] }],
                 idempotency: { enabled: true, ttl_seconds: 300 },
+                history: { enabled: true, retention_window_seconds: 900, max_messages_per_channel: 200, rewind_enabled: true },
                 connection_recovery: null,
               },
             },
@@ -243,9 +244,15 @@ describe('config: file values', () => {
       ['http://127.0.0.1:9/hook'],
     );
     assert.deepEqual(p1.idempotency, { enabled: true, ttl_seconds: 300 });
+    assert.deepEqual(
+      { enabled: p1.history.enabled, ttl: p1.history.ttl_seconds, max: p1.history.max_messages },
+      { enabled: true, ttl: 900, max: 200 },
+    );
+    assert.equal(flat.history.enabled, false, 'history is off unless an app turns it on');
     assert.equal(flat.max_connections, 3);
     assert.deepEqual(unknownKeys.sort(), [
       'app_manager.array.apps[0].policy.channels.channel_delta_compression',
+      'app_manager.array.apps[0].policy.history.rewind_enabled',
       'app_manager.array.apps[0].policy.limits.decay_seconds',
     ]);
     // A policy value the app schema refuses is an error naming the flat key.
@@ -271,6 +278,25 @@ describe('config: file values', () => {
       config.app_manager.array.apps!.map((a) => a.id),
       ['x'],
     );
+  });
+
+  it("reads an app's history block with its defaults, and refuses bad values naming the key", () => {
+    const ok = file('history.json', { app_manager: { array: { apps: [{ ...APP, history: { enabled: true, channels: ['chat-*'] } }] } } });
+    const h = load({}, ok).config.app_manager.array.apps![0].history;
+    assert.deepEqual(h, { enabled: true, channels: ['chat-*'], max_messages: 1000, ttl_seconds: 3600, max_replay_messages: 1000 });
+    for (const [history, key] of [
+      [{ max_messages: 0 }, 'max_messages'],
+      [{ ttl_seconds: 7 * 86_400 + 1 }, 'ttl_seconds'],
+      [{ channels: 'chat-' }, 'channels'],
+      [{ enabled: 'yes' }, 'enabled'],
+      [{ max_replay_messages: 1.5 }, 'max_replay_messages'],
+    ] as const) {
+      const bad = file(`history-bad-${key}.json`, { app_manager: { array: { apps: [{ ...APP, history }] } } });
+      assert.match(
+        configError(() => load({}, bad)),
+        new RegExp(`apps\\[0\\]\\.history\\.${key}`),
+      );
+    }
   });
 
   it('rejects duplicate app ids and keys', () => {

@@ -49,6 +49,10 @@ export function foldAppPolicy(app: Record<string, unknown>, path: string): strin
       unused.push(...foldIdempotency(app, value, path));
       continue;
     }
+    if (group === 'history') {
+      unused.push(...foldHistory(app, value, path));
+      continue;
+    }
     const fields = POLICY_FIELDS[group];
     if (!fields) {
       unused.push(`${path}.policy.${group}`);
@@ -74,5 +78,25 @@ function foldIdempotency(app: Record<string, unknown>, value: unknown, path: str
     else if (setting !== null && setting !== undefined) merged[key] = setting;
   }
   app.idempotency = merged;
+  return unused;
+}
+
+/** Sockudo's policy.history names → Chorus's `history` block (a policy value wins). */
+const HISTORY_NAMES: Record<string, string> = {
+  enabled: 'enabled',
+  retention_window_seconds: 'ttl_seconds',
+  max_messages_per_channel: 'max_messages',
+};
+
+function foldHistory(app: Record<string, unknown>, value: unknown, path: string): string[] {
+  if (!isRecord(value)) throw new ConfigError(`${path}.policy.history must be an object`);
+  const merged: Record<string, unknown> = isRecord(app.history) ? { ...app.history } : {};
+  const unused: string[] = [];
+  for (const [key, setting] of Object.entries(value)) {
+    const name = HISTORY_NAMES[key];
+    if (!name) unused.push(`${path}.policy.history.${key}`);
+    else if (setting !== null && setting !== undefined) merged[name] = setting;
+  }
+  app.history = merged;
   return unused;
 }

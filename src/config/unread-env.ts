@@ -57,7 +57,7 @@ const UNREAD: ReadonlyArray<readonly [string, string]> = [
   ['WEBSOCKET_', 'Chorus reads WEBSOCKET_MAX_PAYLOAD_KB; slow consumers are closed past a fixed buffer'],
   ['TAG_FILTERING_', 'Chorus has no tag filtering'],
   ['CONNECTION_RECOVERY_', 'Chorus has no connection recovery yet'],
-  ['HISTORY_', 'Chorus has no channel history yet'],
+  ['HISTORY_', "Chorus's channel history is set per app: apps[].history (enabled, channels, max_messages, ttl_seconds)"],
   ['IDEMPOTENCY_', 'Chorus reads IDEMPOTENCY_ENABLED, IDEMPOTENCY_TTL_SECONDS and IDEMPOTENCY_MAX_KEY_LENGTH'],
   ['EPHEMERAL_', 'Chorus speaks the Pusher protocol v7 only'],
   ['ECHO_CONTROL_', 'Chorus speaks the Pusher protocol v7 only'],
