@@ -16,7 +16,13 @@ const APP: TestApp = {
   secret: 'hist-secret',
   enable_client_messages: true,
   max_backend_events_per_second: null,
-  history: { enabled: true, channels: ['chat-', 'private-chat-', 'small-*'], max_messages: 50, ttl_seconds: 600, max_replay_messages: 20 },
+  history: {
+    enabled: true,
+    channels: ['chat-', 'private-chat-', 'presence-chat-', 'private-encrypted-chat-', 'small-*'],
+    max_messages: 50,
+    ttl_seconds: 600,
+    max_replay_messages: 20,
+  },
 };
 const PATH = `/app/${APP.key}?protocol=7&client=js&version=8.4.0`;
 
@@ -206,6 +212,60 @@ function scenarios(name: string, start: () => Promise<[ChorusNode, ChorusNode]>,
       assert.equal((resumed.data as { replayed: number }).replayed, 0, 'its own client event was replayed to the sender');
       assert.equal((resumed.data as { serial: number }).serial, (got.data as { serial: number }).serial);
       await cleanup(receiver, back);
+    });
+
+    it('presence and encrypted channels: members as usual, events numbered and resumed, auth checked', async () => {
+      const presence = 'presence-chat-room';
+      const sdk = serverSdk(a, APP);
+      const join = (sock: RawSocket, user: string) =>
+        sock.send({
+          event: 'pusher:subscribe',
+          data: { channel: presence, ...sdk.authorizeChannel(socketIdOf(sock), presence, { user_id: user, user_info: { n: user } }) },
+        });
+      const ann = await optIn(a);
+      join(ann, 'ann');
+      const p0 = await ann.next((f) => f.event === 'pusher_internal:chorus_position');
+      const bob = await optIn(b);
+      join(bob, 'bob');
+      await bob.next((f) => f.event === 'pusher_internal:chorus_position');
+      const added = await ann.next((f) => f.event === 'pusher_internal:member_added');
+      assert.equal((JSON.parse(added.data as string) as { user_id: string }).user_id, 'bob');
+      bob.send({ event: 'client-hi', channel: presence, data: { x: 1 } });
+      const hi = await ann.next((f) => f.event === 'pusher_internal:chorus_event');
+      // a client event's frame as every subscriber gets it: the data as the client sent it, user_id added
+      assert.deepEqual((hi.data as { frame: unknown }).frame, { event: 'client-hi', channel: presence, data: { x: 1 }, user_id: 'bob' });
+      const kept = await signedFetch(a, { app: APP, path: `/apps/${APP.id}/channels/${presence}/history` });
+      const item = (kept.json.items as Array<{ message: { data: string; user_id: string } }>)[0];
+      assert.deepEqual([item.message.data, item.message.user_id], ['{"x":1}', 'bob']);
+      const annId = socketIdOf(ann);
+      ann.close();
+      assert.equal(await publish(b, presence, 'e', 'while-away'), 200);
+      const back = await optIn(a, { [presence]: p0.data }, [annId]);
+      // a forged signature is refused as on any subscribe: no replay without auth
+      back.send({
+        event: 'pusher:subscribe',
+        data: { channel: presence, auth: `${APP.key}:${'0'.repeat(64)}`, channel_data: '{"user_id":"ann"}' },
+      });
+      await back.next((f) => f.event === 'pusher:subscription_error');
+      assert.ok(!back.frames.some((f) => f.event === 'pusher_internal:chorus_event'));
+      join(back, 'ann');
+      const resumed = await back.next((f) => f.event === 'pusher_internal:chorus_position');
+      assert.equal((resumed.data as { replayed: number }).replayed, 2, JSON.stringify(back.frames));
+      assert.deepEqual(
+        numbered(back, presence).map((e) => e.frame.event),
+        ['client-hi', 'e'],
+      );
+
+      const encrypted = 'private-encrypted-chat-x';
+      const box = await optIn(a);
+      const sealer = serverSdk(a, APP, { encryptionMasterKeyBase64: Buffer.alloc(32, 7).toString('base64') });
+      box.send({ event: 'pusher:subscribe', data: { channel: encrypted, ...sealer.authorizeChannel(socketIdOf(box), encrypted) } });
+      await box.next((f) => f.event === 'pusher_internal:chorus_position');
+      const cipher = JSON.stringify({ nonce: 'bm9uY2U=', ciphertext: 'Y2lwaGVy' });
+      assert.equal(await publish(b, encrypted, 'secret', cipher), 200);
+      const sealed = await box.next((f) => f.event === 'pusher_internal:chorus_event');
+      assert.equal((sealed.data as { frame: { data: string } }).frame.data, cipher, 'the ciphertext travels as published');
+      await cleanup(bob, back, box);
     });
 
     it('refuses a malformed chorus:recovery and changes nothing', async () => {

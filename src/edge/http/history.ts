@@ -81,11 +81,13 @@ function itemOf(e: NumberedEvent): Record<string, unknown> | null {
   } catch {
     return null;
   }
-  if (typeof frame.event !== 'string' || typeof frame.data !== 'string') return null;
+  if (typeof frame.event !== 'string' || frame.data === undefined) return null;
+  // HTTP publishes store the data string as published; a client event's data is the JSON it sent.
+  const data = typeof frame.data === 'string' ? frame.data : JSON.stringify(frame.data);
   const message: Record<string, unknown> = {
     event: frame.event,
     channel: frame.channel,
-    data: frame.data,
+    data,
     stream_id: e.epoch,
     serial: e.serial,
   };
@@ -97,7 +99,7 @@ function itemOf(e: NumberedEvent): Record<string, unknown> | null {
     message_id: `${e.epoch}:${e.serial}`,
     event_name: frame.event,
     operation_kind: 'append',
-    payload_size_bytes: Buffer.byteLength(frame.data),
+    payload_size_bytes: Buffer.byteLength(data),
     message,
   };
 }
