@@ -84,6 +84,21 @@ function table(rows, file) {
           `| 7 | churn | ${r.kind}${r.members ? `, ${r.members} members (${r.churners} churning)` : `, ${r.concurrency} in parallel`} | **${r.cycles_per_s} cycles/s**; node CPU ${r.node_cpu_ms_per_1k_cycles} ms/1k cycles; ${r.failures} failures | - | - | ${sat(r)} |`,
         );
         break;
+      case 'history':
+        if (r.part === 'publish')
+          out.push(
+            `| 9 | history: HTTP publish, ${r.adapter} | ${r.history ? 'history on' : 'history off'} (${r.channel}), ${r.subscribers}, ${r.connections} conns, ${r.load}${r.round ? ` round ${r.round}` : ''} | **${r.node_cpu_ms_per_1k_requests} ms node CPU/1k req**${r.broker_cpu_ms_per_1k_requests !== undefined ? ` (+ redis ${r.broker_cpu_ms_per_1k_requests})` : ''}; ${r.requests_per_s} req/s, ${r.errors} errors; response ${lat(r.response_latency)}; delivery ${lat(r.delivery_latency)}; lost ${r.lost} | - | - | ${sat(r)} |`,
+          );
+        else if (r.part === 'replay')
+          out.push(
+            `| 9 | history: replay, ${r.adapter} | ${r.clients} client${r.clients > 1 ? 's at once' : ''}, ${r.events_per_resume} events each (${r.data_bytes} B data) | **${r.events_per_s_median} events/s** (median${r.resumes ? ` of ${r.resumes}, ${r.events_per_s_min}-${r.events_per_s_max}; ${r.ms_to_position_median} ms to position, first event after ${r.ms_to_first_event_median} ms` : ` of ${r.waves} waves, ${r.ms_wave_median} ms per wave`}); node CPU ${r.node_cpu_ms_per_1k_replayed} ms/1k replayed | - | - | - |`,
+          );
+        else if (r.part === 'redis-memory')
+          for (const m of r.rounds)
+            out.push(
+              `| 9 | history: Redis memory | ${r.channels} channels, ${m.label} (${m.events} events, ${r.data_bytes} B data, max_messages ${r.max_messages}) | **${m.bytes_per_event} B used_memory per event** (${m.used_memory_since_start_per_kept_event} B per kept event); one stream: MEMORY USAGE ${m.stream_memory_usage_bytes} B (${m.stream_per_entry_bytes} B/entry, ${m.stream.radix_tree_keys} listpacks), meta hash ${m.meta_memory_usage_bytes} B; stored b=${m.stored_fields_bytes.b} B | - | - | - |`,
+            );
+        break;
       default:
         if (r.error) out.push(`| - | ${r.scenario} | - | ERROR: ${r.error.split('\n')[0]} | - | - | - |`);
     }

@@ -13,12 +13,23 @@ import { clientevents } from './scenarios/clientevents.mjs';
 import { crossnode } from './scenarios/crossnode.mjs';
 import { churn } from './scenarios/churn.mjs';
 import { ratelimit } from './scenarios/ratelimit.mjs';
+import { history } from './scenarios/history.mjs';
 import { active } from './lib/harness.mjs';
 import { CLI, ROOT } from './lib/node.mjs';
 import { loadavg1, machineInfo } from './lib/proc.mjs';
 import { topSelf } from './profile-top.mjs';
 
-const SCENARIOS = { conn, fanout, many: manychannels, http, 'client-events': clientevents, 'cross-node': crossnode, churn, ratelimit };
+const SCENARIOS = {
+  conn,
+  fanout,
+  many: manychannels,
+  http,
+  'client-events': clientevents,
+  'cross-node': crossnode,
+  churn,
+  ratelimit,
+  history,
+};
 
 function parseArgs(argv) {
   const a = { only: null, small: process.env.BENCH_SMALL === '1', duration: null, profile: false, brokers: null, server: 'chorus' };
@@ -64,6 +75,19 @@ function config(args) {
     http: { connections: 8 },
     clientEvents: { sockets: small ? 100 : 1000, window: (n) => Math.max(4, Math.ceil(40_000 / (n - 1))) },
     cross: { subs: small ? 100 : 1000, brokers: args.brokers ?? ['redis', 'redis-cluster', 'nats'] },
+    history: {
+      adapters: ['local', 'redis'],
+      maxMessages: 1000,
+      maxReplay: 1000,
+      connections: 8,
+      rounds: small ? 1 : 2,
+      fixedRate: small ? 500 : 2000,
+      pad: 80,
+      payloadBytes: 100,
+      replay: { events: 1000, repeats: small ? 3 : 10, concurrent: small ? 5 : 20, concurrentRepeats: small ? 1 : 3 },
+      memory: { channels: 10, events: 1000 },
+      baseline: true,
+    },
     churn: { concurrencyPerWorker: small ? 10 : 50, presence: { observers: small ? 20 : 100, churners: small ? 10 : 20 } },
   };
 }

@@ -18,6 +18,7 @@ const PUSHER_ERROR = Buffer.from('"pusher:error"');
 const SUB_ERROR = Buffer.from('subscription_error');
 const PING = Buffer.from('pusher:ping');
 const PONG_FRAME = textFrame('{"event":"pusher:pong","data":{}}');
+const RECOVERY_OPT_IN = textFrame('{"event":"chorus:recovery","data":{"v":1,"positions":{}}}');
 
 const nowUs = () => {
   const [s, ns] = process.hrtime();
@@ -203,7 +204,11 @@ function openMany({ port, count, base, channel, concurrency = 200, localAddresse
           socketId: null,
           ready: false,
           now: undefined,
-          onEstablished: (c) => sendText(c, subscribeFrame(c)),
+          // optIn: opt in to recovery (docs/RECOVERY.md) before subscribing, no positions
+          onEstablished: (c) => {
+            if (channel.optIn) sendText(c, RECOVERY_OPT_IN);
+            sendText(c, subscribeFrame(c));
+          },
           onReady: () => once(true),
           onFail: (_c, msg) => once(false, msg.slice(0, 120)),
           onClose: (_c, why) => once(false, `closed before ready: ${why}`),
@@ -242,7 +247,11 @@ function clientEventPump() {
 
 // ---- HTTP publishing ----
 async function publish(spec) {
-  const { port, mode, durationMs, connections = 4, rate = 0, channel, staticBody = false, window = 0 } = spec;
+  const { port, mode, durationMs, connections = 4, rate = 0, channel, staticBody = false, window = 0, pad = 0 } = spec;
+  // pad: filler after the latency marker, so the event data is about `pad` bytes longer
+  const filler = 'x'.repeat(pad);
+  // request written -> response read, per request (µs)
+  const responseHist = newHist();
   const path = `/apps/${APP.id}/events`;
   let seq = 0;
   let sent = 0;
@@ -269,7 +278,7 @@ async function publish(spec) {
       }
       return cache;
     }
-    const body = `{"name":"bench","channel":${JSON.stringify(ch)},"data":"~${seq++}~${Math.round(nowUs())}~"}`;
+    const body = `{"name":"bench","channel":${JSON.stringify(ch)},"data":"~${seq++}~${Math.round(nowUs())}~${filler}"}`;
     const target = signedPost(APP, path, body, nowSec);
     return {
       body,
@@ -286,6 +295,7 @@ async function publish(spec) {
     if (!canSend() || c.busy || c.closed) return;
     const r = build();
     sent++;
+    c.sentAt = nowUs();
     request(c, r.head, r.body);
   };
   const pool = [];
@@ -293,6 +303,7 @@ async function publish(spec) {
     for (const c of pool) fire(c);
   };
   const onResponse = (c, status, buf, s, e) => {
+    record(responseHist, nowUs() - c.sentAt);
     if (status === 200) ok++;
     else {
       bad++;
@@ -327,6 +338,7 @@ async function publish(spec) {
     elapsed,
     cpuFraction: (cpu.user + cpu.system) / 1e6 / wall,
     closedConns: pool.filter((c) => c.closed).length,
+    responseHist: toWire(responseHist),
   };
 }
 let onCredit = null;

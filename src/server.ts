@@ -47,9 +47,18 @@ export class StartupError extends Error {
   }
 }
 
+/** uWS's LIBUS_LISTEN_EXCLUSIVE_PORT (exported by the native module, not by its typings). */
+const LISTEN_EXCLUSIVE_PORT = 1;
+
 function listen(app: TemplatedApp, host: string, port: number): Promise<us_listen_socket> {
   return new Promise((resolve, reject) => {
-    app.listen(host, port, (socket) => {
+    // Exclusive: uWS otherwise sets SO_REUSEPORT, and a second node started on a port another holds
+    // would listen without an error while the kernel splits connections between them.
+    // The typings know the options only without a host; the native module takes both.
+    const listenWithOptions = app as unknown as {
+      listen(h: string, p: number, o: number, cb: (s: us_listen_socket | false) => void): void;
+    };
+    listenWithOptions.listen(host, port, LISTEN_EXCLUSIVE_PORT, (socket) => {
       if (socket) resolve(socket);
       else reject(new StartupError(`cannot listen on ${host}:${port} (in use or not permitted)`, 'LISTEN_FAILED'));
     });

@@ -78,3 +78,20 @@ describe('cli start: one node from a config file on port 0', () => {
     );
   });
 });
+
+describe('cli start: a port another node holds', () => {
+  it('a second node on the same port stops with LISTEN_FAILED (exit 1) instead of sharing it', async () => {
+    const first = await startNode();
+    try {
+      await assert.rejects(startNode({ config: { port: first.port } }), (err: Error) => {
+        assert.match(err.message, /exited with 1/);
+        assert.match(err.message, /LISTEN_FAILED/);
+        return true;
+      });
+      const res = await fetch(`${first.url}/up`);
+      assert.equal(res.status, 200, 'the first node still serves');
+    } finally {
+      await first.stop();
+    }
+  });
+});

@@ -23,7 +23,7 @@ export const BENCH_APP = {
 };
 
 /**
- * @param {{config?: object, env?: object, name?: string, profileDir?: string|null, timeoutMs?: number}} options
+ * @param {{config?: object, env?: object, name?: string, profileDir?: string|null, timeoutMs?: number, server?: 'chorus'|'uws'}} options
  */
 export async function startNode(options = {}) {
   const config = {
@@ -53,7 +53,9 @@ export async function startNode(options = {}) {
   // perf can then name JIT-compiled JS functions (perf-<pid>.map in /tmp)
   if (process.env.BENCH_PERF_DIR) nodeArgs.push('--perf-basic-prof');
   // BENCH_SERVER=uws: the bare-uWS baseline instead of Chorus (no config, no metrics)
-  const entry = process.env.BENCH_SERVER === 'uws' ? [join(ROOT, 'bench/baseline-uws.mjs')] : [CLI, 'start', '--config', file];
+  // options.server: 'uws' | 'chorus' for this node only (default BENCH_SERVER)
+  const server = options.server ?? process.env.BENCH_SERVER ?? 'chorus';
+  const entry = server === 'uws' ? [join(ROOT, 'bench/baseline-uws.mjs')] : [CLI, 'start', '--config', file];
   const proc = spawn(process.execPath, [...nodeArgs, ...entry], {
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info', ...options.env },

@@ -65,6 +65,11 @@ export interface ChannelBus {
   broadcast(appId: string, channel: string, frame: string, exceptSocketId?: string): void;
   /** This node gained its first local subscriber: resolves once events published anywhere reach it. */
   watch(appId: string, channel: string): Promise<void>;
+  /**
+   * Another local subscriber: undefined when events published anywhere already reach this node,
+   * else the pending watch's confirmation (a subscriber that joins while it is pending waits too).
+   */
+  ready(appId: string, channel: string): Promise<void> | undefined;
   /** This node lost its last local subscriber. */
   unwatch(appId: string, channel: string): void;
 }

@@ -77,6 +77,11 @@ export abstract class Connection {
     this.write(frame);
   }
 
+  /** Runs `sends` as one write where the transport can (a WebSocket corks: one syscall for many frames). */
+  batch(sends: () => void): void {
+    sends();
+  }
+
   /** Sends a last frame (when given), then closes with a code. A no-op once closed. */
   abstract close(code: number, reason: string, lastFrame?: string | null): void;
   /** Writes a frame; a connection whose output outruns it closes itself (4100). */

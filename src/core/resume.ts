@@ -133,12 +133,13 @@ export class Resume implements Resumer {
       replayed = await this.replay(read.events);
       if (replayed < 0) return this.stop();
     }
-    this.conn.send(
-      failure
-        ? recoveryFailedFrame(this.channel, failure, read.lastSerial, read.epoch)
-        : positionFrame(this.channel, read.lastSerial, read.epoch, replayed),
-    );
-    this.flush(false);
+    const told = failure
+      ? recoveryFailedFrame(this.channel, failure, read.lastSerial, read.epoch)
+      : positionFrame(this.channel, read.lastSerial, read.epoch, replayed);
+    this.conn.batch(() => {
+      this.conn.send(told);
+      this.flush(false);
+    });
   }
 
   /** Why the position cannot be served, or null when it can. */
@@ -156,13 +157,8 @@ export class Resume implements Resumer {
   private async replay(events: readonly NumberedEvent[]): Promise<number> {
     const skip = this.conn.recovery?.previousSocketIds;
     let sent = 0;
-    for (let i = 0; i < events.length; i++) {
-      const e = events[i];
-      if (e.except === undefined || !skip?.has(e.except)) {
-        this.conn.send(numberedEventFrame(this.channel, e));
-        sent += 1;
-      }
-      if (i % REPLAY_BATCH === REPLAY_BATCH - 1) {
+    for (let start = 0; start < events.length; start += REPLAY_BATCH) {
+      if (start > 0) {
         await new Promise<void>((resolve) => setImmediate(resolve));
         const since = Date.now();
         while (!this.gone() && this.conn.bufferedAmount() > REPLAY_HIGH_WATER) {
@@ -174,6 +170,14 @@ export class Resume implements Resumer {
         }
         if (this.gone()) return -1;
       }
+      // One write per batch, not one per event.
+      this.conn.batch(() => {
+        for (const e of events.slice(start, start + REPLAY_BATCH)) {
+          if (e.except !== undefined && skip?.has(e.except)) continue;
+          this.conn.send(numberedEventFrame(this.channel, e));
+          sent += 1;
+        }
+      });
     }
     return sent;
   }

@@ -54,6 +54,11 @@ export class Subscriptions {
       const newMember = presence ? this.cluster.presence.join(app.id, channel, presence.userId, presence.info) : false;
       this.metrics.app(app.id).subscriptions.inc();
       if (first) await this.cluster.channels.watch(app.id, channel);
+      else {
+        // The first subscriber's watch may still be pending: nobody is told it succeeded (nor resumes) before it holds.
+        const pending = this.cluster.channels.ready(app.id, channel);
+        if (pending) await pending;
+      }
       if (conn.closed || conn.channels.get(channel) !== sub) return false;
       sub.ready = true;
       resume = this.resumeFor(conn, sub, channel);

@@ -15,6 +15,8 @@ interface Held {
   readonly channel: string;
   /** resolves once the broker confirmed the subscription (or the wait bound passed) */
   ready: Promise<void>;
+  /** set once `ready` resolved */
+  confirmed: boolean;
   /** set while the topic lingers without local subscribers */
   lingerUntil: number;
 }
@@ -77,13 +79,20 @@ export class HorizontalChannelBus implements ChannelBus {
       return held.ready;
     }
     const topic = this.topicOf(appId, channel);
-    const entry: Held = { topic, appId, channel, ready: Promise.resolve(), lingerUntil: 0 };
-    entry.ready = new Promise<void>((resolve) => this.toSubscribe.push({ held: entry, resolve }));
+    const entry: Held = { topic, appId, channel, ready: Promise.resolve(), confirmed: false, lingerUntil: 0 };
+    entry.ready = new Promise<void>((resolve) => this.toSubscribe.push({ held: entry, resolve })).then(() => {
+      entry.confirmed = true;
+    });
     this.byChannel.set(key, entry);
     this.byTopic.set(topic, entry);
     this.toUnsubscribe.delete(topic);
     this.scheduleFlush();
     return entry.ready;
+  }
+
+  ready(appId: string, channel: string): Promise<void> | undefined {
+    const held = this.byChannel.get(JSON.stringify([appId, channel]));
+    return held && !held.confirmed ? held.ready : undefined;
   }
 
   unwatch(appId: string, channel: string): void {

@@ -187,6 +187,7 @@ export class HorizontalCluster implements Cluster {
     broadcast: (appId: string, channel: string, frame: string, exceptSocketId?: string) =>
       this.bus.broadcast(appId, channel, frame, exceptSocketId),
     watch: (appId: string, channel: string) => this.bus.watch(appId, channel),
+    ready: (appId: string, channel: string) => this.bus.ready(appId, channel),
     unwatch: (appId: string, channel: string) => this.bus.unwatch(appId, channel),
   };
 

@@ -61,6 +61,7 @@ export class LocalCluster implements Cluster {
   readonly channels: ChannelBus = {
     broadcast: () => undefined,
     watch: async (appId, channel) => this.edges.changed({ kind: 'channel', appId, channel, present: true }),
+    ready: () => undefined,
     unwatch: (appId, channel) => this.edges.changed({ kind: 'channel', appId, channel, present: false }),
   };
 

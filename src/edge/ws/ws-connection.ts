@@ -64,6 +64,11 @@ export class WsConnection extends Connection {
     });
   }
 
+  override batch(sends: () => void): void {
+    if (this.closed) return;
+    this.ws.cork(sends);
+  }
+
   subscribeTopic(topic: string): void {
     if (!this.closed) this.ws.subscribe(topic);
   }
