@@ -1,7 +1,7 @@
 // The proof of gap-free recovery for stock pusher-js (docs/RECOVERY.md), end to end with real
 // brokers: per broker (Redis, a Redis Cluster, NATS with JetStream) three Chorus nodes behind the
 // project's HAProxy config, four pusher-js clients (Node build) on a history channel, three with
-// the add-on (`enableRecovery` from the built `chorus/recovery`) and one without, and 200
+// the add-on (`enableRecovery`, the module `chorus/recovery` exports) and one without, and 200
 // events/s published one request at a time through a node the clients are not on, the payload
 // being the sequence number. About a second in, the clients lose their node or their network:
 //   (c) a network cut: a TCP proxy in front of HAProxy stops forwarding both ways on the
@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { enableRecovery, type RecoveredEvent, type RecoveryFailedEvent } from 'chorus/recovery';
+import { enableRecovery, type RecoveredEvent, type RecoveryFailedEvent } from '../src/recovery/recovery.js';
 import { freePort, startNats, startRedis, startRedisCluster, waitForPort, type Broker, type RedisCluster } from './helpers/brokers.js';
 import { HAPROXY_MAXCONN, haproxyConfig, haproxyStatus, runBalancer, type Balancer } from './helpers/balancers.js';
 import { connected, pusherClient, serverSdk, sleep, until, waitFor, type PusherClient } from './helpers/clients.js';
