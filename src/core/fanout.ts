@@ -167,7 +167,7 @@ export class Fanout {
   }
 
   /** The resumer gets the channel's frames (held or filtered) until it ends. */
-  startResume(r: Resumer, appId: string, channel: string): void {
+  private startResume(r: Resumer, appId: string, channel: string): void {
     this.numberedChannel(topicOf(appId, channel)).resuming.add(r);
   }
 

@@ -3,6 +3,9 @@
 
 /** `socket_id` as the SDKs validate it. */
 export const SOCKET_ID_PATTERN = /^\d+\.\d+$/;
+
+/** A channel history's epoch (docs/RECOVERY.md), as the server makes it and a client gives it back. */
+export const EPOCH_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 /** Presence and sign-in user ids. */
 export const MAX_USER_ID_LENGTH = 128;
 /** Watchlists: the first 100 ids are kept, 4302 tells the client. */

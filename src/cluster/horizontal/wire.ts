@@ -7,6 +7,7 @@
 // not know, so a node one version ahead can add both. A message that fails its
 // schema is dropped and counted, never thrown into the broker client's callback.
 import { z } from 'zod';
+import { EPOCH_PATTERN, SOCKET_ID_PATTERN } from '../../protocol/limits.js';
 
 export const WIRE_VERSION = 1;
 
@@ -107,7 +108,6 @@ export function encodeControl(nodeId: string, message: Outgoing): string {
 // channel payloads
 
 const CHANNEL_V1 = 'c1\n';
-const SOCKET_ID = /^\d+\.\d+$/;
 
 export const encodeChannelPayload = (origin: string, except: string | undefined, frame: string): string =>
   CHANNEL_V1 + origin + '\n' + (except ?? '') + '\n' + frame;
@@ -121,7 +121,7 @@ export function decodeChannelPayload(payload: string): ChannelPayload | null {
   const b = a < 0 ? -1 : payload.indexOf('\n', a + 1);
   if (b < 0 || a === CHANNEL_V1.length || b === payload.length - 1) return null;
   const except = payload.slice(a + 1, b);
-  if (except.length > 0 && (except.length > 64 || !SOCKET_ID.test(except))) return null;
+  if (except.length > 0 && (except.length > 64 || !SOCKET_ID_PATTERN.test(except))) return null;
   return { origin: payload.slice(CHANNEL_V1.length, a), except: except.length > 0 ? except : undefined, frame: payload.slice(b + 1) };
 }
 
@@ -129,7 +129,6 @@ export function decodeChannelPayload(payload: string): ChannelPayload | null {
 // epoch and time are filled in there, between head and tail), delivered by every node, the
 // origin included, so each node's local delivery follows the serial order.
 const NUMBERED_V1 = 'n1\n';
-const EPOCH = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** What goes before the broker's "<serial>\n<epoch>\n<timeMs>". */
 export const numberedHead = (origin: string, except: string | undefined): string => NUMBERED_V1 + origin + '\n' + (except ?? '') + '\n';
@@ -156,11 +155,12 @@ export function decodeNumberedPayload(payload: string): NumberedPayload | null {
   }
   const part = (i: number) => payload.slice(i === 0 ? NUMBERED_V1.length : cuts[i - 1] + 1, cuts[i]);
   const except = part(1);
-  if (except.length > 0 && (except.length > 64 || !SOCKET_ID.test(except))) return null;
+  if (except.length > 0 && (except.length > 64 || !SOCKET_ID_PATTERN.test(except))) return null;
   const serial = Number(part(2));
   const epoch = part(3);
   const timeMs = Number(part(4));
   const frame = payload.slice(cuts[4] + 1);
-  if (!Number.isSafeInteger(serial) || serial < 1 || !EPOCH.test(epoch) || !Number.isFinite(timeMs) || frame.length === 0) return null;
+  if (!Number.isSafeInteger(serial) || serial < 1 || !EPOCH_PATTERN.test(epoch) || !Number.isFinite(timeMs) || frame.length === 0)
+    return null;
   return { origin: part(0), except: except.length > 0 ? except : undefined, serial, epoch, timeMs, frame };
 }

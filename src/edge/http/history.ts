@@ -21,6 +21,14 @@ interface Bounds {
   end_time_ms: number | null;
 }
 
+/** Each bound and the other names it is read under (Sockudo's `start` / `end`). */
+const BOUND_PARAMS: ReadonlyArray<readonly [keyof Bounds, ...string[]]> = [
+  ['start_serial'],
+  ['end_serial'],
+  ['start_time_ms', 'start'],
+  ['end_time_ms', 'end'],
+];
+
 interface Cursor {
   version: 1;
   app_id: string;
@@ -113,16 +121,11 @@ export async function channelHistory(d: HttpDeps, app: App, channel: string, par
   const rawDirection = (params.get('direction') ?? 'newest_first').toLowerCase();
   const direction = DIRECTIONS[rawDirection];
   if (!direction) return invalid('direction must be newest_first or oldest_first');
-  const bounds: Bounds = {
-    start_serial: integer(params, 'start_serial') ?? null,
-    end_serial: integer(params, 'end_serial') ?? null,
-    start_time_ms: integer(params, 'start_time_ms', 'start') ?? null,
-    end_time_ms: integer(params, 'end_time_ms', 'end') ?? null,
-  };
-  for (const name of ['start_serial', 'end_serial', 'start_time_ms', 'end_time_ms'] as const) {
-    if (integer(params, name, ...(name === 'start_time_ms' ? ['start'] : name === 'end_time_ms' ? ['end'] : [])) === null) {
-      return invalid(`${name} must be a non-negative integer`);
-    }
+  const bounds: Bounds = { start_serial: null, end_serial: null, start_time_ms: null, end_time_ms: null };
+  for (const [name, ...aliases] of BOUND_PARAMS) {
+    const value = integer(params, name, ...aliases);
+    if (value === null) return invalid(`${name} must be a non-negative integer`);
+    bounds[name] = value ?? null;
   }
   if (bounds.start_serial !== null && bounds.end_serial !== null && bounds.start_serial > bounds.end_serial) {
     return invalid('start_serial is after end_serial');

@@ -4,12 +4,11 @@
 import type { Connection, HistoryPosition } from '../../conn/connection.js';
 import { channelNameProblem } from '../../protocol/channels.js';
 import { dataAsObject, errorFrame } from '../../protocol/frames.js';
-import { SOCKET_ID_PATTERN } from '../../protocol/limits.js';
+import { EPOCH_PATTERN, SOCKET_ID_PATTERN } from '../../protocol/limits.js';
 import { RECOVERY_ACK } from '../../protocol/recovery-frames.js';
 
 const MAX_POSITIONS = 100;
 const MAX_PREVIOUS_SOCKETS = 8;
-const EPOCH = /^[A-Za-z0-9_-]{1,64}$/;
 
 type Parsed = { ok: true; positions: Map<string, HistoryPosition>; previous: Set<string> } | { ok: false; problem: string };
 
@@ -29,7 +28,7 @@ function parse(raw: unknown, maxChannelName: number | null): Parsed {
     if (typeof p.serial !== 'number' || !Number.isSafeInteger(p.serial) || p.serial < 0) {
       return { ok: false, problem: `position of ${channel.slice(0, 100)}: serial must be a non-negative integer` };
     }
-    if (p.epoch !== null && (typeof p.epoch !== 'string' || !EPOCH.test(p.epoch))) {
+    if (p.epoch !== null && (typeof p.epoch !== 'string' || !EPOCH_PATTERN.test(p.epoch))) {
       return { ok: false, problem: `position of ${channel.slice(0, 100)}: epoch must be a string of letters, digits, - or _ (or null)` };
     }
     positions.set(channel, { serial: p.serial, epoch: p.epoch });
