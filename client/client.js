@@ -173,6 +173,9 @@
     badge.className = 'badge badge-' + state;
     var id = pusher && state === 'connected' ? pusher.connection.socket_id : null;
     $('socket-id').textContent = id || '–';
+    var via = id && pusher.connection.connection && pusher.connection.connection.transport;
+    badge.dataset.transport = via ? via.name : '';
+    badge.title = via ? 'transport: ' + via.name : '';
   }
 
   // A node that listens beyond loopback wants the token it was started with (client.token):
@@ -180,6 +183,15 @@
   function tokenHeaders() {
     var token = new URLSearchParams(location.search).get('token');
     return token ? { 'X-Chorus-Client-Token': token } : {};
+  }
+
+  // ?transports=xhr_streaming,xhr_polling limits what pusher-js may use (all by default).
+  function transports() {
+    var all = ['ws', 'wss', 'xhr_streaming', 'xhr_polling'];
+    var asked = (new URLSearchParams(location.search).get('transports') || '').split(',').filter(function (t) {
+      return all.indexOf(t) >= 0;
+    });
+    return asked.length ? asked : all;
   }
 
   function connect() {
@@ -194,8 +206,13 @@
       wsPort: s.port,
       wssPort: s.port,
       wsPath: s.prefix,
+      // Where WebSockets are blocked, pusher-js falls back to HTTP streaming and polling on the same port.
+      httpHost: s.host,
+      httpPort: s.port,
+      httpsPort: s.port,
+      httpPath: s.prefix,
       forceTLS: s.tls,
-      enabledTransports: ['ws', 'wss'],
+      enabledTransports: transports(),
       disableStats: true,
       channelAuthorization: { endpoint: s.httpBase + '/client/auth', transport: 'ajax', params: authParams, headers: authHeaders },
       userAuthentication: { endpoint: s.httpBase + '/client/signin', transport: 'ajax', params: authParams, headers: authHeaders },
@@ -203,7 +220,10 @@
     var conn = pusher.connection;
     conn.bind('state_change', function (states) {
       setBadge(states.current);
-      var data = states.current === 'connected' ? { socket_id: conn.socket_id } : undefined;
+      var data =
+        states.current === 'connected'
+          ? { socket_id: conn.socket_id, transport: conn.connection && conn.connection.transport ? conn.connection.transport.name : null }
+          : undefined;
       addLog('connection', states.previous + ' → ' + states.current, data);
       if (states.previous === 'connected' && states.current !== 'connected') {
         // pusher-js resubscribes by itself once reconnected; until then the channels are pending.

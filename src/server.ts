@@ -5,14 +5,18 @@ import type { Logger } from 'pino';
 import { existsSync } from 'node:fs';
 import type { AppStore } from './apps/store.js';
 import { createCluster } from './compose/cluster.js';
-import { coreSettings, httpSettings, partKeyPrefix, partRedisSettings, wsSettings } from './compose/settings.js';
+import { coreSettings, fallbackSettings, httpSettings, partKeyPrefix, partRedisSettings, wsSettings } from './compose/settings.js';
 import { createAppStore, createRateLimiter } from './compose/stores.js';
 import { ConfigError } from './config/errors.js';
 import type { Config } from './config/schema.js';
 import { LocalRegistry } from './conn/registry.js';
+import { SessionTopics } from './conn/session-topics.js';
 import { Core } from './core/core.js';
 import { startMetricsServer } from './edge/admin/metrics-server.js';
+import { registerFallbackRoutes } from './edge/fallback/routes.js';
+import { FallbackSessions } from './edge/fallback/sessions.js';
 import { BodyBudget } from './edge/http/body.js';
+import { CorsPolicy } from './edge/http/cors.js';
 import { registerDevClient } from './edge/http/dev-client.js';
 import { registerCatchAll, registerHealthRoutes } from './edge/http/health.js';
 import { registerApiRoutes } from './edge/http/router.js';
@@ -129,8 +133,17 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     metrics,
     log,
   );
+  // uWS's topics hold the WebSockets; HTTP fallback sessions have their own, asked only while they hold any.
+  const sessionTopics = new SessionTopics();
+  const publishToEngine = (topic: string, frame: string) => void uws.publish(topic, frame, false, false);
   const core = new Core(coreSettings(config), {
-    topics: { publish: (topic, frame) => void uws.publish(topic, frame, false, false), subscribers: (topic) => uws.numSubscribers(topic) },
+    topics: {
+      publish: (topic, frame) => {
+        uws.publish(topic, frame, false, false);
+        if (sessionTopics.size !== 0) sessionTopics.publish(topic, frame, null);
+      },
+      subscribers: (topic) => uws.numSubscribers(topic) + (sessionTopics.size !== 0 ? sessionTopics.count(topic) : 0),
+    },
     registry,
     cluster,
     apps,
@@ -142,14 +155,31 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   metrics.watchCluster(() => cluster.membership.members().length);
 
   const ws = wsSettings(config);
-  uws.ws('/*', websocketBehavior({ settings: ws, core, apps, metrics, ipGate: new IpGate(ws.ipLimits, rateLimiter), log }));
+  const wsDeps = { settings: ws, core, apps, metrics, ipGate: new IpGate(ws.ipLimits, rateLimiter), sessionTopics, log };
+  uws.ws('/*', websocketBehavior(wsDeps));
+  const bodyBudget = new BodyBudget({ nodeBytes: 64 * 1024 * 1024, ipBytes: 16 * 1024 * 1024, perIpAbove: 256 * 1024 });
+  const httpPart = httpSettings(config);
+  const fallback = fallbackSettings(config);
+  const sessions = new FallbackSessions(fallback.timing);
+  registerFallbackRoutes(
+    {
+      ...wsDeps,
+      fallback,
+      sessions,
+      cors: new CorsPolicy(httpPart.cors),
+      bodyBudget,
+      publishToEngine,
+      isDraining: () => core.isDraining,
+    },
+    uws,
+  );
   const http: HttpDeps = {
-    settings: httpSettings(config),
+    settings: httpPart,
     core,
     apps,
     metrics,
     rateLimiter,
-    bodyBudget: new BodyBudget({ nodeBytes: 64 * 1024 * 1024, ipBytes: 16 * 1024 * 1024, perIpAbove: 256 * 1024 }),
+    bodyBudget,
     isDraining: () => core.isDraining,
     notServing: () => core.notServingReason,
     log,
@@ -216,6 +246,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       uWS.us_listen_socket_close(listenSocket);
       stopLiveness();
       await core.drain(Math.max(0, deadline - Date.now()));
+      sessions.stop();
       await core.stop();
       await webhooks.sink.flush(Math.max(0, deadline - Date.now()));
       await webhooks.sink.close();

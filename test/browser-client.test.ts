@@ -224,6 +224,42 @@ describe('browser test client in Chromium', () => {
     await page.close();
   });
 
+  for (const [label, prefixOf, transportsQuery] of [
+    ['WebSocket missing from the page: pusher-js falls back to xhr_streaming', () => '', ''],
+    ['transports limited to xhr_polling, under a path_prefix', () => '/chorus', '&transports=xhr_polling'],
+  ] as const) {
+    it(label, async () => {
+      const target = prefixOf() === '' ? node : prefixed;
+      const expected = transportsQuery === '' ? 'xhr_streaming' : 'xhr_polling';
+      const page = await context.newPage();
+      const requests: string[] = [];
+      page.on('request', (r) => requests.push(r.url()));
+      // As behind a proxy that strips Upgrade: the page has no WebSocket at all.
+      await page.addInitScript(() => {
+        Object.defineProperty(window, 'WebSocket', { value: undefined, configurable: true, writable: true });
+      });
+      await page.goto(clientUrl(target, prefixOf(), `?user-id=carol-${expected}${transportsQuery}`));
+      await page.locator(`#state[data-state="connected"][data-transport="${expected}"]`).waitFor({ timeout: 15_000 });
+      assert.ok(
+        requests.some(
+          (u) =>
+            u.startsWith(`${target.url}${prefixOf() || '/pusher'}/app/app-key/`) &&
+            u.includes(expected === 'xhr_streaming' ? '/xhr_streaming?' : '/xhr?'),
+        ),
+        requests.join('\n'),
+      );
+      await subscribe(page, 'presence-', `fallback-${expected}`);
+      assert.deepEqual(await members(page, `presence-fallback-${expected}`, 1), [`carol-${expected}`]);
+      // Published from the page's form (the node signs it), so the prefixed node's API is used as configured.
+      await page.fill('#pub-channels', `presence-fallback-${expected}`);
+      await page.fill('#pub-event', 'hello');
+      await page.fill('#pub-data', JSON.stringify({ over: expected }));
+      await page.click('#pub-send');
+      assert.deepEqual(await logged(page, `presence-fallback-${expected}`, 'hello'), [{ data: { over: expected }, sent: false }]);
+      await page.close();
+    });
+  }
+
   it('works under a path_prefix with client.enabled and debug off', async () => {
     const { page, requests } = await openClient(context, clientUrl(prefixed, '/chorus', '?user-id=dave'));
     await subscribe(page, 'presence-', 'prefixed');

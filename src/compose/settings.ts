@@ -5,6 +5,7 @@ import { ConfigError } from '../config/errors.js';
 import type { PartRedis } from '../config/redis-parts.js';
 import type { Config } from '../config/schema.js';
 import type { CoreSettings } from '../core/core.js';
+import type { FallbackSettings } from '../edge/fallback/settings.js';
 import type { HttpSettings } from '../edge/http/settings.js';
 import type { IpLimits } from '../edge/ws/ip-gate.js';
 import type { WsSettings } from '../edge/ws/settings.js';
@@ -27,6 +28,19 @@ export function wsSettings(config: Config): WsSettings {
     maxChannelsPerConnection: config.max_channels_per_connection,
     controlBudget: { perSecond: config.max_control_frames_per_second ?? 0, burst: config.max_control_frames_burst },
     ipLimits,
+  };
+}
+
+export function fallbackSettings(config: Config): FallbackSettings {
+  const f = config.http_fallback;
+  return {
+    enabled: f.enabled,
+    pathPrefix: config.path_prefix,
+    trustHops: config.rate_limiter.websocket_rate_limit.trust_hops,
+    maxSessionsPerIp: f.max_sessions_per_ip,
+    // A frame inside the array is a JSON string: escaping may grow it up to 6x (\u00XX).
+    maxSendBytes: config.websocket_max_payload_kb * 1024 * 6 + 1024,
+    timing: { heartbeatMs: f.heartbeat_interval_seconds * 1000, disconnectMs: f.disconnect_delay_seconds * 1000 },
   };
 }
 

@@ -123,6 +123,7 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   bind('SSL_CERT_PATH', 'ssl.cert_path'),
   bind('SSL_KEY_PATH', 'ssl.key_path'),
   bind('IDEMPOTENCY_ENABLED', 'idempotency.enabled', 'boolean'),
+  bind('HTTP_FALLBACK_ENABLED', 'http_fallback.enabled', 'boolean'),
   bind('IDEMPOTENCY_TTL_SECONDS', 'idempotency.ttl_seconds', 'number'),
   bind('IDEMPOTENCY_MAX_KEY_LENGTH', 'idempotency.max_key_length', 'number'),
 ];

@@ -358,6 +358,18 @@ export const configSchema = z.object({
     .prefault({}),
   http_api: httpApiSchema,
   idempotency: idempotencySchema,
+  /** pusher-js's xhr_streaming and xhr_polling transports, for clients that cannot open a WebSocket. */
+  http_fallback: z
+    .object({
+      enabled: z.boolean().default(true),
+      /** sessions one client address may hold on a node (0: no cap); they count toward max_connections_per_ip too */
+      max_sessions_per_ip: quota(1000),
+      /** seconds a session may go without a receive request before it is closed (SockJS's disconnect_delay) */
+      disconnect_delay_seconds: lenient(z.number().positive().max(300).default(5)),
+      /** seconds between heartbeats on a quiet stream, and the longest a poll is held */
+      heartbeat_interval_seconds: lenient(z.number().positive().max(29).default(25)),
+    })
+    .prefault({}),
   cors: corsSchema,
   instance: z.object({ process_id: z.string().optional() }).prefault({}),
   ssl: z

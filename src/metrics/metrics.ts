@@ -23,6 +23,8 @@ export class Metrics {
   private readonly subscriptions: AppCounter;
   private readonly unsubscriptions: AppCounter;
   private readonly handlerErrors: Counter<'where'>;
+  private readonly byTransport: Gauge<'app_id' | 'transport'>;
+  private readonly byTransportChildren = new Map<string, { inc(): void; dec(): void }>();
   /** Bound children per app, so the hot path skips label hashing. */
   private readonly perApp = new Map<string, PerApp>();
 
@@ -49,6 +51,12 @@ export class Metrics {
     this.handlerErrors = counter('handler_errors_total', 'Handlers that threw (the connection or request was closed; a bug to report)', [
       'where',
     ]);
+    this.byTransport = new Gauge({
+      name: prefix + 'connections_by_transport',
+      help: 'Current connections by transport (ws, xhr_streaming, xhr_polling)',
+      labelNames: ['app_id', 'transport'],
+      registers: r,
+    });
     collectDefaultMetrics({ register: this.registry, prefix });
   }
 
@@ -198,6 +206,14 @@ export class Metrics {
       this.perApp.set(appId, m);
     }
     return m;
+  }
+
+  /** The app's open connections on one transport (ws, xhr_streaming, xhr_polling). */
+  connectedVia(appId: string, transport: string): { inc(): void; dec(): void } {
+    const key = appId + '\n' + transport;
+    let g = this.byTransportChildren.get(key);
+    if (!g) this.byTransportChildren.set(key, (g = this.byTransport.labels({ app_id: appId, transport })));
+    return g;
   }
 
   httpCall(appId: string, endpoint: string, status: number): void {

@@ -11,13 +11,16 @@ export type DecodeResult = { ok: true; frame: ClientFrame } | { ok: false; reaso
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
-/** Parses a text frame; never throws. */
-export function decodeClientFrame(message: ArrayBuffer): DecodeResult {
+/** Parses a text frame (bytes from a WebSocket, or a string an HTTP fallback session sent); never throws. */
+export function decodeClientFrame(message: ArrayBuffer | string): DecodeResult {
   let text: string;
-  try {
-    text = decoder.decode(message);
-  } catch {
-    return { ok: false, reason: 'frame is not valid UTF-8' };
+  if (typeof message === 'string') text = message;
+  else {
+    try {
+      text = decoder.decode(message);
+    } catch {
+      return { ok: false, reason: 'frame is not valid UTF-8' };
+    }
   }
   let parsed: unknown;
   try {

@@ -4,13 +4,9 @@
 import type { WebSocket, WebSocketBehavior } from 'uWebSockets.js';
 import { MAX_BACKPRESSURE_BYTES } from '../../config/limits.js';
 import { CloseCode } from '../../protocol/codes.js';
-import { connectionEstablished, decodeClientFrame, errorFrame, PONG, type ClientFrame } from '../../protocol/frames.js';
-import { handleClientEvent } from './client-events.js';
-import { handleRecovery } from './recovery.js';
-import { takeControlToken } from './control-budget.js';
-import { handleSignin } from './signin.js';
+import { connectionEstablished, errorFrame } from '../../protocol/frames.js';
+import { handleClientMessage } from './dispatch.js';
 import type { WsDeps } from './settings.js';
-import { handleSubscribe, handleUnsubscribe } from './subscribe.js';
 import { handleUpgrade } from './upgrade.js';
 import { WsConnection, type SocketData } from './ws-connection.js';
 
@@ -34,7 +30,6 @@ export function websocketBehavior(d: WsDeps): WebSocketBehavior<SocketData> {
   // handler and gets a 1009 close with a reason; only a gross one (over 4x, or 1 MiB beyond)
   // is cut by uWS before it is read. The margin is bounded: it is what uWS may buffer per socket.
   const uwsLimit = settings.maxPayloadBytes + Math.min(3 * settings.maxPayloadBytes, 1024 * 1024);
-  const tooBig = `frame over ${Math.round(settings.maxPayloadBytes / 1024)} KB (websocket_max_payload_kb)`;
 
   return {
     compression: 0,
@@ -72,7 +67,7 @@ export function websocketBehavior(d: WsDeps): WebSocketBehavior<SocketData> {
           return;
         }
         const m = metrics.app(data.app.id);
-        const conn = new WsConnection(ws, data.socketId, data.app, data.quota, m, settings.controlBudget.burst);
+        const conn = new WsConnection(ws, data.socketId, data.app, data.quota, m, settings.controlBudget.burst, d.sessionTopics);
         data.conn = conn;
         d.core.opened(conn);
         if (data.app.enable_user_authentication) {
@@ -80,6 +75,7 @@ export function websocketBehavior(d: WsDeps): WebSocketBehavior<SocketData> {
         }
         m.newConnections.inc();
         m.connected.inc();
+        metrics.connectedVia(data.app.id, 'ws').inc();
         conn.send(connectionEstablished(conn.socketId, settings.activityTimeoutSeconds));
       } catch (err) {
         guard('open', ws, err);
@@ -91,15 +87,7 @@ export function websocketBehavior(d: WsDeps): WebSocketBehavior<SocketData> {
         const data = ws.getUserData();
         const conn = data.kind === 'admitted' ? data.conn : null;
         if (!conn || conn.closed) return;
-        conn.lastSeen = Date.now();
-        conn.pingSentAt = 0;
-        conn.metrics.messagesIn.inc();
-        conn.metrics.bytesIn.inc(message.byteLength);
-        if (message.byteLength > settings.maxPayloadBytes) return conn.close(CloseCode.MESSAGE_TOO_BIG, tooBig);
-        if (isBinary) return conn.send(errorFrame(null, 'Binary frames are not supported'));
-        const decoded = decodeClientFrame(message);
-        if (!decoded.ok) return conn.send(errorFrame(null, `Invalid message: ${decoded.reason}`));
-        dispatch(d, conn, decoded.frame, message.byteLength);
+        handleClientMessage(d, conn, message, isBinary);
       } catch (err) {
         // JSON.parse takes any depth but JSON.stringify recurses: deep data may overflow the stack.
         if (err instanceof RangeError) {
@@ -129,45 +117,11 @@ export function websocketBehavior(d: WsDeps): WebSocketBehavior<SocketData> {
         d.core.closed(conn);
         conn.metrics.disconnections.inc();
         conn.metrics.connected.dec();
+        metrics.connectedVia(conn.app.id, 'ws').dec();
       } catch (err) {
         metrics.handlerError('close');
         log.error({ err: (err as Error).message }, 'close handler threw');
       }
     },
   };
-}
-
-function dispatch(d: WsDeps, conn: WsConnection, frame: ClientFrame, size: number): void {
-  const event = frame.event;
-  if (event.startsWith('client-')) return handleClientEvent(d, conn, frame, size);
-  switch (event) {
-    case 'pusher:ping':
-      return conn.send(PONG);
-    case 'pusher:pong':
-      return;
-    case 'pusher:subscribe':
-    case 'pusher:unsubscribe':
-    case 'pusher:signin':
-    case 'chorus:recovery':
-      if (!takeControlToken(conn, d.settings.controlBudget)) {
-        d.metrics.rateLimit(conn.app.id, 'control_frames');
-        conn.close(
-          CloseCode.OVER_CAPACITY,
-          'too many control frames',
-          errorFrame(CloseCode.OVER_CAPACITY, 'Too many subscribe, unsubscribe or sign-in frames; reconnect later'),
-        );
-        return;
-      }
-      if (event === 'pusher:subscribe') {
-        handleSubscribe(d, conn, frame.data).catch((err: Error) => {
-          d.log.error({ err: err.message, socket_id: conn.socketId }, 'subscribe failed');
-          conn.send(errorFrame(null, 'Subscription failed, try again'));
-        });
-      } else if (event === 'pusher:unsubscribe') handleUnsubscribe(d, conn, frame.data);
-      else if (event === 'chorus:recovery') handleRecovery(conn, frame.data);
-      else handleSignin(d, conn, frame.data);
-      return;
-    default:
-      conn.send(errorFrame(null, `Unknown event: ${event.slice(0, 100)}`));
-  }
 }

@@ -1,6 +1,7 @@
 // What the WebSocket edge needs: its own settings and the parts it calls.
 import type { Logger } from 'pino';
 import type { AppStore } from '../../apps/store.js';
+import type { SessionTopics } from '../../conn/session-topics.js';
 import type { Core } from '../../core/core.js';
 import type { Metrics } from '../../metrics/metrics.js';
 import type { ControlBudget } from './control-budget.js';
@@ -26,5 +27,7 @@ export interface WsDeps {
   apps: AppStore;
   metrics: Metrics;
   ipGate: IpGate;
+  /** the HTTP fallback sessions' topics, beside the engine's */
+  sessionTopics: SessionTopics;
   log: Logger;
 }

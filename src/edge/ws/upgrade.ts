@@ -4,12 +4,11 @@
 // address over Sockudo's websocket_rate_limit, which Sockudo answers with HTTP 429.
 import { randomInt } from 'node:crypto';
 import type { HttpRequest, HttpResponse, us_socket_context_t } from 'uWebSockets.js';
-import type { App } from '../../apps/app.js';
 import { CloseCode, protocolError, type ProtocolError } from '../../protocol/codes.js';
 import { SUPPORTED_PROTOCOLS } from '../../protocol/limits.js';
 import { secondsToWindowEnd } from '../../rate-limit/limiter.js';
 import { clientIp } from '../client-ip.js';
-import { originAllowed } from '../origins.js';
+import { admitConnection } from './admission.js';
 import type { WsDeps } from './settings.js';
 import type { SocketData } from './ws-connection.js';
 
@@ -21,7 +20,7 @@ export function newSocketId(taken: { has(id: string): boolean }): string {
   }
 }
 
-function protocolProblem(protocol: string): ProtocolError | null {
+export function protocolProblem(protocol: string): ProtocolError | null {
   if (protocol === '') return protocolError(CloseCode.NO_PROTOCOL, 'No protocol version supplied', true);
   if (!/^\d{1,6}$/.test(protocol)) return protocolError(CloseCode.INVALID_VERSION, 'Invalid version string format', true);
   if (!SUPPORTED_PROTOCOLS.has(Number(protocol))) {
@@ -98,46 +97,17 @@ export function handleUpgrade(d: WsDeps, res: HttpResponse, req: HttpRequest, co
   if (badProtocol) return refuse(badProtocol);
 
   const admit = async (): Promise<void> => {
-    const overLimit = limits ? await d.ipGate.tryOpen(ip) : null;
-    if (overLimit) {
-      d.metrics.rateLimit('unknown', 'websocket_ip');
-      if (overLimit === 'rate' && limits?.rate?.refusal === 'http_429') {
-        if (!aborted) res.cork(() => tooManyAttempts(res, limits.rate!));
+    const admission = await admitConnection(d, key, origin, ip, () => aborted);
+    if (!admission.ok) {
+      if (aborted) return;
+      if (admission.rate429 && limits?.rate) {
+        res.cork(() => tooManyAttempts(res, limits.rate!));
         return;
       }
-      return refuse(protocolError(CloseCode.OVER_CAPACITY, 'Too many connections from this address, retry later', true));
+      return refuse(admission.refusal, admission.appId);
     }
-    let app: App | null;
-    try {
-      app = await d.apps.findByKey(key);
-    } catch (err) {
-      d.ipGate.closed(ip);
-      d.log.warn({ err: (err as Error).message }, 'app lookup failed during upgrade');
-      return refuse(protocolError(CloseCode.OVER_CAPACITY, 'App store unavailable, try again later', true));
-    }
-    const refusal = !app
-      ? protocolError(CloseCode.APP_NOT_FOUND, 'App key does not exist', true)
-      : !app.enabled
-        ? protocolError(CloseCode.APP_DISABLED, 'App is disabled', true)
-        : !originAllowed(app.allowed_origins, origin)
-          ? protocolError(CloseCode.UNAUTHORIZED, 'Origin not allowed', true)
-          : null;
-    if (refusal || !app) {
-      d.ipGate.closed(ip);
-      return refuse(refusal!, app?.id ?? null);
-    }
-    const admission = await d.core.admit(app);
-    if (admission.refusal) {
-      d.ipGate.closed(ip);
-      return refuse(admission.refusal, app.id);
-    }
-    if (aborted) {
-      d.ipGate.closed(ip);
-      if (admission.quota) d.core.releaseQuota(app.id);
-      return;
-    }
-    d.core.reserve(app.id);
-    upgrade({ kind: 'admitted', socketId: newSocketId(d.core.registry), app, quota: admission.quota, ip, conn: null });
+    d.core.reserve(admission.app.id);
+    upgrade({ kind: 'admitted', socketId: newSocketId(d.core.registry), app: admission.app, quota: admission.quota, ip, conn: null });
   };
   admit().catch((err: Error) => {
     d.log.error({ err: err.message }, 'upgrade failed');

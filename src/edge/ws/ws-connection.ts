@@ -4,6 +4,7 @@ import type { WebSocket } from 'uWebSockets.js';
 import type { App } from '../../apps/app.js';
 import { MAX_BACKPRESSURE_BYTES } from '../../config/limits.js';
 import { Connection } from '../../conn/connection.js';
+import type { SessionTopics } from '../../conn/session-topics.js';
 import type { PerApp } from '../../metrics/metrics.js';
 import { CloseCode, type ProtocolError } from '../../protocol/codes.js';
 
@@ -40,6 +41,8 @@ export class WsConnection extends Connection {
     quota: boolean,
     metrics: PerApp,
     controlBurst: number,
+    /** fallback sessions on the same topics (uWS's publish reaches only WebSockets) */
+    private readonly sessions: SessionTopics,
   ) {
     super(socketId, app, quota, metrics, controlBurst);
   }
@@ -78,7 +81,9 @@ export class WsConnection extends Connection {
   }
 
   publishToOthers(topic: string, frame: string): void {
-    if (!this.closed) this.ws.publish(topic, frame, false, false);
+    if (this.closed) return;
+    this.ws.publish(topic, frame, false, false);
+    if (this.sessions.size !== 0) this.sessions.publish(topic, frame, null);
   }
 
   bufferedAmount(): number {

@@ -1,0 +1,28 @@
+// What the HTTP fallback edge needs: the WebSocket edge's parts (a session is the same
+// connection to the core), its own settings and the HTTP parts it reads bodies with.
+import type { CorsPolicy } from '../http/cors.js';
+import type { BodyBudget } from '../http/body.js';
+import type { WsDeps } from '../ws/settings.js';
+import type { FallbackSessions, SessionTiming } from './sessions.js';
+
+export interface FallbackSettings {
+  enabled: boolean;
+  pathPrefix: string;
+  /** X-Forwarded-For hops to trust for the client's address */
+  trustHops: number;
+  /** sessions one address may hold on this node (null: no cap) */
+  maxSessionsPerIp: number | null;
+  /** the largest xhr_send body (frames are JSON strings inside a JSON array: escaped) */
+  maxSendBytes: number;
+  timing: SessionTiming;
+}
+
+export interface FallbackDeps extends WsDeps {
+  fallback: FallbackSettings;
+  sessions: FallbackSessions;
+  cors: CorsPolicy;
+  bodyBudget: BodyBudget;
+  /** the engine's topics (every WebSocket subscriber of a topic) */
+  publishToEngine(topic: string, frame: string): void;
+  isDraining(): boolean;
+}
