@@ -14,6 +14,7 @@ import { crossnode } from './scenarios/crossnode.mjs';
 import { churn } from './scenarios/churn.mjs';
 import { ratelimit } from './scenarios/ratelimit.mjs';
 import { history } from './scenarios/history.mjs';
+import { fallback } from './scenarios/fallback.mjs';
 import { active } from './lib/harness.mjs';
 import { CLI, ROOT } from './lib/node.mjs';
 import { loadavg1, machineInfo } from './lib/proc.mjs';
@@ -29,6 +30,7 @@ const SCENARIOS = {
   churn,
   ratelimit,
   history,
+  fallback,
 };
 
 function parseArgs(argv) {
@@ -88,6 +90,7 @@ function config(args) {
       memory: { channels: 10, events: 1000 },
       baseline: true,
     },
+    fallback: { clients: small ? 200 : 1000, events: small ? 100 : 300, window: 20 },
     churn: { concurrencyPerWorker: small ? 10 : 50, presence: { observers: small ? 20 : 100, churners: small ? 10 : 20 } },
   };
 }

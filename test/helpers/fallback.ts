@@ -28,7 +28,13 @@ export const sessionBase = (session: string, key = 'app-key', prefix = '/pusher'
 export const Q = '?protocol=7&client=js&version=8.6.0';
 
 /** One request to its end (a poll, a send). */
-export function call(port: number, path: string, body = '', headers: Record<string, string> = {}, timeoutMs = 10_000): Promise<Answer> {
+export function call(
+  port: number,
+  path: string,
+  body: string | Buffer = '',
+  headers: Record<string, string> = {},
+  timeoutMs = 10_000,
+): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = request(
       { host: '127.0.0.1', port, path, method: 'POST', agent: false, headers: { 'Content-Type': 'application/json', ...headers } },
