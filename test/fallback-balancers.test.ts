@@ -1,4 +1,4 @@
-// Issue 19 through the project's nginx and HAProxy configs: two nodes on redis, pusher-js
+// Issue 19 through the project's nginx and HAProxy configs: three nodes on redis, pusher-js
 // forced onto each HTTP transport through each balancer, a WebSocket client on the other
 // node. A session's requests stick to its node (ip_hash / balance source); a request for
 // a session a node does not hold opens a new one, which pusher-js answers by starting
@@ -37,7 +37,7 @@ function sessionsOn(node: ChorusNode): Promise<number> {
   });
 }
 
-describe('HTTP fallbacks through nginx and HAProxy (2 nodes on redis)', () => {
+describe('HTTP fallbacks through nginx and HAProxy (3 nodes on redis)', () => {
   let redis: Broker;
   const nodes: ChorusNode[] = [];
   let lbs: Balancers;
@@ -45,28 +45,27 @@ describe('HTTP fallbacks through nginx and HAProxy (2 nodes on redis)', () => {
   const clients: PusherClient[] = [];
   const track = (c: PusherClient) => (clients.push(c), c);
 
+  const nodeOptions = (port = 0) => ({
+    config: {
+      port,
+      app_manager: { array: { apps: [DEMO_APP] } },
+      shutdown_grace_period: 3,
+      http_fallback: { disconnect_delay_seconds: 2 },
+    },
+    env: { ...NODE_ENV, ADAPTER_DRIVER: 'redis', DATABASE_REDIS_HOST: '127.0.0.1', DATABASE_REDIS_PORT: String(redis.port) },
+  });
+
   before(async () => {
     redis = await startRedis();
-    for (let i = 0; i < 2; i++) {
-      nodes.push(
-        await startNode({
-          config: {
-            app_manager: { array: { apps: [DEMO_APP] } },
-            shutdown_grace_period: 3,
-            http_fallback: { disconnect_delay_seconds: 2 },
-          },
-          env: { ...NODE_ENV, ADAPTER_DRIVER: 'redis', DATABASE_REDIS_HOST: '127.0.0.1', DATABASE_REDIS_PORT: String(redis.port) },
-        }),
-      );
-    }
+    for (let i = 0; i < 3; i++) nodes.push(await startNode(nodeOptions()));
     lbs = await startBalancers(
       dir,
       nodes.map((n) => n.port),
     );
     await until(
-      async () => [...(await haproxyStatus(lbs.statsPort)).values()].filter((s) => s === 'UP').length === 2,
+      async () => [...(await haproxyStatus(lbs.statsPort)).values()].filter((s) => s === 'UP').length === 3,
       10_000,
-      'HAProxy sees 2 nodes UP',
+      'HAProxy sees 3 nodes UP',
     );
   });
 
@@ -92,7 +91,7 @@ describe('HTTP fallbacks through nginx and HAProxy (2 nodes on redis)', () => {
       const room = `presence-${lb}-${transport}`;
       const fbRoom = fb.subscribe(room);
       await waitFor(fbRoom, 'pusher:subscription_succeeded', 8000);
-      // A WebSocket member on each node, so the session's node is one of them and the other is remote.
+      // A WebSocket member on each node, so the session's node is one of them and the others are remote.
       const others = nodes.map((n, i) => track(pusherClient(n, { user: { user_id: `ws-${i}` } })));
       const seen: string[] = [];
       fbRoom.bind('pusher:member_added', (m: { id: string }) => seen.push(m.id));
@@ -107,7 +106,7 @@ describe('HTTP fallbacks through nginx and HAProxy (2 nodes on redis)', () => {
           return ch;
         }),
       );
-      await until(() => seen.length === 2, 5000, 'member_added for both WebSocket members');
+      await until(() => seen.length === nodes.length, 5000, 'member_added for every WebSocket member');
 
       for (const n of nodes) {
         const got = waitFor<{ via: number }>(fbRoom, 'published', 8000);
@@ -116,7 +115,10 @@ describe('HTTP fallbacks through nginx and HAProxy (2 nodes on redis)', () => {
       }
       const atBoth = otherRooms.map((ch) => waitFor<{ from: string }>(ch, 'client-hello', 8000));
       fbRoom.trigger('client-hello', { from: user });
-      assert.deepEqual(await Promise.all(atBoth), [{ from: user }, { from: user }]);
+      assert.deepEqual(
+        await Promise.all(atBoth),
+        nodes.map(() => ({ from: user })),
+      );
       const back = waitFor<{ from: string }>(fbRoom, 'client-hello', 8000);
       otherRooms[1].trigger('client-hello', { from: 'ws-1' });
       assert.deepEqual(await back, { from: 'ws-1' });
@@ -140,26 +142,62 @@ describe('HTTP fallbacks through nginx and HAProxy (2 nodes on redis)', () => {
     assert.equal((await call(nodes[1].port, `${sessionBase('5/never')}/xhr_send`, '[]')).status, 404);
   });
 
-  it('SIGKILL of the node holding streaming and polling sessions: pusher-js reconnects through the balancer and receives again', async () => {
+  /** Fallback clients through both balancers on both transports, subscribed to `channel`. */
+  async function clientsOn(channel: string) {
     const fbs = (['nginx', 'haproxy'] as const).flatMap((lb) =>
       (['xhr_streaming', 'xhr_polling'] as const).map((t) => track(fallbackClient(lbs[lb].port, t))),
     );
     await Promise.all(fbs.map((c) => connected(c, 10_000)));
-    const channels = fbs.map((c) => c.subscribe('after-kill'));
+    const channels = fbs.map((c) => c.subscribe(channel));
     await Promise.all(channels.map((ch) => waitFor(ch, 'pusher:subscription_succeeded', 8000)));
-    const counts = await Promise.all(nodes.map(sessionsOn));
-    const victim = counts[0] >= counts[1] ? 0 : 1;
-    assert.ok(counts[victim] > 0, `sessions per node: ${counts.join()}`);
-    await nodes[victim].kill();
-    const survivor = nodes[1 - victim];
-    // Every client (moved or not) receives an event published after the kill.
-    const deadline = Date.now() + 30_000;
+    return { fbs, channels };
+  }
+
+  /** Publishes on `via` until every channel got an event (bounded); which ones did. */
+  async function everyoneReceives(via: ChorusNode, channel: string, channels: Array<{ bind(e: string, cb: () => void): unknown }>) {
     const got = channels.map(() => false);
     channels.forEach((ch, i) => ch.bind('alive', () => (got[i] = true)));
+    const deadline = Date.now() + 30_000;
     while (got.includes(false) && Date.now() < deadline) {
-      await serverSdk(survivor).trigger('after-kill', 'alive', {});
+      await serverSdk(via).trigger(channel, 'alive', {});
       await new Promise((r) => setTimeout(r, 500));
     }
+    return got;
+  }
+
+  /**
+   * The live node holding the most fallback sessions. Nodes leave for good (no restart on the
+   * same port): nginx counts a node it failed to reach out until a request to it succeeds, and
+   * with every client on one address no request would.
+   */
+  const live = () => nodes.filter((n) => n.proc.exitCode === null && n.proc.signalCode === null);
+  async function busiest(): Promise<{ node: ChorusNode; counts: number[] }> {
+    const candidates = live();
+    const counts = await Promise.all(candidates.map(sessionsOn));
+    const at = counts.indexOf(Math.max(...counts));
+    return { node: candidates[at], counts };
+  }
+
+  it('drain (SIGTERM) of the node holding sessions: pusher-js gets 4200, moves through the balancer, receives again', async () => {
+    const { fbs, channels } = await clientsOn('after-drain');
+    const { node: drained, counts } = await busiest();
+    assert.ok(Math.max(...counts) > 0, `sessions per node: ${counts.join()}`);
+    const codes: number[] = [];
+    for (const c of fbs) c.connection.bind('error', (e: { data?: { code?: number } }) => e.data?.code && codes.push(e.data.code));
+    assert.equal(await drained.stop(), 0, 'the drained node exits cleanly');
+    const got = await everyoneReceives(live()[0], 'after-drain', channels);
+    assert.deepEqual(got, [true, true, true, true], `clients that received after the drain (${fbs.map(transportOf).join()})`);
+    assert.ok(codes.includes(4200), `the drained node's clients were told 4200: ${codes.join()}`);
+    for (const c of fbs) c.disconnect();
+  });
+
+  it('SIGKILL of the node holding streaming and polling sessions: pusher-js reconnects through the balancer and receives again', async () => {
+    const { fbs, channels } = await clientsOn('after-kill');
+    const { node: victim, counts } = await busiest();
+    assert.ok(Math.max(...counts) > 0, `sessions per node: ${counts.join()}`);
+    await victim.kill();
+    // Every client (moved or not) receives an event published after the kill.
+    const got = await everyoneReceives(live()[0], 'after-kill', channels);
     assert.deepEqual(got, [true, true, true, true], `clients that received after the kill (${fbs.map(transportOf).join()})`);
   });
 });

@@ -298,7 +298,20 @@ describe('HTTP fallbacks on one node', () => {
     watcher.disconnect();
   });
 
-  it('drain: SIGTERM sends 4200 over streams and held polls, pusher-js moves on', async () => {
+  it('liveness and drain: a silent session gets 4201, SIGTERM sends 4200 over streams and held polls, pusher-js moves on', async () => {
+    // The activity timeout as on a WebSocket: a silent session is pinged, then closed with 4201.
+    const lively = await startNode({ config: { activity_timeout: 1 } });
+    try {
+      const silent = openStream(lively.port, `${sessionBase('4/silent')}/xhr_streaming${Q}`);
+      const pinged = await silent.until((t) => t.includes('\nc['), 6000);
+      assert.ok(
+        parseLines(pinged).frames.some((f) => f.event === 'pusher:ping'),
+        pinged,
+      );
+      assert.equal(parseLines(pinged).close?.[0], 4201);
+    } finally {
+      await lively.stop();
+    }
     const drained = await startNode({ config: { shutdown_grace_period: 3, http_fallback: { heartbeat_interval_seconds: 1 } } });
     try {
       const stream = openStream(drained.port, `${sessionBase('4/stream')}/xhr_streaming${Q}`);

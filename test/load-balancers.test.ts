@@ -12,12 +12,11 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, get as httpGet } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import PusherServer from 'pusher';
 import { HAPROXY_MAXCONN, haproxyStatus, startBalancers, type Balancer } from './helpers/balancers.js';
-import { startRedis, type Broker } from './helpers/brokers.js';
+import { stablePort, startRedis, type Broker } from './helpers/brokers.js';
 import { DEMO_APP, ROOT, startNode, type ChorusNode, type TestApp } from './helpers/node.js';
 import { Pusher, pusherClient, sleep, waitFor, type PusherClient } from './helpers/clients.js';
 
@@ -94,23 +93,6 @@ async function until(what: string | (() => string), pred: () => boolean | Promis
     await sleep(50);
   }
   throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
-}
-
-/**
- * A port for a node that is restarted on the same port: outside the kernel's ephemeral
- * range, so no outgoing connection of the balancers can be holding it in between.
- */
-async function stablePort(): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const port = 20_000 + Math.floor(Math.random() * 12_000);
-    const free = await new Promise<boolean>((res) => {
-      const srv = createServer();
-      srv.once('error', () => res(false));
-      srv.listen(port, '127.0.0.1', () => srv.close(() => res(true)));
-    });
-    if (free) return port;
-  }
-  throw new Error('no free port in 20000-32000');
 }
 
 // ---------------------------------------------------------------- clients and publishers

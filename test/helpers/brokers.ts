@@ -27,6 +27,23 @@ export async function freePort(): Promise<number> {
   throw new Error('no fresh free port after 50 tries');
 }
 
+/**
+ * A port for a node that is restarted on the same port: outside the kernel's ephemeral
+ * range, so no outgoing connection of the balancers can be holding it in between.
+ */
+export async function stablePort(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const free = await new Promise<boolean>((res) => {
+      const srv = createServer();
+      srv.once('error', () => res(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => res(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error('no free port in 20000-32000');
+}
+
 export async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
