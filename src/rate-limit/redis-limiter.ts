@@ -1,6 +1,8 @@
 // Rate limits shared by every node through Redis: one round trip per check,
 // running one Lua script that reads, compares and increments atomically.
-// When Redis cannot answer, the check fails open or closed as configured.
+// When Redis cannot answer, the check fails open or closed as configured; until a background
+// probe (one a second) reaches Redis again, checks are decided at once (each would otherwise
+// wait out the command timeout).
 import { type Cluster, type Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { RateLimiter } from './limiter.js';
@@ -14,6 +16,9 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 `;
 
+/** While Redis fails, it is asked again (a PING) at most this often. */
+const PROBE_EVERY_MS = 1000;
+
 type Scripted = (Redis | Cluster) & {
   chorusConsume(key: string, points: number, limit: number, ttlMs: number): Promise<number>;
 };
@@ -21,6 +26,8 @@ type Scripted = (Redis | Cluster) & {
 export class RedisRateLimiter implements RateLimiter {
   private readonly client: Scripted;
   private failing = false;
+  private probing = false;
+  private probedAt = 0;
 
   constructor(
     client: Redis | Cluster,
@@ -54,20 +61,39 @@ export class RedisRateLimiter implements RateLimiter {
     const window = now - (now % windowMs);
     // The window start is part of the key, so a window's count never leaks into the next.
     const redisKey = `${this.prefix}rl:${key}:${window}`;
+    if (this.failing) {
+      this.probe(now);
+      return this.failOpen;
+    }
     try {
-      const allowed = (await this.client.chorusConsume(redisKey, points, limit, windowMs * 2)) === 1;
-      if (this.failing) {
-        this.failing = false;
-        this.log.info('rate limiter reaches Redis again');
-      }
-      return allowed;
+      return (await this.client.chorusConsume(redisKey, points, limit, windowMs * 2)) === 1;
     } catch (err) {
       if (!this.failing) {
         this.failing = true;
         this.log.error({ err: (err as Error).message, fail_open: this.failOpen }, 'rate limiter cannot reach Redis');
       }
+      this.probedAt = Date.now();
       return this.failOpen;
     }
+  }
+
+  /** At most one PING in flight and one a second; its answer ends the failing state. */
+  private probe(now: number): void {
+    if (this.probing || now - this.probedAt < PROBE_EVERY_MS) return;
+    this.probing = true;
+    this.probedAt = now;
+    this.client.ping().then(
+      () => {
+        this.probing = false;
+        if (!this.failing) return;
+        this.failing = false;
+        this.log.info('rate limiter reaches Redis again');
+      },
+      () => {
+        this.probing = false;
+        this.probedAt = Date.now();
+      },
+    );
   }
 
   async close(): Promise<void> {
