@@ -632,7 +632,8 @@ describe('config: environment overrides (Sockudo names)', () => {
   });
 });
 
-describe('CLI: runCli', () => {
+// Independent processes: run side by side.
+describe('CLI: runCli', { concurrency: true }, () => {
   it('--help exits 0 with usage text', async () => {
     const r = await runCli(['--help']);
     assert.equal(r.code, 0, r.stderr);

@@ -9,7 +9,7 @@
 // FUZZ_SEED=<n> replays a sequence.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -217,6 +217,16 @@ describe(`hardening through nginx and HAProxy (seed ${SEED})`, () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  /** nginx's error log (the reason behind a 5xx), for a failure message. */
+  const proxyLog = (name: string) => {
+    if (name !== 'nginx') return '';
+    try {
+      return '\nnginx error.log:\n' + readFileSync(join(dir, 'error.log'), 'utf8').split('\n').slice(-8).join('\n');
+    } catch {
+      return '';
+    }
+  };
+
   const assertNodesWhole = () => {
     for (const [i, n] of nodes.entries()) {
       assert.equal(n.proc.exitCode, null, `node ${i} exited`);
@@ -242,7 +252,7 @@ describe(`hardening through nginx and HAProxy (seed ${SEED})`, () => {
           statuses[status] = (statuses[status] ?? 0) + 1;
           if (direct && heldByUws(heads[i])) return;
           assert.notEqual(status, -1, `${target.name}: no answer and no close in 5 s to ${brief(heads[i])}`);
-          assert.ok(status < 500 || status === 503, `${target.name}: ${status} for ${brief(heads[i])}`);
+          assert.ok(status < 500 || status === 503, `${target.name}: ${status} for ${brief(heads[i])}${proxyLog(target.name)}`);
           // A proxy always answers; only uWS itself may close on a head it cannot parse.
           if (target.name !== 'direct') assert.notEqual(status, 0, `${target.name} closed without answering`);
         });

@@ -554,11 +554,25 @@ describe('metrics', () => {
     assert.ok(s.has('chorus_nodejs_eventloop_lag_p99_seconds'), 'event-loop lag percentiles');
     assert.equal(s.get('chorus_cluster_nodes'), 1);
 
-    // Bounded labels: no channel name, socket id or secret anywhere.
+    // Bounded labels: no channel name, socket id or secret anywhere (transport is ws, xhr_streaming or xhr_polling).
     assert.ok(!text.includes('metrics-channel-name'), 'a channel name in /metrics');
     assert.ok(!text.includes(socketId), 'a socket id in /metrics');
     assert.ok(!text.includes(DEMO_APP.secret), 'a secret in /metrics');
-    const ALLOWED = new Set(['app_id', 'endpoint', 'status', 'kind', 'code', 'le', 'type', 'space', 'version', 'major', 'minor', 'patch']);
+    const ALLOWED = new Set([
+      'app_id',
+      'endpoint',
+      'status',
+      'kind',
+      'code',
+      'le',
+      'type',
+      'space',
+      'version',
+      'major',
+      'minor',
+      'patch',
+      'transport',
+    ]);
     for (const key of s.keys()) {
       const labels = /\{(.*)\}$/.exec(key)?.[1];
       if (!labels) continue;

@@ -9,7 +9,7 @@ import { BODY_TIMEOUT_MS } from '../../config/limits.js';
 import { CloseCode, protocolError, type ProtocolError } from '../../protocol/codes.js';
 import { connectionEstablished, errorFrame } from '../../protocol/frames.js';
 import { clientIp } from '../client-ip.js';
-import { NO_BODY, readBody, type BodyReader, type BodyResult } from '../http/body.js';
+import { NO_BODY, readBody, refuseAfterBody, type BodyReader, type BodyResult } from '../http/body.js';
 import { statusLine } from '../http/respond.js';
 import { admitConnection } from '../ws/admission.js';
 import { handleClientMessage } from '../ws/dispatch.js';
@@ -208,9 +208,13 @@ export function registerFallbackRoutes(d: FallbackDeps, uws: TemplatedApp): void
       const origin = req.getHeader('origin');
       const conn = key !== null && validSessionParts(server, session) ? d.sessions.get(key + '\n' + server + '/' + session) : undefined;
       const declared = Number(req.getHeader('content-length') || 0);
-      // Unread bytes may follow these answers: the connection goes with them.
-      if (!conn || conn.closed) return plain(res, 404, 'Session not found', origin, true);
       if (!Number.isFinite(declared) || declared < 0) return plain(res, 400, 'Invalid Content-Length', origin, true);
+      if (!conn || conn.closed) {
+        const chunked = req.getHeader('transfer-encoding').toLowerCase().includes('chunked');
+        return refuseAfterBody(res, declared, chunked, BODY_TIMEOUT_MS, (drained) => {
+          if (!pending.gone) plain(res, 404, 'Session not found', origin, !drained);
+        });
+      }
       body = readBody(res, d.fallback.maxSendBytes, declared, BODY_TIMEOUT_MS, d.bodyBudget, () =>
         clientIp(res, req, d.fallback.trustHops),
       );

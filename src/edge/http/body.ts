@@ -123,3 +123,39 @@ export const NO_BODY: BodyReader = {
   cancel: () => undefined,
   abort: () => undefined,
 };
+
+/** The largest unread body a refusal drains so its connection can stay open. */
+const DRAIN_LIMIT = 64 * 1024;
+
+/**
+ * Answers a request refused before its body was read. Closing a socket with unread bytes makes
+ * the kernel reset the connection, and a proxy in front may lose the answer to the reset (nginx
+ * then says 502): so a small declared body (up to 64 KiB) is read and dropped first, and the
+ * answer may keep the connection (`drained` true). A larger, chunked or stalled body is not
+ * waited for: answered at once (or at the body timeout), the connection closed. Must be called
+ * in the handler's synchronous part; `answer` must check for an aborted request itself.
+ */
+export function refuseAfterBody(
+  res: HttpResponse,
+  declaredLength: number,
+  chunked: boolean,
+  timeoutMs: number,
+  answer: (drained: boolean) => void,
+): void {
+  if (declaredLength === 0 && !chunked) return answer(true);
+  if (chunked || declaredLength > DRAIN_LIMIT) return answer(false);
+  let done = false;
+  let seen = 0;
+  const finish = (drained: boolean) => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    answer(drained);
+  };
+  const timer = setTimeout(() => finish(false), timeoutMs);
+  res.onData((chunk, isLast) => {
+    seen += chunk.byteLength;
+    if (seen > declaredLength) finish(false);
+    else if (isLast) finish(true);
+  });
+}

@@ -7,7 +7,7 @@ import type { App } from '../../apps/app.js';
 import { kb } from '../../apps/app.js';
 import { AppStoreError } from '../../apps/store.js';
 import { BODY_TIMEOUT_MS } from '../../config/limits.js';
-import { NO_BODY, readBody, type BodyReader, type BodyResult } from './body.js';
+import { NO_BODY, readBody, refuseAfterBody, type BodyReader, type BodyResult } from './body.js';
 import { clientIp } from '../client-ip.js';
 import { handlers, isReadEndpoint, type Endpoint } from './endpoints.js';
 import { bodyProblem, parseQuery, signatureProblem } from './request-auth.js';
@@ -82,7 +82,8 @@ function apiRoute(d: HttpDeps, cors: CorsPolicy, endpoint: Endpoint, argCount: n
       // uWS headers are readable only now, before the first await.
       const idempotencyHeader = endpoint === 'events' || endpoint === 'batch_events' ? req.getHeader('x-idempotency-key') : '';
       // A chunked body declares no length: it is read all the same, and signed like any other.
-      const hasBody = isPost && (declared !== 0 || req.getHeader('transfer-encoding').toLowerCase().includes('chunked'));
+      const chunked = req.getHeader('transfer-encoding').toLowerCase().includes('chunked');
+      const hasBody = isPost && (declared !== 0 || chunked);
       bodyIn = !isPost;
       // Only the per-IP limits read the address (reading it costs ~9% of a publish).
       const ipOf = (() => {
@@ -109,7 +110,11 @@ function apiRoute(d: HttpDeps, cors: CorsPolicy, endpoint: Endpoint, argCount: n
         const refusal = earlyRefusal(known, appId, known ? authProblem(known) : () => null);
         if (refusal) {
           if (known) appIdForMetrics = known.id;
-          return respond(refusal);
+          // Read (and dropped) first when small, so the refusal cannot be lost to a reset.
+          return refuseAfterBody(res, isPost ? declared : 0, isPost && chunked, BODY_TIMEOUT_MS, (drained) => {
+            if (drained) bodyIn = true;
+            respond(refusal);
+          });
         }
       }
       if (isPost)
@@ -190,8 +195,15 @@ function preflight(cors: CorsPolicy) {
 }
 
 function methodNotAllowed(allowed: string) {
-  return (res: HttpResponse) => {
-    writeReply(res, { ...errorReply(405, `Method not allowed; use ${allowed}`), headers: { Allow: allowed }, close: true });
+  return (res: HttpResponse, req: HttpRequest) => {
+    let aborted = false;
+    res.onAborted(() => (aborted = true));
+    const declared = Number(req.getHeader('content-length') || 0);
+    const chunked = req.getHeader('transfer-encoding').toLowerCase().includes('chunked');
+    const reply = { ...errorReply(405, `Method not allowed; use ${allowed}`), headers: { Allow: allowed } };
+    refuseAfterBody(res, Number.isFinite(declared) && declared >= 0 ? declared : Infinity, chunked, BODY_TIMEOUT_MS, (drained) => {
+      if (!aborted) res.cork(() => writeReply(res, { ...reply, close: !drained }));
+    });
   };
 }
 
