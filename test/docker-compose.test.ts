@@ -3,7 +3,7 @@
 // then the multinode file at --scale chorus=3, scaled to 5 under a subscribed client, and one
 // node stopped (its clients get 4200 and come back through nginx on another). Containers are
 // reached only through ports published on loopback. Skipped, with the reason, where dockerd,
-// debootstrap or the Debian mirror are not available; never silently.
+// mmdebstrap or the Debian mirror are not available; never silently.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -97,7 +97,9 @@ describe('docker compose, for real', { skip: skip ?? false }, () => {
         // the daemon goes below, and everything it made with it
       }
     }
+    step('projects down');
     await docker?.stop();
+    step('dockerd stopped');
     for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -190,7 +192,9 @@ describe('docker compose, for real', { skip: skip ?? false }, () => {
 
     // docker stop of one node (SIGTERM): its clients get 4200 and come back through nginx elsewhere.
     const k = perNode.findIndex((n) => n > 0);
+    step('every node reached');
     docker!.run('docker', ['stop', '-t', '15', ids[k]], 60_000);
+    step('one node stopped');
     await until(
       () => everyone.filter((c) => c.closeCode !== null).length === perNode[k],
       20_000,
@@ -198,7 +202,10 @@ describe('docker compose, for real', { skip: skip ?? false }, () => {
     );
     const dropped = everyone.filter((c) => c.closeCode !== null);
     assert.deepEqual([...new Set(dropped.map((c) => c.closeCode))], [4200]);
-    for (const c of dropped) (await socketVia(8080, c.forwardedFor)).ws.close();
+    // Together, as pusher-js clients come back: nginx's first tries of the stopped node wait out
+    // proxy_connect_timeout (its address no longer answers) before it counts the node out.
+    for (const back of await Promise.all(dropped.map((c) => socketVia(8080, c.forwardedFor)))) back.ws.close();
     for (const c of everyone) c.ws.terminate();
+    step('its clients back through nginx');
   });
 });

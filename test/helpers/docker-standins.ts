@@ -1,7 +1,7 @@
 // A private Docker for the compose tests: our own dockerd (its socket, data and exec roots in
 // a temp dir, so stopping it and removing the dir removes every container, network and image
 // it made), and local stand-ins for the images the compose files name, since Docker Hub is
-// out of reach: one Debian rootfs from debootstrap with this machine's Node 20 and npm,
+// out of reach: one Debian rootfs from mmdebstrap with this machine's Node 20 and npm,
 // redis-server and nginx-light, imported once and tagged per image with its own command.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import {
@@ -33,8 +33,8 @@ const CA_IN_IMAGE = '/usr/local/share/chorus-host-ca.crt';
 
 /** Why the compose tests cannot run here, or null. */
 export function dockerSkipReason(): string | null {
-  if (process.getuid?.() !== 0) return 'needs root (dockerd, debootstrap)';
-  for (const tool of ['dockerd', 'docker', 'docker-compose', 'debootstrap']) {
+  if (process.getuid?.() !== 0) return 'needs root (dockerd, mmdebstrap)';
+  for (const tool of ['dockerd', 'docker', 'docker-compose', 'mmdebstrap']) {
     if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return `${tool} is not installed`;
   }
   return null;
@@ -102,12 +102,12 @@ export function buildStandIns(docker: PrivateDocker): void {
   const root = join(dir, 'rootfs');
   try {
     const boot = spawnSync(
-      'debootstrap',
+      'mmdebstrap',
       ['--variant=minbase', '--include=ca-certificates,redis-server,nginx-light', 'bookworm', root, MIRROR],
       { encoding: 'utf8', timeout: 300_000 },
     );
     if (boot.status !== 0)
-      throw new Error(`debootstrap failed (${boot.status ?? boot.signal}): ${(boot.stderr || boot.stdout).slice(-1500)}`);
+      throw new Error(`mmdebstrap failed (${boot.status ?? boot.signal}): ${(boot.stderr || boot.stdout).slice(-1500)}`);
     // This machine's Node 20 and npm, as node:20-bookworm-slim has them.
     copyFileSync(process.execPath, join(root, 'usr/local/bin/node'));
     chmodSync(join(root, 'usr/local/bin/node'), 0o755);
