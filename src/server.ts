@@ -139,7 +139,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const core = new Core(coreSettings(config), {
     topics: {
       publish: (topic, frame) => {
-        uws.publish(topic, frame, false, false);
+        publishToEngine(topic, frame);
         if (sessionTopics.size !== 0) sessionTopics.publish(topic, frame, null);
       },
       subscribers: (topic) => uws.numSubscribers(topic) + (sessionTopics.size !== 0 ? sessionTopics.count(topic) : 0),

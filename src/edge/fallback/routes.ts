@@ -7,12 +7,13 @@
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import { BODY_TIMEOUT_MS } from '../../config/limits.js';
 import { CloseCode, protocolError, type ProtocolError } from '../../protocol/codes.js';
-import { connectionEstablished, errorFrame } from '../../protocol/frames.js';
+import { errorFrame } from '../../protocol/frames.js';
 import { clientIp } from '../client-ip.js';
 import { NO_BODY, readBody, refuseAfterBody, type BodyReader, type BodyResult } from '../http/body.js';
 import { statusLine } from '../http/respond.js';
 import { admitConnection } from '../ws/admission.js';
 import { handleClientMessage } from '../ws/dispatch.js';
+import { connectionClosed, connectionOpened } from '../ws/lifecycle.js';
 import { newSocketId, protocolProblem } from '../ws/upgrade.js';
 import { closeLine, messagesLine, OPEN_LINE, parseSendBody, validSessionParts } from './framing.js';
 import { FallbackConnection, type PendingResponse, type SessionHooks } from './session.js';
@@ -58,13 +59,7 @@ export function registerFallbackRoutes(d: FallbackDeps, uws: TemplatedApp): void
     publishToEngine: (topic, frame) => d.publishToEngine(topic, frame),
     topics: d.sessionTopics,
     startResponse: (res, origin) => startResponse(res, origin),
-    closed: (conn) => {
-      if (conn.gated) d.ipGate.closed(conn.ip);
-      d.core.closed(conn);
-      conn.metrics.disconnections.inc();
-      conn.metrics.connected.dec();
-      d.metrics.connectedVia(conn.app.id, conn.transport).dec();
-    },
+    closed: (conn) => connectionClosed(d, conn, conn.gated ? conn.ip : ''),
     drop: (conn) => d.sessions.remove(conn, conn.ip),
   };
 
@@ -138,12 +133,7 @@ export function registerFallbackRoutes(d: FallbackDeps, uws: TemplatedApp): void
       hooks,
     );
     d.sessions.add(conn, o.ip);
-    d.core.opened(conn);
-    if (app.enable_user_authentication) conn.authDeadline = Date.now() + d.settings.userAuthenticationTimeoutSeconds * 1000;
-    m.newConnections.inc();
-    m.connected.inc();
-    d.metrics.connectedVia(app.id, conn.transport).inc();
-    conn.send(connectionEstablished(conn.socketId, d.settings.activityTimeoutSeconds));
+    connectionOpened(d, conn);
     conn.attach(pending, o.streaming, o.origin, true);
   };
 

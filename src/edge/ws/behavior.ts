@@ -4,8 +4,9 @@
 import type { WebSocket, WebSocketBehavior } from 'uWebSockets.js';
 import { MAX_BACKPRESSURE_BYTES } from '../../config/limits.js';
 import { CloseCode } from '../../protocol/codes.js';
-import { connectionEstablished, errorFrame } from '../../protocol/frames.js';
+import { errorFrame } from '../../protocol/frames.js';
 import { handleClientMessage } from './dispatch.js';
+import { connectionClosed, connectionOpened } from './lifecycle.js';
 import type { WsDeps } from './settings.js';
 import { handleUpgrade } from './upgrade.js';
 import { WsConnection, type SocketData } from './ws-connection.js';
@@ -66,17 +67,17 @@ export function websocketBehavior(d: WsDeps): WebSocketBehavior<SocketData> {
           });
           return;
         }
-        const m = metrics.app(data.app.id);
-        const conn = new WsConnection(ws, data.socketId, data.app, data.quota, m, settings.controlBudget.burst, d.sessionTopics);
+        const conn = new WsConnection(
+          ws,
+          data.socketId,
+          data.app,
+          data.quota,
+          metrics.app(data.app.id),
+          settings.controlBudget.burst,
+          d.sessionTopics,
+        );
         data.conn = conn;
-        d.core.opened(conn);
-        if (data.app.enable_user_authentication) {
-          conn.authDeadline = Date.now() + settings.userAuthenticationTimeoutSeconds * 1000;
-        }
-        m.newConnections.inc();
-        m.connected.inc();
-        metrics.connectedVia(data.app.id, 'ws').inc();
-        conn.send(connectionEstablished(conn.socketId, settings.activityTimeoutSeconds));
+        connectionOpened(d, conn);
       } catch (err) {
         guard('open', ws, err);
       }
@@ -113,11 +114,7 @@ export function websocketBehavior(d: WsDeps): WebSocketBehavior<SocketData> {
         if (data.kind !== 'admitted' || !data.conn) return;
         const conn = data.conn;
         conn.closed = true;
-        d.ipGate.closed(data.ip);
-        d.core.closed(conn);
-        conn.metrics.disconnections.inc();
-        conn.metrics.connected.dec();
-        metrics.connectedVia(conn.app.id, 'ws').dec();
+        connectionClosed(d, conn, data.ip);
       } catch (err) {
         metrics.handlerError('close');
         log.error({ err: (err as Error).message }, 'close handler threw');

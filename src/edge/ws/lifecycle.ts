@@ -1,0 +1,24 @@
+// A client connection's first and last moments, whatever carries it (a WebSocket or an
+// HTTP fallback session): the core learns of it, its sign-in deadline starts, the
+// metrics count it, and it is told its socket id; when it ends, all of that is undone.
+import type { Connection } from '../../conn/connection.js';
+import { connectionEstablished } from '../../protocol/frames.js';
+import type { WsDeps } from './settings.js';
+
+export function connectionOpened(d: WsDeps, conn: Connection): void {
+  d.core.opened(conn);
+  if (conn.app.enable_user_authentication) conn.authDeadline = Date.now() + d.settings.userAuthenticationTimeoutSeconds * 1000;
+  conn.metrics.newConnections.inc();
+  conn.metrics.connected.inc();
+  d.metrics.connectedVia(conn.app.id, conn.transport).inc();
+  conn.send(connectionEstablished(conn.socketId, d.settings.activityTimeoutSeconds));
+}
+
+/** `ip`: the address the gate counted it under ('' when no per-address limit counts it). */
+export function connectionClosed(d: WsDeps, conn: Connection, ip: string): void {
+  d.ipGate.closed(ip);
+  d.core.closed(conn);
+  conn.metrics.disconnections.inc();
+  conn.metrics.connected.dec();
+  d.metrics.connectedVia(conn.app.id, conn.transport).dec();
+}
