@@ -56,7 +56,17 @@ module.exports = {
       'protocol/',
       'config/limits',
     ]),
-    layer('edge-admin', 'edge/admin', ['core/', 'metrics/', 'protocol/', 'config/limits']),
+    // The console (edge/admin/console/) publishes as the HTTP API does and answers with its replies.
+    layer('edge-admin', 'edge/admin', [
+      'edge/http/body',
+      'edge/http/publish',
+      'edge/http/respond',
+      'core/',
+      'apps/',
+      'metrics/',
+      'protocol/',
+      'config/limits',
+    ]),
   ],
   options: {
     doNotFollow: { path: 'node_modules' },

@@ -10,6 +10,7 @@ export default tseslint.config(
       'node_modules/**',
       'bench/**',
       'client/**',
+      'console/**',
       'scripts/**',
       'test-artifacts/**',
       '*.config.*',

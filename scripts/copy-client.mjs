@@ -23,6 +23,12 @@ for (const name of pusherFiles) {
   if (existsSync(join(pusherDir, name))) copyFileSync(join(pusherDir, name), join(out, name));
 }
 
+// The operator console's page (console/, served from dist/console by src/edge/admin/console/page.ts).
+const consoleOut = join(root, 'dist/console');
+rmSync(consoleOut, { recursive: true, force: true });
+mkdirSync(consoleOut, { recursive: true });
+for (const name of readdirSync(join(root, 'console'))) copyFileSync(join(root, 'console', name), join(consoleOut, name));
+
 // The recovery add-on (src/recovery/recovery.ts, docs/RECOVERY.md), compiled by tsc just before.
 // 1. Its declarations, for `import { enableRecovery } from 'chorus/recovery'` (package.json
 //    exports): tsconfig.json emits none, so they are emitted here for this one file.

@@ -25,6 +25,9 @@ import { websocketBehavior } from './edge/ws/behavior.js';
 import { IpGate } from './edge/ws/ip-gate.js';
 import { startLiveness } from './edge/ws/liveness.js';
 import { Metrics } from './metrics/metrics.js';
+import { NodeReporter } from './metrics/node-report.js';
+import { VERSION } from './version.js';
+import { ConsoleTap } from './core/console-tap.js';
 import { nativeUwsProblem } from './native-check.js';
 import { RedisRateLimiter } from './rate-limit/redis-limiter.js';
 import { createRedisClient } from './transports/redis-client.js';
@@ -102,6 +105,16 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const apps = createAppStore(config, log);
   const rateLimiter = createRateLimiter(config, log);
   const registry = new LocalRegistry();
+  // The operator console's live stream: every node feeds it (a viewer may sit on any node).
+  const tap = new ConsoleTap(cluster.nodeId, cluster.operator, { maxEventsPerSecond: config.console.max_events_per_second });
+  let boundPort = config.port;
+  const reporter = new NodeReporter({
+    metrics,
+    port: () => boundPort,
+    connections: () => registry.totalConnections(),
+    broker: () => cluster.operator.broker(),
+    version: VERSION,
+  });
   const queueOnRedis = config.queue.driver === 'redis' || config.queue.driver === 'redis-cluster';
   const queueRedis = queueOnRedis
     ? {
@@ -132,6 +145,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     apps,
     metrics,
     log,
+    {
+      wants: (appId) => tap.wants(appId),
+      attempted: (appId, a) => tap.record(appId, { type: 'webhook', ...a }),
+    },
   );
   // uWS's topics hold the WebSockets; HTTP fallback sessions have their own, asked only while they hold any.
   const sessionTopics = new SessionTopics();
@@ -151,6 +168,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     events: webhooks.sink,
     log,
     onPeerLost: (nodeId) => void webhooks.recoverNode(nodeId),
+    tap,
+    report: (kind) => reporter.report(kind),
   });
   metrics.watchCluster(() => cluster.membership.members().length);
 
@@ -222,10 +241,22 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const servingAtOnce = await Promise.race([joined.then(() => true), core.firstWait.then(() => false)]);
   const listenSocket = await listen(uws, config.host, config.port);
   const port = uWS.us_socket_local_port(listenSocket);
+  boundPort = port;
   const stopLiveness = startLiveness(registry, ws);
   const metricsServer = config.metrics.enabled
     ? await startMetricsServer(
-        { core, metrics, log, driver: config.adapter.driver, connections: () => registry.totalConnections() },
+        {
+          core,
+          metrics,
+          log,
+          driver: config.adapter.driver,
+          connections: () => registry.totalConnections(),
+          apps,
+          console:
+            config.console.enabled && config.console.token
+              ? { token: config.console.token, maxEventsPerSecond: config.console.max_events_per_second }
+              : null,
+        },
         config.metrics.host,
         config.metrics.port,
       )
@@ -253,6 +284,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       await rateLimiter.close();
       await apps.close();
       metricsServer?.close();
+      reporter.stop();
       log.info('stopped');
     })());
 

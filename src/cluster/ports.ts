@@ -48,6 +48,10 @@ export interface ClusterNode {
    * publishes included: per channel, always in serial order.
    */
   deliverNumbered(appId: string, channel: string, event: NumberedEvent): void;
+  /** This node's own figures for the operator console (a peer asked; plain JSON). */
+  report(kind: ReportKind): Promise<unknown>;
+  /** A peer's live events of an app that this node's console viewers watch. */
+  consoleEvents(appId: string, batch: ConsoleBatch): void;
 }
 
 /** What the cluster reads of this node's own connections (the registry implements it). */
@@ -233,6 +237,77 @@ export interface MembershipView {
   owns(key: string): boolean;
 }
 
+// ---- the operator console (docs/CONSOLE.md) ----
+
+/** What the console asks every node of itself: its process and broker link, or its per-app figures. */
+export type ReportKind = 'node' | 'apps';
+
+export const CONSOLE_EVENT_TYPES = [
+  'connection_opened',
+  'connection_closed',
+  'subscribed',
+  'subscription_failed',
+  'unsubscribed',
+  'api_message',
+  'client_event',
+  'webhook',
+] as const;
+export type ConsoleEventType = (typeof CONSOLE_EVENT_TYPES)[number];
+
+/** One thing that happened on a node, for the console's live stream: small, plain JSON, payloads clipped. */
+export interface ConsoleEvent {
+  readonly ts: number;
+  readonly node: string;
+  readonly type: ConsoleEventType;
+  readonly socket_id?: string;
+  readonly channel?: string;
+  readonly event?: string;
+  readonly data?: string;
+  readonly truncated?: boolean;
+  readonly code?: number;
+  readonly reason?: string;
+  readonly transport?: string;
+  readonly user_id?: string;
+  readonly status?: number;
+  readonly ok?: boolean;
+  readonly attempts?: number;
+  readonly url?: string;
+  readonly events?: string[];
+}
+
+/** Most events one batch carries (a sender flushes more often rather than more at once). */
+export const CONSOLE_BATCH_MAX = 500;
+
+/** Events of one app from one node, with how many it skipped (sampling) since its previous batch. */
+export interface ConsoleBatch {
+  readonly events: readonly ConsoleEvent[];
+  readonly skipped: number;
+}
+
+export interface BrokerLink {
+  /** 'none' for the local adapter */
+  readonly state: 'up' | 'down' | 'none';
+  /** the latest measured round trip (null before the first, or without a broker) */
+  readonly rttMs: number | null;
+}
+
+/**
+ * What the operator console needs of the cluster: every node's report, and the live events of
+ * an app from every node to the nodes whose viewers watch it. Nothing here is on the data path
+ * while nobody watches: `wanted` is one map lookup.
+ */
+export interface OperatorLink {
+  /** Each live peer's report by node id (a peer that does not answer in time is missing). Never rejects. */
+  reports(kind: ReportKind): Promise<Map<string, unknown>>;
+  /** This node's viewers watch the app: peers send its events here. Renewed by calling again (lapses after ~10 s). */
+  watch(appId: string): void;
+  /** Whether a peer's viewers watch the app. */
+  wanted(appId: string): boolean;
+  /** This node's events of the app to the peers that watch it. */
+  send(appId: string, batch: ConsoleBatch): void;
+  broker(): BrokerLink;
+}
+
 export interface Cluster {
   readonly nodeId: string;
   /** Whether cluster-wide state (quotas, cache) is exact here, or per node (a broker without shared state). */
@@ -246,6 +321,7 @@ export interface Cluster {
   readonly cache: ChannelCache;
   readonly history: ChannelHistory;
   readonly membership: MembershipView;
+  readonly operator: OperatorLink;
   start(node: ClusterNode, local: LocalView): Promise<void>;
   /** Leaves the cluster, telling peers at once. */
   stop(): Promise<void>;

@@ -119,6 +119,8 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   bind('INSTANCE_PROCESS_ID', 'instance.process_id'),
   bind('CLIENT_ENABLED', 'client.enabled', 'boolean'),
   bind('CLIENT_TOKEN', 'client.token'),
+  bind('CONSOLE_ENABLED', 'console.enabled', 'boolean'),
+  bind('CONSOLE_TOKEN', 'console.token'),
   bind('SSL_ENABLED', 'ssl.enabled', 'boolean'),
   bind('SSL_CERT_PATH', 'ssl.cert_path'),
   bind('SSL_KEY_PATH', 'ssl.key_path'),

@@ -171,6 +171,14 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
         'the test client signs channel auth and sign-in for anyone who can reach it; set a token or listen on 127.0.0.1',
     );
   }
+  if (config.console.enabled && !config.console.token) {
+    throw new ConfigError(
+      'console.enabled needs console.token (env CONSOLE_TOKEN): the console shows every app and may publish; there is no default token',
+    );
+  }
+  if (config.console.enabled && !config.metrics.enabled) {
+    throw new ConfigError('console.enabled needs metrics.enabled: the console is served on the metrics port, never on the public one');
+  }
   return { config, source, unknownKeys, unreadEnv };
 }
 

@@ -380,6 +380,16 @@ export const configSchema = z.object({
       passphrase: z.string().nullish(),
     })
     .prefault({}),
+  /** The operator console on the metrics port (docs/CONSOLE.md): off unless enabled, and then only with a token. */
+  console: z
+    .object({
+      enabled: z.boolean().default(false),
+      /** what a browser logs in with (kept in an HttpOnly cookie) or a script sends as `Authorization: Bearer` */
+      token: z.string().nullish(),
+      /** live events one node sends per app and second to the console's viewers; the rest are counted as skipped */
+      max_events_per_second: lenient(z.number().int().positive().max(10_000).default(200)),
+    })
+    .prefault({}),
   client: z
     .object({
       enabled: z.boolean().optional(),

@@ -19,12 +19,14 @@ import type {
   MemberRef,
   MemberWithInfo,
   PresenceMember,
+  ReportKind,
 } from '../cluster/ports.js';
 import type { Connection, SignedInUser } from '../conn/connection.js';
 import type { LocalRegistry } from '../conn/registry.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { CloseCode, protocolError, type ProtocolError } from '../protocol/codes.js';
 import { errorFrame, memberAddedFrame, memberRemovedFrame } from '../protocol/frames.js';
+import { clipData, type ConsoleTap } from './console-tap.js';
 import { SubscriptionCounts } from './counts.js';
 import { wantsWebhook, type DomainEvents, type WebhookEvent } from './events.js';
 import { Fanout, type TopicFanout } from './fanout.js';
@@ -50,10 +52,15 @@ export interface CoreDeps {
   log: Logger;
   /** a lost node's queued webhooks go back to the queue (on the one survivor that owns the duty) */
   onPeerLost?: (nodeId: string) => void;
+  /** the operator console's live stream (edges record into it too) */
+  tap: ConsoleTap;
+  /** this node's figures for the console, as a peer asks for them */
+  report(kind: ReportKind): Promise<unknown>;
 }
 
 export class Core {
   readonly registry: LocalRegistry;
+  readonly tap: ConsoleTap;
   private readonly cluster: Cluster;
   private readonly fanout: Fanout;
   private readonly subscriptions: Subscriptions;
@@ -69,6 +76,7 @@ export class Core {
   ) {
     this.registry = deps.registry;
     this.cluster = deps.cluster;
+    this.tap = deps.tap;
     this.fanout = new Fanout(
       deps.topics,
       deps.registry,
@@ -164,6 +172,15 @@ export class Core {
    * broker, once the cache holds it.
    */
   publish(app: App, channel: string, event: string, data: string, exceptSocketId?: string): Promise<void> | undefined {
+    if (this.tap.wants(app.id)) {
+      this.tap.record(app.id, {
+        type: 'api_message',
+        channel,
+        event,
+        ...clipData(data),
+        ...(exceptSocketId ? { socket_id: exceptSocketId } : {}),
+      });
+    }
     return this.fanout.publish(app, channel, event, data, exceptSocketId);
   }
 
@@ -247,6 +264,15 @@ export class Core {
     return this.cluster.membership.members();
   }
 
+  /** The operator console: every live peer's report (the slow are missing), and this node's own. */
+  peerReports(kind: ReportKind): Promise<Map<string, unknown>> {
+    return this.cluster.operator.reports(kind);
+  }
+
+  ownReport(kind: ReportKind): Promise<unknown> {
+    return this.deps.report(kind);
+  }
+
   // lifecycle
 
   /**
@@ -264,6 +290,7 @@ export class Core {
 
   async stop(): Promise<void> {
     this.counts.close();
+    this.tap.stop();
     await this.cluster.stop();
   }
 
@@ -281,6 +308,8 @@ export class Core {
       for (const r of refs) this.fanout.deliver(r.appId, r.channel, memberAddedFrame(r.channel, r.userId, r.info), undefined);
     },
     edge: (edge) => this.reportEdge(edge),
+    report: (kind) => this.deps.report(kind),
+    consoleEvents: (appId, batch) => this.tap.fromPeer(appId, batch),
     peerLost: (nodeId, mine) => {
       if (mine) this.deps.onPeerLost?.(nodeId);
     },

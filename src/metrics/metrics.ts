@@ -25,6 +25,9 @@ export class Metrics {
   private readonly handlerErrors: Counter<'where'>;
   private readonly byTransport: Gauge<'app_id' | 'transport'>;
   private readonly byTransportChildren = new Map<string, { inc(): void; dec(): void }>();
+  /** The webhook counters the console reads back (set once webhooks() made them). */
+  private webhookCounters: { sent: AppCounter; failed: AppCounter; dead: AppCounter; dropped: AppCounter; enqueued: AppCounter } | null =
+    null;
   /** Bound children per app, so the hot path skips label hashing. */
   private readonly perApp = new Map<string, PerApp>();
 
@@ -140,6 +143,8 @@ export class Metrics {
     const dead = counter('webhooks_dead_lettered_total', 'Webhook batches given up after the last attempt');
     const dropped = counter('webhooks_dropped_total', "Webhook batches refused because the app's queue (or the whole queue) was full");
     const shortCircuited = counter('webhooks_short_circuited_total', 'Webhook attempts not made because the endpoint circuit was open');
+    const enqueued = counter('webhooks_enqueued_total', 'Webhook batches put on the queue');
+    this.webhookCounters = { sent, failed, dead, dropped, enqueued };
     const breakersOpen = new Gauge({
       name: this.prefix + 'webhook_breakers_open',
       help: 'Webhook endpoints whose circuit is open (failing, not attempted until a probe succeeds)',
@@ -178,6 +183,7 @@ export class Metrics {
       retried: (appId) => retried.inc({ app_id: appId }),
       dead: (appId) => dead.inc({ app_id: appId }),
       dropped: (appId) => dropped.inc({ app_id: appId }),
+      enqueued: (appId) => enqueued.inc({ app_id: appId }),
       shortCircuited: (appId) => shortCircuited.inc({ app_id: appId }),
       breakerOpened: (appId) => breakersOpen.inc({ app_id: appId }),
       breakerClosed: (appId) => breakersOpen.dec({ app_id: appId }),
@@ -235,6 +241,36 @@ export class Metrics {
     this.connectionErrors.inc({ app_id: appId, code: String(code) });
   }
 
+  /** This node's running totals per app, read back from the counters (the operator console's app view). */
+  async appTotals(): Promise<Map<string, AppTotals>> {
+    const out = new Map<string, AppTotals>();
+    const add = async (metric: Counter<string> | Gauge<string> | undefined, field: keyof AppTotals) => {
+      if (!metric) return;
+      for (const { labels, value } of (await metric.get()).values) {
+        const appId = labels.app_id;
+        if (typeof appId !== 'string') continue;
+        let t = out.get(appId);
+        if (!t) out.set(appId, (t = { ...ZERO_TOTALS }));
+        t[field] += value;
+      }
+    };
+    const w = this.webhookCounters;
+    await Promise.all([
+      add(this.connected, 'connections'),
+      add(this.messagesIn, 'messagesIn'),
+      add(this.messagesOut, 'messagesOut'),
+      add(this.publishes, 'apiMessages'),
+      add(this.clientEvents, 'clientEvents'),
+      add(this.rateLimited, 'rateLimited'),
+      add(w?.sent, 'webhooksSent'),
+      add(w?.failed, 'webhooksFailed'),
+      add(w?.dead, 'webhooksDead'),
+      add(w?.dropped, 'webhooksDropped'),
+      add(w?.enqueued, 'webhooksEnqueued'),
+    ]);
+    return out;
+  }
+
   async render(): Promise<string> {
     return this.registry.metrics();
   }
@@ -243,6 +279,34 @@ export class Metrics {
     return this.registry.contentType;
   }
 }
+
+export interface AppTotals {
+  connections: number;
+  messagesIn: number;
+  messagesOut: number;
+  apiMessages: number;
+  clientEvents: number;
+  rateLimited: number;
+  webhooksSent: number;
+  webhooksFailed: number;
+  webhooksDead: number;
+  webhooksDropped: number;
+  webhooksEnqueued: number;
+}
+
+const ZERO_TOTALS: AppTotals = {
+  connections: 0,
+  messagesIn: 0,
+  messagesOut: 0,
+  apiMessages: 0,
+  clientEvents: 0,
+  rateLimited: 0,
+  webhooksSent: 0,
+  webhooksFailed: 0,
+  webhooksDead: 0,
+  webhooksDropped: 0,
+  webhooksEnqueued: 0,
+};
 
 interface Inc {
   inc(value?: number): void;
@@ -254,6 +318,7 @@ export interface WebhookMetrics {
   retried(appId: string): void;
   dead(appId: string): void;
   dropped(appId: string): void;
+  enqueued(appId: string): void;
   shortCircuited(appId: string): void;
   breakerOpened(appId: string): void;
   breakerClosed(appId: string): void;

@@ -16,7 +16,7 @@ export interface HttpClientOptions {
   maxResponseBytes?: number;
 }
 
-export type DeliveryResult = { ok: true; status: number } | { ok: false; reason: string };
+export type DeliveryResult = { ok: true; status: number } | { ok: false; reason: string; status?: number };
 
 /** Shorter than the 5 s keep-alive timeout of Node and most servers, so an idle socket is closed by us first. */
 const IDLE_SOCKET_MS = 4000;
@@ -61,7 +61,7 @@ export class WebhookHttpClient {
       }, this.options.timeoutMs);
       timer.unref();
       const judge = (status: number): DeliveryResult =>
-        status >= 200 && status < 300 ? { ok: true, status } : { ok: false, reason: `HTTP ${status}` };
+        status >= 200 && status < 300 ? { ok: true, status } : { ok: false, reason: `HTTP ${status}`, status };
       try {
         const secure = url.protocol === 'https:';
         req = (secure ? https : http).request({

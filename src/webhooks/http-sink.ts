@@ -33,6 +33,17 @@ export interface WebhookCounters {
   dead(appId: string): void;
   /** a batch not attempted because its endpoint's breaker is open */
   shortCircuited(appId: string): void;
+  /** a batch put on the queue */
+  enqueued(appId: string): void;
+}
+
+/** Who hears of each attempt (the operator console's live stream); asked first whether it listens. */
+export interface AttemptObserver {
+  wants(appId: string): boolean;
+  attempted(
+    appId: string,
+    attempt: { url: string; ok: boolean; status?: number; reason?: string; attempts: number; events: string[] },
+  ): void;
 }
 
 /** How attempts reach the network: admission (slots, breakers), then the keep-alive client. */
@@ -55,6 +66,7 @@ export class HttpWebhookSink implements WebhookSink {
     private readonly counters: WebhookCounters,
     private readonly log: Logger,
     private readonly delivery: Delivery,
+    private readonly observer: AttemptObserver | null = null,
   ) {
     queue.start((job) => this.attempt(job));
   }
@@ -67,7 +79,7 @@ export class HttpWebhookSink implements WebhookSink {
     for (const hook of app.webhooks) {
       if (!webhookMatches(hook, event)) continue;
       if (!this.options.batching) {
-        this.queue.push(newJob(app, hook, event));
+        this.enqueue(newJob(app, hook, event));
         continue;
       }
       const k = JSON.stringify([app.id, hook.url]);
@@ -79,11 +91,16 @@ export class HttpWebhookSink implements WebhookSink {
       const job = newJob(app, hook, event);
       const timer = setTimeout(() => {
         this.open.delete(k);
-        this.queue.push(job);
+        this.enqueue(job);
       }, this.options.batchMs);
       timer.unref();
       this.open.set(k, { job, timer });
     }
+  }
+
+  private enqueue(job: WebhookJob): void {
+    this.counters.enqueued(job.appId);
+    this.queue.push(job);
   }
 
   /** One turn of a job. Admission is synchronous (see `Deliver`); the request is not. */
@@ -116,6 +133,16 @@ export class HttpWebhookSink implements WebhookSink {
       const { headers, body } = signedRequest(job, app);
       const result = await this.delivery.client.post(endpoint.url, headers, body);
       verdict = result.ok ? 'ok' : 'failed';
+      if (this.observer?.wants(job.appId)) {
+        this.observer.attempted(job.appId, {
+          url: endpoint.label,
+          ok: result.ok,
+          ...(result.status !== undefined ? { status: result.status } : {}),
+          ...(result.ok ? {} : { reason: scrubReason(result.reason, job.url) }),
+          attempts: job.attempts,
+          events: job.events.map((e) => e.name),
+        });
+      }
       if (result.ok) {
         this.counters.sent(job.appId, (Date.now() - job.createdAt) / 1000);
         return 'done';
@@ -148,7 +175,7 @@ export class HttpWebhookSink implements WebhookSink {
     for (const [k, o] of this.open) {
       clearTimeout(o.timer);
       this.open.delete(k);
-      this.queue.push(o.job);
+      this.enqueue(o.job);
     }
     await this.queue.flush(Math.max(0, deadline - Date.now()));
   }

@@ -12,7 +12,7 @@ import { CircuitBreakers, type BreakerObserver } from './circuit-breaker.js';
 import { DropReport } from './drop-report.js';
 import { EndpointGate } from './endpoint-gate.js';
 import { WebhookHttpClient } from './http-client.js';
-import { HttpWebhookSink } from './http-sink.js';
+import { HttpWebhookSink, type AttemptObserver } from './http-sink.js';
 import { retryDelayMs } from './job.js';
 import { MemoryQueue, type WebhookQueue } from './queue.js';
 import { RedisQueue } from './redis-queue.js';
@@ -50,7 +50,14 @@ export interface Webhooks {
   recoverNode(nodeId: string): Promise<void>;
 }
 
-export function createWebhooks(s: WebhookSettings, cluster: WebhookCluster, apps: AppStore, metrics: Metrics, log: Logger): Webhooks {
+export function createWebhooks(
+  s: WebhookSettings,
+  cluster: WebhookCluster,
+  apps: AppStore,
+  metrics: Metrics,
+  log: Logger,
+  observer: AttemptObserver | null = null,
+): Webhooks {
   let queue: WebhookQueue | null = null;
   const counters = metrics.webhooks(
     () => queue?.depth() ?? Promise.resolve(0),
@@ -97,6 +104,7 @@ export function createWebhooks(s: WebhookSettings, cluster: WebhookCluster, apps
     counters,
     log,
     { gate, client },
+    observer,
   );
   if (redisQueue) startOrphanSweep(redisQueue, cluster, s.settleMs, log);
   return {

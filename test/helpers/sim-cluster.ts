@@ -4,7 +4,7 @@
 // algorithms' unit tests: milliseconds per scenario, faults injected by seed.
 import { pino } from 'pino';
 import { HorizontalCluster, type HorizontalSettings } from '../../src/cluster/horizontal/horizontal-cluster.js';
-import type { ClusterEdge, ClusterNode, LocalView, MemberRef, MemberWithInfo } from '../../src/cluster/ports.js';
+import type { ClusterEdge, ClusterNode, ConsoleBatch, LocalView, MemberRef, MemberWithInfo, ReportKind } from '../../src/cluster/ports.js';
 import { MemoryBroker, type MemoryBrokerOptions, type MemoryTransport } from '../../src/transports/memory.js';
 import { sleep, until } from './wait.js';
 
@@ -27,6 +27,7 @@ export class SimNode implements ClusterNode, LocalView {
   readonly membersFoundSeen: MemberWithInfo[] = [];
   readonly disconnects: Array<{ appId: string; userId: string; code: number }> = [];
   readonly watchlist: Array<{ appId: string; userId: string; online: boolean }> = [];
+  readonly consoleBatches: Array<{ appId: string; batch: ConsoleBatch }> = [];
   /** app -> channel -> local subscribers */
   private readonly subs = new Map<string, Map<string, number>>();
   private readonly conns = new Map<string, number>();
@@ -44,6 +45,16 @@ export class SimNode implements ClusterNode, LocalView {
 
   start(): Promise<void> {
     return this.cluster.start(this, this);
+  }
+
+  // the operator console
+
+  async report(kind: ReportKind): Promise<unknown> {
+    return { kind, name: this.name };
+  }
+
+  consoleEvents(appId: string, batch: ConsoleBatch): void {
+    this.consoleBatches.push({ appId, batch });
   }
 
   async stop(): Promise<void> {

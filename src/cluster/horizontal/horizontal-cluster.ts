@@ -8,11 +8,21 @@ import type { Logger } from 'pino';
 import { DEFAULT_REQUEST_TIMEOUT_MS, DISCOVERY_MS, READY_AFTER_HEARTBEATS } from '../../config/limits.js';
 import type { Transport } from '../../transports/transport.js';
 import { EdgeEmitter, type EdgeSettings } from '../edges.js';
-import type { Cluster, ClusterMember, ClusterNode, LocalView, MembershipView, PresenceDirectory, UserDirectory } from '../ports.js';
+import type {
+  Cluster,
+  ClusterMember,
+  ClusterNode,
+  LocalView,
+  MembershipView,
+  OperatorLink,
+  PresenceDirectory,
+  UserDirectory,
+} from '../ports.js';
 import { HorizontalChannelBus } from './channel-bus.js';
 import { HorizontalHistory } from './history.js';
 import { ControlBus } from './control-bus.js';
 import { Membership, type LossReason, type Peer } from './membership.js';
+import { HorizontalOperator } from './operator.js';
 import { HorizontalQueries } from './queries.js';
 import { Replica } from './replica.js';
 import { RequestTracker } from './requests.js';
@@ -57,6 +67,8 @@ export class HorizontalCluster implements Cluster {
   private readonly bus: HorizontalChannelBus;
   readonly history: HorizontalHistory;
   private readonly queryPort: HorizontalQueries;
+  private readonly operatorPort: HorizontalOperator;
+  private lastRttMs: number | null = null;
   private state: SharedState | null = null;
   private readonly startedAt = Date.now();
   private timers: NodeJS.Timeout[] = [];
@@ -112,6 +124,13 @@ export class HorizontalCluster implements Cluster {
       send: (m) => this.control.send(m),
       local: () => this.local,
       presence: this.presence,
+    });
+    this.operatorPort = new HorizontalOperator({
+      requests: this.requests,
+      liveIds: () => this.membershipTable.liveIds(),
+      send: (m, to) => this.control.send(m, to),
+      broker: () => ({ state: this.brokerUp ? 'up' : 'down', rttMs: this.lastRttMs }),
+      log: this.log,
     });
   }
 
@@ -169,6 +188,7 @@ export class HorizontalCluster implements Cluster {
     if (this.membershipTable.liveIds().length === 0) this.edges.flush();
     this.control.send({ t: 'bye' });
     this.requests.close();
+    this.operatorPort.close();
     this.edges.close();
     this.replica.close();
     this.bus.close();
@@ -205,6 +225,10 @@ export class HorizontalCluster implements Cluster {
     isOnline: (appId, userId) => this.replica.users.isOnline(appId, userId),
     disconnectEverywhere: (appId, userId, code, msg) => this.control.send({ t: 'disc', a: appId, u: userId, code, msg }),
   };
+
+  get operator(): OperatorLink {
+    return this.operatorPort;
+  }
 
   get queries(): HorizontalQueries {
     return this.queryPort;
@@ -297,7 +321,14 @@ export class HorizontalCluster implements Cluster {
         this.node?.disconnectUser(m.a, m.u, m.code, m.msg);
         return;
       case 'req':
-        this.control.send({ t: 'res', id: m.id, val: this.queryPort.answer(m.k, m.a, m.c) }, m.n);
+        if (m.k === 'node' || m.k === 'apps') this.operatorPort.answer(m.k, m.id, m.n, this.node);
+        else this.control.send({ t: 'res', id: m.id, val: this.queryPort.answer(m.k, m.a, m.c) }, m.n);
+        return;
+      case 'cw':
+        this.operatorPort.watched(m.a, m.n);
+        return;
+      case 'cev':
+        this.node?.consoleEvents(m.a, { events: m.ev, skipped: m.sk });
         return;
     }
   }
@@ -380,7 +411,11 @@ export class HorizontalCluster implements Cluster {
     if (!this.brokerUp) return;
     const started = process.hrtime.bigint();
     this.transport.ping().then(
-      () => this.observer.rtt(Number(process.hrtime.bigint() - started) / 1e9),
+      () => {
+        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+        this.lastRttMs = seconds * 1000;
+        this.observer.rtt(seconds);
+      },
       () => undefined,
     );
   }
@@ -395,6 +430,7 @@ export class HorizontalCluster implements Cluster {
     if (reason === 'left') this.log.info({ peer: peer.nodeId }, 'cluster peer left');
     else this.log.warn({ peer: peer.nodeId, reason }, 'cluster peer lost');
     this.requests.forget(peer.nodeId);
+    this.operatorPort.forget(peer.nodeId);
     this.replica.dropNode(peer.nodeId);
     if (reason !== 'left') this.edges.nodeLost(peer.nodeId, peer.lastSeen);
     // A graceful leaver closed its own connections first and its changes already arrived.

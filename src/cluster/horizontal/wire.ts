@@ -8,6 +8,7 @@
 // schema is dropped and counted, never thrown into the broker client's callback.
 import { z } from 'zod';
 import { EPOCH_PATTERN, SOCKET_ID_PATTERN } from '../../protocol/limits.js';
+import { CONSOLE_BATCH_MAX, CONSOLE_EVENT_TYPES } from '../ports.js';
 
 export const WIRE_VERSION = 1;
 
@@ -35,10 +36,32 @@ const edgeWire = z.union([
 ]);
 export type PendingWire = z.infer<typeof edgeWire>;
 
-export const requestKind = z.enum(['count', 'channels', 'conns']);
+/** count/channels/conns: the HTTP API's figures; node/apps: the operator console's reports */
+export const requestKind = z.enum(['count', 'channels', 'conns', 'node', 'apps']);
 export type RequestKind = z.infer<typeof requestKind>;
 
 const envelope = { v: z.number().int().positive().optional(), n: id };
+
+/** Bounds of a console event as it crosses the bus (the sender clips payloads to less). */
+const consoleEvent = z.object({
+  ts: z.number().nonnegative(),
+  node: id,
+  type: z.enum(CONSOLE_EVENT_TYPES),
+  socket_id: z.string().max(64).optional(),
+  channel: name.optional(),
+  event: name.optional(),
+  data: z.string().max(8192).optional(),
+  truncated: z.boolean().optional(),
+  code: z.number().int().optional(),
+  reason: z.string().max(1000).optional(),
+  transport: z.string().max(32).optional(),
+  user_id: name.optional(),
+  status: z.number().int().optional(),
+  ok: z.boolean().optional(),
+  attempts: z.number().int().nonnegative().optional(),
+  url: z.string().max(2048).optional(),
+  events: z.array(z.string().max(200)).max(100).optional(),
+});
 
 export const schemas = {
   /** heartbeat: s the latest sequence number, d the digest of the sender's state, r ready to own keys */
@@ -68,6 +91,10 @@ export const schemas = {
     /** removals the sender is waiting out (so a node that joins reports them if it owns them) */
     pend: z.array(edgeWire).optional(),
   }),
+  /** the sender's console viewers watch an app: send its events to the sender (renewed every few seconds) */
+  cw: z.object({ ...envelope, t: z.literal('cw'), a: name }),
+  /** the sender's events of an app for a watcher, and how many it skipped since its previous batch */
+  cev: z.object({ ...envelope, t: z.literal('cev'), a: name, ev: z.array(consoleEvent).max(CONSOLE_BATCH_MAX), sk: seq }),
   /** a node declared gone by someone who knows (the primary of a box of workers) */
   dead: z.object({ ...envelope, t: z.literal('dead'), id }),
 } as const;

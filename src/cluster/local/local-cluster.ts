@@ -17,6 +17,7 @@ import type {
   ConnectionQuotas,
   LocalView,
   MembershipView,
+  OperatorLink,
   PresenceDirectory,
   UserDirectory,
 } from '../ports.js';
@@ -43,6 +44,15 @@ export class LocalCluster implements Cluster {
     this.nodeId = settings.nodeId ?? randomUUID();
     this.edges = new EdgeEmitter(settings, { selfId: this.nodeId, ownerOf: () => this.nodeId }, (edge) => this.node?.edge(edge));
   }
+
+  /** One node: no peer reports, nobody else to send events to, no broker. */
+  readonly operator: OperatorLink = {
+    reports: async () => new Map<string, unknown>(),
+    watch: () => undefined,
+    wanted: () => false,
+    send: () => undefined,
+    broker: () => ({ state: 'none', rttMs: null }),
+  };
 
   async start(node: ClusterNode, local: LocalView): Promise<void> {
     this.node = node;

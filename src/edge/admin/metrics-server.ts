@@ -1,9 +1,11 @@
-// The metrics port: Prometheus text at /metrics and the cluster's members at
-// /cluster, kept off the public port.
+// The metrics port: Prometheus text at /metrics, the cluster's members at /cluster
+// and, when enabled, the operator console at /console, kept off the public port.
 import uWS from 'uWebSockets.js';
 import type { Logger } from 'pino';
 import type { Core } from '../../core/core.js';
 import type { Metrics } from '../../metrics/metrics.js';
+import { registerConsoleRoutes, type ConsoleSettings } from './console/routes.js';
+import type { AppStore } from '../../apps/store.js';
 
 export interface AdminDeps {
   core: Core;
@@ -13,6 +15,9 @@ export interface AdminDeps {
   driver: string;
   /** open connections on this node (the soak tests' heap endpoint) */
   connections(): number;
+  apps: AppStore;
+  /** the operator console's settings, or null when it is off */
+  console: ConsoleSettings | null;
 }
 
 export interface MetricsServer {
@@ -62,6 +67,9 @@ export function startMetricsServer(d: AdminDeps, host: string, port: number): Pr
       res.writeStatus('200 OK').writeHeader('Content-Type', 'application/json').end(JSON.stringify(body));
     });
   }
+  const closeConsole = d.console
+    ? registerConsoleRoutes({ core: d.core, apps: d.apps, driver: d.driver, settings: d.console, log: d.log }, app)
+    : null;
   app.any('/*', (res) => {
     res.writeStatus('404 Not Found').end('Not found');
   });
@@ -73,7 +81,10 @@ export function startMetricsServer(d: AdminDeps, host: string, port: number): Pr
       }
       resolve({
         port: uWS.us_socket_local_port(socket),
-        close: () => uWS.us_listen_socket_close(socket),
+        close: () => {
+          closeConsole?.();
+          uWS.us_listen_socket_close(socket);
+        },
       });
     });
   });

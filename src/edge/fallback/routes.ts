@@ -59,7 +59,7 @@ export function registerFallbackRoutes(d: FallbackDeps, uws: TemplatedApp): void
     publishToEngine: (topic, frame) => d.publishToEngine(topic, frame),
     topics: d.sessionTopics,
     startResponse: (res, origin) => startResponse(res, origin),
-    closed: (conn) => connectionClosed(d, conn, conn.gated ? conn.ip : ''),
+    closed: (conn, code, reason) => connectionClosed(d, conn, conn.gated ? conn.ip : '', code, () => reason),
     drop: (conn) => d.sessions.remove(conn, conn.ip),
   };
 

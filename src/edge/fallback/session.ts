@@ -27,7 +27,7 @@ export interface SessionHooks {
   /** status and headers of a receive answer (CORS for the request's origin, no caching) */
   startResponse(res: HttpResponse, origin: string): void;
   /** the connection closed (called once): the core, the address gate and the metrics forget it */
-  closed(conn: FallbackConnection): void;
+  closed(conn: FallbackConnection, code: number, reason: string): void;
   /** the session holds nothing more for a poll: it leaves the table */
   drop(conn: FallbackConnection): void;
 }
@@ -161,7 +161,7 @@ export class FallbackConnection extends Connection implements TopicMember {
     this.pendingClose = closeLine(code, reason);
     for (const t of this.topicNames) this.hooks.topics.unsubscribe(t, this);
     this.topicNames.clear();
-    this.hooks.closed(this);
+    this.hooks.closed(this, code, reason);
     // Without a receiver the close waits for the next poll (or the session's expiry).
     if (this.receiver) this.flush();
   }

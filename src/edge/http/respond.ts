@@ -5,6 +5,7 @@ import { ANY_ORIGIN, type HeaderList } from './cors.js';
 const STATUS: Record<number, string> = {
   200: '200 OK',
   204: '204 No Content',
+  303: '303 See Other',
   400: '400 Bad Request',
   401: '401 Unauthorized',
   403: '403 Forbidden',

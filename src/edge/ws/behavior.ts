@@ -108,13 +108,13 @@ export function websocketBehavior(d: WsDeps): WebSocketBehavior<SocketData> {
       }
     },
 
-    close: (ws) => {
+    close: (ws, code, message) => {
       try {
         const data = ws.getUserData();
         if (data.kind !== 'admitted' || !data.conn) return;
         const conn = data.conn;
         conn.closed = true;
-        connectionClosed(d, conn, data.ip);
+        connectionClosed(d, conn, data.ip, code, () => Buffer.from(message).toString('utf8'));
       } catch (err) {
         metrics.handlerError('close');
         log.error({ err: (err as Error).message }, 'close handler threw');

@@ -2,6 +2,7 @@
 // only on private and presence channels the sender has joined.
 import { kb } from '../../apps/app.js';
 import type { Connection } from '../../conn/connection.js';
+import { clipData } from '../../core/console-tap.js';
 import { wantsWebhook, type WebhookEvent } from '../../core/events.js';
 import { allowsClientEvents, channelInfo } from '../../protocol/channels.js';
 import { CloseCode } from '../../protocol/codes.js';
@@ -70,4 +71,15 @@ export function handleClientEvent(d: WsDeps, conn: Connection, frame: ClientFram
       }
     : null;
   d.core.clientEvent(conn, channel, out, webhook);
+  if (d.core.tap.wants(app.id)) {
+    const text = typeof data === 'string' ? data : JSON.stringify(data ?? null);
+    d.core.tap.record(app.id, {
+      type: 'client_event',
+      socket_id: conn.socketId,
+      channel,
+      event,
+      ...clipData(text),
+      ...(userId !== undefined ? { user_id: userId } : {}),
+    });
+  }
 }

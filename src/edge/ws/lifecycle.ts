@@ -12,10 +12,26 @@ export function connectionOpened(d: WsDeps, conn: Connection): void {
   conn.metrics.connected.inc();
   d.metrics.connectedVia(conn.app.id, conn.transport).inc();
   conn.send(connectionEstablished(conn.socketId, d.settings.activityTimeoutSeconds));
+  if (d.core.tap.wants(conn.app.id)) {
+    d.core.tap.record(conn.app.id, { type: 'connection_opened', socket_id: conn.socketId, transport: conn.transport });
+  }
 }
 
-/** `ip`: the address the gate counted it under ('' when no per-address limit counts it). */
-export function connectionClosed(d: WsDeps, conn: Connection, ip: string): void {
+/**
+ * `ip`: the address the gate counted it under ('' when no per-address limit counts it);
+ * `code` and `reason`: how it closed, as far as this side knows (the console shows them).
+ */
+export function connectionClosed(d: WsDeps, conn: Connection, ip: string, code: number, reason: () => string): void {
+  if (d.core.tap.wants(conn.app.id)) {
+    d.core.tap.record(conn.app.id, {
+      type: 'connection_closed',
+      socket_id: conn.socketId,
+      transport: conn.transport,
+      code,
+      reason: reason().slice(0, 200),
+      ...(conn.user ? { user_id: conn.user.id } : {}),
+    });
+  }
   d.ipGate.closed(ip);
   d.core.closed(conn);
   conn.metrics.disconnections.inc();

@@ -85,24 +85,44 @@ export async function handleSubscribe(d: WsDeps, conn: Connection, rawData: unkn
   const problem = channelNameProblem(channel, conn.app.max_channel_name_length);
   if (problem || typeof channel !== 'string' || !data) {
     // The name as sent, so pusher-js routes the error to the channel the app subscribed (the frame is bounded anyway).
-    sendRefusal(conn, typeof channel === 'string' ? channel : '', refuse('InvalidChannel', problem ?? 'invalid channel', 400));
+    sendRefusal(d, conn, typeof channel === 'string' ? channel : '', refuse('InvalidChannel', problem ?? 'invalid channel', 400));
     return;
   }
   // pusher-js subscribes again only on a new connection: a repeat is ignored, never answered
   // with a second member list (that would turn a few bytes in into megabytes out).
   if (conn.channels.has(channel)) return;
   const verdict = authorize(d, conn, channel, data);
-  if (verdict && 'status' in verdict) return sendRefusal(conn, channel, verdict);
+  if (verdict && 'status' in verdict) return sendRefusal(d, conn, channel, verdict);
   // Authorized connections: a private or presence subscription counts as authenticated.
   if (needsAuth(channelInfo(channel).kind)) conn.authDeadline = 0;
-  await d.core.subscribe(conn, channel, verdict);
+  const joined = await d.core.subscribe(conn, channel, verdict);
+  if (joined && d.core.tap.wants(conn.app.id)) {
+    d.core.tap.record(conn.app.id, {
+      type: 'subscribed',
+      socket_id: conn.socketId,
+      channel,
+      ...(verdict ? { user_id: verdict.userId } : {}),
+    });
+  }
 }
 
-function sendRefusal(conn: Connection, channel: string, r: Refusal): void {
+function sendRefusal(d: WsDeps, conn: Connection, channel: string, r: Refusal): void {
   conn.send(subscriptionError(channel, r.type, r.error, r.status));
+  if (d.core.tap.wants(conn.app.id)) {
+    d.core.tap.record(conn.app.id, {
+      type: 'subscription_failed',
+      socket_id: conn.socketId,
+      channel: channel.slice(0, 200),
+      code: r.status,
+      reason: `${r.type}: ${r.error}`.slice(0, 300),
+    });
+  }
 }
 
 export function handleUnsubscribe(d: WsDeps, conn: Connection, rawData: unknown): void {
   const channel = dataAsObject(rawData)?.channel;
-  if (typeof channel === 'string') d.core.unsubscribe(conn, channel);
+  if (typeof channel !== 'string') return;
+  const held = conn.channels.has(channel);
+  d.core.unsubscribe(conn, channel);
+  if (held && d.core.tap.wants(conn.app.id)) d.core.tap.record(conn.app.id, { type: 'unsubscribed', socket_id: conn.socketId, channel });
 }
