@@ -15,6 +15,7 @@ import { churn } from './scenarios/churn.mjs';
 import { ratelimit } from './scenarios/ratelimit.mjs';
 import { history } from './scenarios/history.mjs';
 import { fallback } from './scenarios/fallback.mjs';
+import { consoleScenario } from './scenarios/console.mjs';
 import { active } from './lib/harness.mjs';
 import { CLI, ROOT } from './lib/node.mjs';
 import { loadavg1, machineInfo } from './lib/proc.mjs';
@@ -31,6 +32,7 @@ const SCENARIOS = {
   ratelimit,
   history,
   fallback,
+  console: consoleScenario,
 };
 
 function parseArgs(argv) {
@@ -90,6 +92,7 @@ function config(args) {
       memory: { channels: 10, events: 1000 },
       baseline: true,
     },
+    console: { subs: small ? 300 : 1000, viewers: 2 },
     fallback: { clients: small ? 200 : 1000, events: small ? 100 : 300, window: 20 },
     churn: { concurrencyPerWorker: small ? 10 : 50, presence: { observers: small ? 20 : 100, churners: small ? 10 : 20 } },
   };
