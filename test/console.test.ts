@@ -7,6 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { request, type ClientRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -100,6 +101,68 @@ describe('operator console: refusals', () => {
       assert.equal(on.logs.filter((l) => /"level":(50|60)/.test(l)).length, 0, 'no error logged');
     } finally {
       await Promise.all([off.stop(), on.stop()]);
+    }
+  });
+
+  it('the stream and the send refuse what they cannot serve, and a closed viewer frees its place', async () => {
+    const on = await startNode({ config: consoleConfig() });
+    const streams: ClientRequest[] = [];
+    try {
+      const headers = { authorization: `Bearer ${TOKEN}` };
+      const sendUrl = metricsUrl(on, '/console/api/apps/app-id/events');
+      const form = await status(sendUrl, {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'channel=x',
+      });
+      assert.equal(form.status, 415, 'a form (what another site could post) is refused');
+      const huge = JSON.stringify({ channel: 'ok', event: 'e', data: 'x'.repeat(1_200_000) });
+      assert.equal(
+        (await status(sendUrl, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: huge })).status,
+        413,
+      );
+      const noApp = await status(metricsUrl(on, '/console/api/apps/no-such-app/events'), {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/json' },
+        body: '{}',
+      });
+      assert.equal(noApp.status, 404);
+      assert.equal(
+        (await status(metricsUrl(on, '/console/api/apps/no-such-app/events'), { headers })).status,
+        404,
+        'no stream of an unknown app',
+      );
+      assert.equal((await status(metricsUrl(on, '/console/assets/../../package.json'), { headers })).status, 404);
+      assert.equal((await status(metricsUrl(on, '/console/assets/nothing.js'), { headers })).status, 404);
+      const logout = await fetch(metricsUrl(on, '/console/logout'), { method: 'POST', redirect: 'manual' });
+      assert.equal(logout.status, 303);
+      assert.match(logout.headers.get('set-cookie') ?? '', /^chorus_console=; Path=\/console;.*Max-Age=0/);
+
+      // Up to MAX_VIEWERS (64) streams a node; the next is told to come back; one closed frees a place.
+      const open = () =>
+        new Promise<{ status: number; first: string; req: ClientRequest }>((resolve, reject) => {
+          const req = request(metricsUrl(on, '/console/api/apps/app-id/events'), { headers }, (res) => {
+            res.setEncoding('utf8');
+            res.once('data', (chunk: string) => resolve({ status: res.statusCode ?? 0, first: chunk, req }));
+          });
+          req.on('error', reject);
+          req.end();
+        });
+      for (let i = 0; i < 64; i++) {
+        const s = await open();
+        streams.push(s.req);
+        assert.equal(s.status, 200);
+        assert.match(s.first, /event: hello\ndata: \{"app_id":"app-id","max_events_per_second":200\}/);
+      }
+      const full = await open();
+      streams.push(full.req);
+      assert.equal(full.status, 503);
+      streams.shift()?.destroy();
+      await until(async () => (await open().then((s) => (streams.push(s.req), s.status))) === 200, WAIT_MS, 'a place freed');
+      assert.equal(on.logs.filter((l) => /"level":(50|60)/.test(l)).length, 0, 'no error logged');
+    } finally {
+      for (const s of streams) s.destroy();
+      await on.stop();
     }
   });
 
