@@ -6,6 +6,7 @@ RUN npm ci --no-audit --no-fund
 COPY src ./src
 COPY scripts ./scripts
 COPY client ./client
+COPY console ./console
 RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { startRedis, type Broker } from './helpers/brokers.js';
-import { connected, pusherClient, waitFor, type PusherClient } from './helpers/clients.js';
+import { connected, pusherClient, serverSdk, waitFor, type PusherClient } from './helpers/clients.js';
 import { DEMO_APP, runCli, startNode, writeConfig, type ChorusNode } from './helpers/node.js';
 import { until } from './helpers/wait.js';
 
@@ -281,6 +281,16 @@ describe('operator console in Chromium: three nodes on redis', () => {
     await page.locator('[data-testid="send-result"]', { hasText: 'sent' }).waitFor();
     await page.locator('[data-testid="event-row"][data-type="api_message"]').first().waitFor();
     await shot(page, 'events');
+
+    // A burst past the stream's budget (200 events a second per node and app) is sampled, and the page says so.
+    const sdk = serverSdk(other);
+    await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        sdk.triggerBatch(Array.from({ length: 10 }, (_, j) => ({ channel: 'burst', name: 'burst', data: { n: i * 10 + j } }))),
+      ),
+    );
+    await page.locator('[data-testid="events-skipped"]', { hasText: /\d+ events skipped/ }).waitFor();
+    assert.ok((await page.locator('[data-testid="event-row"]').count()) < 200, 'rows are virtualized: only those in sight are built');
 
     await page.click('[data-testid="tab-apps"]');
     await page.locator(`[data-testid="app-row"][data-app-id="${DEMO_APP.id}"]`).waitFor();
