@@ -1,6 +1,7 @@
 // Prometheus metrics with the names soketi's and Sockudo's dashboards know,
 // under a configurable prefix. Labels are bounded: app ids, endpoints, statuses.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
+import { Tallies, type Tally } from './tally.js';
 
 type AppCounter = Counter<'app_id'>;
 
@@ -30,6 +31,10 @@ export class Metrics {
     null;
   /** Bound children per app, so the hot path skips label hashing. */
   private readonly perApp = new Map<string, PerApp>();
+  /** The hot paths' counters, folded into prom-client before every read. */
+  private readonly tallies = new Tallies();
+  /** http_calls_received_total per app, endpoint and status (bounded like the counter's own children). */
+  private readonly httpCallTallies = new Map<string, Tally>();
 
   constructor(readonly prefix: string) {
     const r = [this.registry];
@@ -196,18 +201,18 @@ export class Metrics {
       const l: LabelValues<'app_id'> = { app_id: appId };
       m = {
         connected: this.connected.labels(l),
-        newConnections: this.newConnections.labels(l),
-        disconnections: this.disconnections.labels(l),
-        bytesIn: this.bytesIn.labels(l),
-        bytesOut: this.bytesOut.labels(l),
-        messagesIn: this.messagesIn.labels(l),
-        messagesOut: this.messagesOut.labels(l),
-        httpBytesIn: this.httpBytesIn.labels(l),
-        httpBytesOut: this.httpBytesOut.labels(l),
-        publishes: this.publishes.labels(l),
-        clientEvents: this.clientEvents.labels(l),
-        subscriptions: this.subscriptions.labels(l),
-        unsubscriptions: this.unsubscriptions.labels(l),
+        newConnections: this.tallies.of(this.newConnections.labels(l)),
+        disconnections: this.tallies.of(this.disconnections.labels(l)),
+        bytesIn: this.tallies.of(this.bytesIn.labels(l)),
+        bytesOut: this.tallies.of(this.bytesOut.labels(l)),
+        messagesIn: this.tallies.of(this.messagesIn.labels(l)),
+        messagesOut: this.tallies.of(this.messagesOut.labels(l)),
+        httpBytesIn: this.tallies.of(this.httpBytesIn.labels(l)),
+        httpBytesOut: this.tallies.of(this.httpBytesOut.labels(l)),
+        publishes: this.tallies.of(this.publishes.labels(l)),
+        clientEvents: this.tallies.of(this.clientEvents.labels(l)),
+        subscriptions: this.tallies.of(this.subscriptions.labels(l)),
+        unsubscriptions: this.tallies.of(this.unsubscriptions.labels(l)),
       };
       this.perApp.set(appId, m);
     }
@@ -223,7 +228,11 @@ export class Metrics {
   }
 
   httpCall(appId: string, endpoint: string, status: number): void {
-    this.httpCalls.inc({ app_id: appId, endpoint, status: String(status) });
+    const key = `${appId}\n${endpoint}\n${status}`;
+    let t = this.httpCallTallies.get(key);
+    if (!t)
+      this.httpCallTallies.set(key, (t = this.tallies.of(this.httpCalls.labels({ app_id: appId, endpoint, status: String(status) }))));
+    t.inc();
   }
 
   rateLimit(
@@ -243,6 +252,7 @@ export class Metrics {
 
   /** This node's running totals per app, read back from the counters (the operator console's app view). */
   async appTotals(): Promise<Map<string, AppTotals>> {
+    this.tallies.fold();
     const out = new Map<string, AppTotals>();
     const add = async (metric: Counter<string> | Gauge<string> | undefined, field: keyof AppTotals) => {
       if (!metric) return;
@@ -271,7 +281,14 @@ export class Metrics {
     return out;
   }
 
+  /** Every metric as prom-client's JSON (a box's primary adds its workers' together). */
+  async json(): Promise<unknown[]> {
+    this.tallies.fold();
+    return this.registry.getMetricsAsJSON();
+  }
+
   async render(): Promise<string> {
+    this.tallies.fold();
     return this.registry.metrics();
   }
 

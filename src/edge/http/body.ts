@@ -3,6 +3,7 @@
 // large bodies, of one client address): past it the request is refused, so slow
 // or stalled uploads cannot pile up memory.
 import type { HttpResponse } from 'uWebSockets.js';
+import { bodyDeadlines } from './deadlines.js';
 
 export type BodyResult = { ok: true; body: Buffer } | { ok: false; reason: 'too_large' | 'timeout' | 'busy' | 'busy_ip' | 'aborted' };
 
@@ -93,14 +94,14 @@ export function readBody(
   const finish = (r: BodyResult) => {
     if (done) return;
     done = true;
-    clearTimeout(timer);
+    bodyDeadlines.cancel(timer);
     release();
     settle(r);
   };
   const chunks: Buffer[] = [];
   let size = 0;
   // A slow client gets a bounded time to send it all (slowloris).
-  const timer = setTimeout(() => finish({ ok: false, reason: 'timeout' }), timeoutMs);
+  const timer = bodyDeadlines.add(timeoutMs, () => finish({ ok: false, reason: 'timeout' }));
   res.onData((chunk, isLast) => {
     if (done) return;
     size += chunk.byteLength;
@@ -149,10 +150,10 @@ export function refuseAfterBody(
   const finish = (drained: boolean) => {
     if (done) return;
     done = true;
-    clearTimeout(timer);
+    bodyDeadlines.cancel(timer);
     answer(drained);
   };
-  const timer = setTimeout(() => finish(false), timeoutMs);
+  const timer = bodyDeadlines.add(timeoutMs, () => finish(false));
   res.onData((chunk, isLast) => {
     seen += chunk.byteLength;
     if (seen > declaredLength) finish(false);
