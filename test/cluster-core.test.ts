@@ -241,6 +241,33 @@ describe('cluster core: exactly-once edges', () => {
     assert.deepEqual(memberEdges(seen(), 'presence-d', 'ghost'), [true, false, true]);
   });
 
+  it('a removal falls due on time even while an overdue one is kept for the node timeout', async () => {
+    // node_timeout_ms long: an overdue removal is kept that long, and its timer must not hold back newer ones.
+    sim = await SimCluster.of(3, {}, { removalDelayMs: 100, nodeTimeoutMs: 4000, heartbeatIntervalMs: 200, cleanupIntervalMs: 200 });
+    const [a, b, c] = sim.nodes;
+    const ownedBy = (node: typeof a, not: typeof a) => {
+      for (let i = 0; i < 500; i++) {
+        const key = JSON.stringify(['app', `t${i}`]);
+        if (node.cluster.membership.owns(key) && !not.cluster.membership.owns(key)) return `t${i}`;
+      }
+      return '';
+    };
+    // First: a removal b does not own (b keeps it overdue). Then one b owns.
+    const first = ownedBy(c, b);
+    const second = ownedBy(b, c);
+    assert.ok(first && second, 'channels owned by c and by b');
+    await a.subscribe('app', first);
+    await a.subscribe('app', second);
+    await until(() => channelEdges(sim!.allEdges(), second).length === 1, 2000, 'occupied');
+    a.unsubscribe('app', first);
+    await until(() => channelEdges(sim!.allEdges(), first).length === 2, 2000, 'first vacated');
+    await sleep(50);
+    const started = Date.now();
+    a.unsubscribe('app', second);
+    await until(() => channelEdges(sim!.allEdges(), second).length === 2, 3000, 'second vacated');
+    assert.ok(Date.now() - started < 1000, `reported after ${Date.now() - started} ms (delay 100 ms)`);
+  });
+
   it('a removal waiting out its delay survives the death of the node that would have reported it', async () => {
     sim = await SimCluster.of(3, {}, { removalDelayMs: 200 });
     const [a] = sim.nodes;

@@ -53,6 +53,7 @@ export class EdgeEmitter {
   /** removals that fell due owned by another node, kept until that node is known alive or lost */
   private readonly overdue = new Map<string, Overdue>();
   private timer: NodeJS.Timeout | null = null;
+  private timerAt = Infinity;
 
   constructor(
     private readonly settings: EdgeSettings & { overdueGraceMs?: number },
@@ -113,12 +114,24 @@ export class EdgeEmitter {
     }
   }
 
+  /**
+   * The sweep runs at the earliest time anything waits for. A timer already set for later
+   * (an overdue removal kept for node_timeout_ms) is moved forward: a new removal must not
+   * wait for it.
+   */
   private arm(): void {
-    if (this.timer || (this.pending.size === 0 && this.overdue.size === 0)) return;
+    if (this.pending.size === 0 && this.overdue.size === 0) return;
     let next = Infinity;
     for (const p of this.pending.values()) next = Math.min(next, p.dueAt);
     for (const o of this.overdue.values()) next = Math.min(next, o.keepUntil);
-    this.timer = setTimeout(() => this.sweep(), Math.max(1, next - Date.now()));
+    this.schedule(next);
+  }
+
+  private schedule(at: number): void {
+    if (this.timer && this.timerAt <= at) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => this.sweep(), Math.max(1, at - Date.now()));
     this.timer.unref();
   }
 
@@ -143,10 +156,7 @@ export class EdgeEmitter {
       if (o.keepUntil <= now) this.overdue.delete(key);
       else nextDue = Math.min(nextDue, o.keepUntil);
     }
-    if (nextDue !== Infinity) {
-      this.timer = setTimeout(() => this.sweep(), Math.max(1, nextDue - Date.now()));
-      this.timer.unref();
-    }
+    if (nextDue !== Infinity) this.schedule(nextDue);
   }
 
   /** Reports every waiting removal now (a node that nobody takes over from is stopping). */
