@@ -8,11 +8,15 @@ import { startServer, type StartupError } from './server.js';
 import { VERSION } from './version.js';
 import { reloadApps } from './core/reload.js';
 import { APPS_HELP, runApps, runMigrate } from './commands/apps.js';
+import { runPrimary, workerCount } from './box/primary.js';
+import { answerPrimary, workerConfig, workerPlace } from './box/worker.js';
 
 const HELP = `Chorus ${VERSION}: a Pusher-compatible WebSocket server
 
 Usage:
-  chorus start [--config FILE]   start a node (FILE, or $CONFIG_FILE, or ./config/config.json, or defaults)
+  chorus start [--config FILE] [--workers N|auto]
+                                 start a node (FILE, or $CONFIG_FILE, or ./config/config.json, or defaults);
+                                 --workers: N processes serve the port as one node (auto: one per core)
   chorus migrate [--config FILE] create the MySQL apps table
   chorus apps list|add|disable|enable [--config FILE]   manage apps in MySQL (chorus apps --help)
   chorus --help                  show this help
@@ -25,6 +29,8 @@ LOG_LEVEL sets the log level (default info).
 interface Args {
   command: string | null;
   config?: string;
+  /** --workers N|auto (over the config's `workers` and WORKERS) */
+  workers?: number | 'auto';
   help: boolean;
   version: boolean;
   /** positional arguments after the command (for `apps`) */
@@ -35,6 +41,17 @@ interface Args {
 
 /** Flags that subcommands take with a value. */
 const VALUE_FLAGS = new Set(['id', 'key', 'secret', 'json']);
+
+function parseWorkers(value: string | undefined): number | 'auto' {
+  if (value === 'auto') return 'auto';
+  const n = Number(value);
+  if (value === undefined || !/^\d+$/.test(value) || n < 1 || n > 1024) {
+    throw new ConfigError(
+      `--workers needs a whole number from 1 to 1024 or "auto", got ${value === undefined ? 'nothing' : JSON.stringify(value)}`,
+    );
+  }
+  return n;
+}
 
 function parseArgs(argv: string[]): Args {
   const args: Args = { command: null, help: false, version: false, rest: [], flags: new Map() };
@@ -47,7 +64,10 @@ function parseArgs(argv: string[]): Args {
       if (!next) throw new ConfigError('--config needs a file path');
       args.config = next;
     } else if (a.startsWith('--config=')) args.config = a.slice('--config='.length);
-    else if (a.startsWith('--') && VALUE_FLAGS.has(a.slice(2)) && args.command === 'apps') {
+    else if (a === '--workers' || a.startsWith('--workers=')) {
+      const value = a === '--workers' ? argv[++i] : a.slice('--workers='.length);
+      args.workers = parseWorkers(value);
+    } else if (a.startsWith('--') && VALUE_FLAGS.has(a.slice(2)) && args.command === 'apps') {
       const next = argv[++i];
       if (next === undefined) throw new ConfigError(`${a} needs a value`);
       args.flags.set(a.slice(2), next);
@@ -83,7 +103,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
 
-  const log = createLogger();
+  let log = createLogger();
   let loaded;
   try {
     loaded = loadConfig({ file: args.config });
@@ -95,11 +115,29 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  if (args.workers !== undefined) loaded.config.workers = args.workers;
   // Sockudo's `debug` is verbose logging; LOG_LEVEL, when set, says exactly what is wanted.
   if (loaded.config.debug && !process.env.LOG_LEVEL) log.level = 'debug';
-  for (const key of loaded.unknownKeys) log.warn({ key }, `unknown config key "${key}" ignored`);
-  for (const line of loaded.unreadEnv) log.warn(line);
-  log.info({ config_file: loaded.source ?? '(embedded defaults)' }, 'configuration loaded');
+  const place = workerPlace();
+  // Said once per box: by its primary, or by a node on its own.
+  if (!place) {
+    for (const key of loaded.unknownKeys) log.warn({ key }, `unknown config key "${key}" ignored`);
+    for (const line of loaded.unreadEnv) log.warn(line);
+    log.info({ config_file: loaded.source ?? '(embedded defaults)' }, 'configuration loaded');
+  }
+  if (!place && workerCount(loaded.config.workers) > 1) {
+    try {
+      await runPrimary({ config: loaded.config, configFile: args.config, cliPath: process.argv[1], log });
+    } catch (err) {
+      startupFailed(log, err as Error);
+    }
+    return;
+  }
+  if (place) {
+    loaded.config = workerConfig(loaded.config, place);
+    log = log.child({ worker: place.index });
+  }
+
   const loopback = isLoopbackHost(loaded.config.host);
   if (runsDemoApp(loaded.config) && !loopback) {
     log.warn(
@@ -118,7 +156,7 @@ async function main(): Promise<void> {
   process.once('beforeExit', stalled);
   let server;
   try {
-    server = await startServer(loaded.config, log);
+    server = await startServer(loaded.config, log, place);
   } catch (err) {
     startupFailed(log, err as Error);
   }
@@ -165,6 +203,7 @@ async function main(): Promise<void> {
   });
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  if (place) answerPrimary(server, log, (why) => stop(why));
 }
 
 function startupFailed(log: Logger, err: Error): never {

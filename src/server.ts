@@ -4,7 +4,7 @@ import uWS, { type TemplatedApp, type us_listen_socket } from 'uWebSockets.js';
 import type { Logger } from 'pino';
 import { existsSync } from 'node:fs';
 import type { AppStore } from './apps/store.js';
-import { createCluster } from './compose/cluster.js';
+import { createCluster, type BoxSeat } from './compose/cluster.js';
 import { coreSettings, fallbackSettings, httpSettings, partKeyPrefix, partRedisSettings, wsSettings } from './compose/settings.js';
 import { createAppStore, createRateLimiter } from './compose/stores.js';
 import { ConfigError } from './config/errors.js';
@@ -39,6 +39,7 @@ export interface RunningServer {
   /** the bound WebSocket/HTTP port (useful with port 0) */
   port: number;
   metricsPort: number | null;
+  metrics: Metrics;
   /** Settles once the node serves: at once when the broker answered first; rejects if it refused. */
   ready: Promise<void>;
   /** Drains (4200 to every client, webhooks flushed, cluster left) and stops, within the grace period. */
@@ -57,7 +58,7 @@ export class StartupError extends Error {
 /** uWS's LIBUS_LISTEN_EXCLUSIVE_PORT (exported by the native module, not by its typings). */
 const LISTEN_EXCLUSIVE_PORT = 1;
 
-function listen(app: TemplatedApp, host: string, port: number): Promise<us_listen_socket> {
+function listen(app: TemplatedApp, host: string, port: number, shared: boolean): Promise<us_listen_socket> {
   return new Promise((resolve, reject) => {
     // Exclusive: uWS otherwise sets SO_REUSEPORT, and a second node started on a port another holds
     // would listen without an error while the kernel splits connections between them.
@@ -65,7 +66,8 @@ function listen(app: TemplatedApp, host: string, port: number): Promise<us_liste
     const listenWithOptions = app as unknown as {
       listen(h: string, p: number, o: number, cb: (s: us_listen_socket | false) => void): void;
     };
-    listenWithOptions.listen(host, port, LISTEN_EXCLUSIVE_PORT, (socket) => {
+    // Workers of one box share the port on purpose (their primary checked nobody else holds it).
+    listenWithOptions.listen(host, port, shared ? 0 : LISTEN_EXCLUSIVE_PORT, (socket) => {
       if (socket) resolve(socket);
       else reject(new StartupError(`cannot listen on ${host}:${port} (in use or not permitted)`, 'LISTEN_FAILED'));
     });
@@ -95,15 +97,15 @@ function createApp(config: Config): TemplatedApp {
   }
 }
 
-export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+export async function startServer(config: Config, log: Logger, box: BoxSeat | null = null): Promise<RunningServer> {
   const nativeProblem = nativeUwsProblem();
   if (nativeProblem) throw new StartupError(nativeProblem, 'UWS_NOT_NATIVE');
 
   const uws = createApp(config);
   const metrics = new Metrics(config.metrics.prometheus.prefix);
-  const cluster = createCluster(config, log, metrics);
+  const cluster = createCluster(config, log, metrics, box);
   const apps = createAppStore(config, log);
-  const rateLimiter = createRateLimiter(config, log);
+  const rateLimiter = createRateLimiter(config, log, box);
   const registry = new LocalRegistry();
   // The operator console's live stream: every node feeds it (a viewer may sit on any node).
   const tap = new ConsoleTap(cluster.nodeId, cluster.operator, { maxEventsPerSecond: config.console.max_events_per_second });
@@ -239,7 +241,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     },
   );
   const servingAtOnce = await Promise.race([joined.then(() => true), core.firstWait.then(() => false)]);
-  const listenSocket = await listen(uws, config.host, config.port);
+  const listenSocket = await listen(uws, config.host, config.port, box !== null);
   const port = uWS.us_socket_local_port(listenSocket);
   boundPort = port;
   const stopLiveness = startLiveness(registry, ws);
@@ -264,7 +266,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
 
   log.info(
     { host: config.host, port, metrics_port: metricsServer?.port ?? null, adapter: config.adapter.driver, node_id: cluster.nodeId },
-    servingAtOnce ? 'chorus listening' : 'chorus listening; not serving until the broker answers (/up: 503)',
+    // A worker's line differs: only its primary's "chorus listening" speaks for the box.
+    `chorus ${box ? 'worker ' : ''}listening${servingAtOnce ? '' : '; not serving until the broker answers (/up: 503)'}`,
   );
   const ready = servingAtOnce ? Promise.resolve() : joined.then(() => log.info({ node_id: cluster.nodeId }, 'broker ready: serving'));
 
@@ -288,5 +291,5 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       log.info('stopped');
     })());
 
-  return { core, apps, port, metricsPort: metricsServer?.port ?? null, ready, shutdown };
+  return { core, apps, port, metricsPort: metricsServer?.port ?? null, metrics, ready, shutdown };
 }

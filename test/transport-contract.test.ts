@@ -1,6 +1,6 @@
 // The Transport contract (src/transports/transport.ts), one suite body run against
 // every transport: the in-memory one, Redis, a 6-node Redis Cluster (sharded pub/sub),
-// NATS with JetStream and plain NATS without it (whose key-value operations must reject
+// the hub of a box of workers (Unix socket), NATS with JetStream and plain NATS without it (whose key-value operations must reject
 // with SharedStateUnavailable). Real brokers, started and stopped by pid.
 // TRANSPORTS=memory,redis limits the run to some of them.
 import { after, before, describe, it } from 'node:test';
@@ -13,6 +13,10 @@ import { RedisTransport } from '../src/transports/redis.js';
 import { SharedStateUnavailable, type Transport } from '../src/transports/transport.js';
 import { startNats, startRedis, startRedisCluster, type Broker, type RedisCluster } from './helpers/brokers.js';
 import { sleep, until } from './helpers/wait.js';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BoxHub } from '../src/transports/box-hub.js';
+import { BoxTransport } from '../src/transports/box.js';
 
 const log = pino({ level: 'silent' });
 
@@ -51,6 +55,28 @@ function memoryHarness(): Harness {
     breakBroker: async () => made.forEach((t) => broker.disconnect(t)),
     fixBroker: async () => made.forEach((t) => broker.reconnect(t)),
     stop: async () => broker.close(),
+  };
+}
+
+/** The hub of a box of workers (the primary's), in this process, on a Unix socket. */
+function boxHarness(): Harness {
+  const path = join(tmpdir(), `chorus-contract-${process.pid}.sock`);
+  let hub: BoxHub | null = null;
+  let made = 0;
+  return {
+    name: 'box',
+    shared: true,
+    start: async () => void (hub = await BoxHub.listen({ path })),
+    make: () => new BoxTransport(path, `contract ${++made}`),
+    breakBroker: async () => {
+      await hub?.close();
+      hub = null;
+    },
+    fixBroker: async () => void (hub = await BoxHub.listen({ path })),
+    stop: async () => {
+      await hub?.close();
+      hub = null;
+    },
   };
 }
 
@@ -437,6 +463,6 @@ function contract(h: Harness): void {
   });
 }
 
-const harnesses = [memoryHarness(), redisHarness(), redisClusterHarness(), natsHarness(true), natsHarness(false)];
+const harnesses = [memoryHarness(), boxHarness(), redisHarness(), redisClusterHarness(), natsHarness(true), natsHarness(false)];
 const only = process.env.TRANSPORTS?.split(',');
 for (const h of harnesses) if (!only || only.includes(h.name)) contract(h);

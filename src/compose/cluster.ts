@@ -11,9 +11,18 @@ import { NatsTransport } from '../transports/nats.js';
 import { RedisClusterTransport } from '../transports/redis-cluster.js';
 import { RedisTransport } from '../transports/redis.js';
 import type { Transport } from '../transports/transport.js';
+import { BoxTransport } from '../transports/box.js';
 import { adapterRedisSettings, redisSettings } from './settings.js';
 
-function createTransport(config: Config, log: Logger): Transport {
+/** A worker's place in its box (`chorus start --workers N`): the hub of its primary and its number. */
+export interface BoxSeat {
+  hubPath: string;
+  index: number;
+}
+
+function createTransport(config: Config, log: Logger, box: BoxSeat | null): Transport {
+  // Workers without an external broker meet at their primary's hub; with one, each is a node on it.
+  if (config.adapter.driver === 'local' && box) return new BoxTransport(box.hubPath, `worker ${box.index}`);
   switch (config.adapter.driver) {
     case 'redis':
     case 'redis-cluster': {
@@ -50,9 +59,9 @@ function createTransport(config: Config, log: Logger): Transport {
   }
 }
 
-export function createCluster(config: Config, log: Logger, metrics: Metrics): Cluster {
+export function createCluster(config: Config, log: Logger, metrics: Metrics, box: BoxSeat | null = null): Cluster {
   const removalDelayMs = config.webhooks.vacated_delay_ms;
-  if (config.adapter.driver === 'local') return new LocalCluster({ nodeId: config.instance.process_id, removalDelayMs });
+  if (config.adapter.driver === 'local' && !box) return new LocalCluster({ nodeId: config.instance.process_id, removalDelayMs });
   const health = config.adapter.cluster_health;
   const isNats = config.adapter.driver === 'nats';
   // Sockudo's redis-cluster adapter reads its own block; the redis block is the fallback.
@@ -60,7 +69,7 @@ export function createCluster(config: Config, log: Logger, metrics: Metrics): Cl
   const redisPrefix = (onCluster ? config.adapter.cluster.prefix : undefined) ?? config.adapter.redis.prefix;
   const redisTimeout = (onCluster ? config.adapter.cluster.request_timeout_ms : undefined) ?? config.adapter.redis.requests_timeout;
   return new HorizontalCluster(
-    createTransport(config, log),
+    createTransport(config, log, box),
     {
       prefix: isNats ? config.adapter.nats.prefix : redisPrefix,
       keyPrefix: config.database.redis.key_prefix,

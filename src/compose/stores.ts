@@ -9,6 +9,8 @@ import { LocalRateLimiter, type RateLimiter } from '../rate-limit/limiter.js';
 import { RedisRateLimiter } from '../rate-limit/redis-limiter.js';
 import { createRedisClient } from '../transports/redis-client.js';
 import { partKeyPrefix, partRedisSettings } from './settings.js';
+import { BoxRateLimiter } from './box-limiter.js';
+import type { BoxSeat } from './cluster.js';
 
 export function createAppStore(config: Config, log: Logger): AppStore {
   if (config.app_manager.driver === 'memory' || config.app_manager.driver === 'array') {
@@ -38,9 +40,12 @@ export function createAppStore(config: Config, log: Logger): AppStore {
   });
 }
 
-export function createRateLimiter(config: Config, log: Logger): RateLimiter {
+export function createRateLimiter(config: Config, log: Logger, box: BoxSeat | null = null): RateLimiter {
   const driver = config.rate_limiter.driver;
-  if (driver === 'memory' || driver === 'local') return new LocalRateLimiter();
+  if (driver === 'memory' || driver === 'local') {
+    // One window for the whole box, in its primary: N workers count as one node does.
+    return box ? new BoxRateLimiter(box.hubPath, `worker ${box.index}`, config.rate_limiter.fail_open) : new LocalRateLimiter();
+  }
   const part = config.rate_limiter.redis;
   const client = createRedisClient(partRedisSettings(config, driver, part, 'rate_limiter.redis'), 'command');
   return new RedisRateLimiter(client, partKeyPrefix(config, part), config.rate_limiter.fail_open, log);

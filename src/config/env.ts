@@ -26,6 +26,7 @@ const redisTlsBindings = (env: string, path: string): EnvBinding[] => [
 export const ENV_BINDINGS: readonly EnvBinding[] = [
   bind('HOST', 'host'),
   bind('PORT', 'port', 'number'),
+  bind('WORKERS', 'workers'),
   bind('ENVIRONMENT', 'mode'),
   bind('DEBUG_MODE', 'debug', 'boolean'),
   bind('DEBUG', 'debug', 'boolean'),

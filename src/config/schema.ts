@@ -171,6 +171,8 @@ export const configSchema = z.object({
     .refine((p) => p === '' || p.startsWith('/'), 'must be empty or start with "/"'),
   /** Seconds advertised to clients in connection_established; the server pings after this much silence. */
   activity_timeout: lenient(z.number().int().positive().default(120)),
+  /** Processes serving the port together (`auto`: one per available core); they act as one node. */
+  workers: lenient(z.union([z.number().int().min(1).max(1024), z.literal('auto')]).default(1)),
   /** Seconds a drain may take before the process exits anyway. */
   shutdown_grace_period: lenient(z.number().nonnegative().default(10)),
   /** Seconds a connection of an app with enable_user_authentication has to sign in. */

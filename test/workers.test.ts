@@ -1,0 +1,281 @@
+// `chorus start --workers N` (issue 16): one box of three worker processes on one port and
+// the local adapter (no external broker) behaves as one node. Clients land on workers as the
+// kernel spreads them; each client's worker is read off the box's per-worker connection
+// gauge as it connects, so every cross-worker claim below is checked, not assumed.
+// Covered: fan-out, presence and client events across workers, webhooks exactly once,
+// metrics added up, a SIGKILLed worker restarted with its presence cleaned at once (well
+// inside node_timeout_ms), SIGHUP reloading apps in every worker, SIGTERM draining all
+// with 4200, rate limits counted once for the box, and a box joining nodes on Redis.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import {
+  connected,
+  dataOf,
+  pusherClient,
+  rawSocket,
+  serverSdk,
+  sleep,
+  until,
+  waitFor,
+  type PusherClient,
+  type RawSocket,
+} from './helpers/clients.js';
+import { DEMO_APP, startNode, type ChorusNode, type TestApp } from './helpers/node.js';
+import { startWebhookReceiver, type WebhookReceiver } from './helpers/webhook-receiver.js';
+import { startRedis, type Broker } from './helpers/brokers.js';
+
+async function scrape(node: ChorusNode): Promise<string> {
+  return (await fetch(`http://127.0.0.1:${node.metricsPort}/metrics`)).text();
+}
+
+const sumOf = (text: string, name: string): number =>
+  text
+    .split('\n')
+    .filter((l) => l.startsWith(name) && !l.startsWith('#'))
+    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+
+/** Open connections per worker index, from the box's own gauge. */
+async function perWorker(node: ChorusNode): Promise<Map<number, number>> {
+  const out = new Map<number, number>();
+  for (const line of (await scrape(node)).split('\n')) {
+    const m = /^chorus_box_worker_connections\{worker="(\d+)"\} (\d+)/.exec(line);
+    if (m) out.set(Number(m[1]), Number(m[2]));
+  }
+  return out;
+}
+
+/** Connects a client and says which worker took it (the one whose count went up). */
+async function connectOn(node: ChorusNode, make: () => PusherClient): Promise<{ client: PusherClient; worker: number }> {
+  const before = await perWorker(node);
+  const client = make();
+  await connected(client);
+  let worker = -1;
+  await until(
+    async () => {
+      const now = await perWorker(node);
+      for (const [w, n] of now) if (n > (before.get(w) ?? 0)) worker = w;
+      return worker >= 0;
+    },
+    5000,
+    'the worker that took the connection',
+  );
+  return { client, worker };
+}
+
+/** A raw socket, and the worker that took it. */
+async function connectRawOn(node: ChorusNode): Promise<{ sock: RawSocket; socketId: string; worker: number }> {
+  const before = await perWorker(node);
+  const sock = await rawSocket(node);
+  const established = await sock.next((f) => f.event === 'pusher:connection_established');
+  const socketId = dataOf<{ socket_id: string }>(established).socket_id;
+  let worker = -1;
+  await until(
+    async () => {
+      for (const [w, n] of await perWorker(node)) if (n > (before.get(w) ?? 0)) worker = w;
+      return worker >= 0;
+    },
+    5000,
+    'the worker that took the socket',
+  );
+  return { sock, socketId, worker };
+}
+
+/** The pid of a worker, from its latest "chorus worker listening" line. */
+function workerPid(node: ChorusNode, index: number): number {
+  const lines = node.logs.filter((l) => l.includes('chorus worker listening') && l.includes(`"worker":${index},`));
+  const last = lines[lines.length - 1];
+  assert.ok(last, `worker ${index} never said it listens`);
+  return (JSON.parse(last) as { pid: number }).pid;
+}
+
+describe('workers: a box of 3 on the local adapter is one node', () => {
+  let box: ChorusNode;
+  let receiver: WebhookReceiver;
+  let configFile: string;
+  let config: Record<string, unknown>;
+  const clients: PusherClient[] = [];
+  const onWorker = new Map<number, PusherClient[]>();
+  const app: TestApp & Record<string, unknown> = { ...DEMO_APP };
+
+  before(async () => {
+    receiver = await startWebhookReceiver([DEMO_APP, { ...DEMO_APP, id: 'app-two', key: 'key-two', secret: 'secret-two' }]);
+    Object.assign(app, {
+      enable_client_messages: true,
+      webhooks: [{ url: receiver.url, event_types: ['channel_occupied', 'member_added', 'member_removed'] }],
+    });
+    config = {
+      port: 0,
+      host: '127.0.0.1',
+      metrics: { enabled: true, port: 0, host: '127.0.0.1' },
+      workers: 3,
+      shutdown_grace_period: 3,
+      // Far longer than the test waits: only the primary's word can clean a dead worker in time.
+      adapter: { cluster_health: { heartbeat_interval_ms: 1000, node_timeout_ms: 60_000, cleanup_interval_ms: 1000 } },
+      app_manager: { array: { apps: [app] } },
+    };
+    box = await startNode({ config, timeoutMs: 20_000 });
+    // Passing the same file lets SIGHUP reread it: startNode wrote its own copy, so rewrite that one.
+    configFile = box.proc.spawnargs[box.proc.spawnargs.indexOf('--config') + 1];
+    // Until every worker knows every other, a publish may miss a subscriber that joined a stranger.
+    await until(() => box.logs.filter((l) => l.includes('cluster peer joined')).length >= 6, 10_000, 'workers meet');
+  });
+
+  after(async () => {
+    for (const c of clients) c.disconnect();
+    await box?.stop();
+    await receiver?.stop();
+  });
+
+  it('spreads connections over the workers and fans out to all of them', async () => {
+    for (let i = 0; i < 40 && onWorker.size < 3; i++) {
+      const { client, worker } = await connectOn(box, () => pusherClient(box));
+      clients.push(client);
+      onWorker.set(worker, [...(onWorker.get(worker) ?? []), client]);
+    }
+    assert.ok(onWorker.size >= 2, `connections reached ${onWorker.size} worker(s)`);
+    await Promise.all(clients.map((c) => waitFor(c.subscribe('shared'), 'pusher:subscription_succeeded')));
+    const got = clients.map((c) => waitFor(c.channel('shared'), 'news'));
+    await serverSdk(box).trigger('shared', 'news', { n: 1 });
+    assert.deepEqual(
+      (await Promise.all(got)).map((d) => (d as { n: number }).n),
+      clients.map(() => 1),
+    );
+    // One occupancy for the box, however many workers hold the channel.
+    await receiver.waitFor((r) => r.events('channel_occupied').some((e) => e.channel === 'shared'));
+    await sleep(500);
+    assert.equal(receiver.events('channel_occupied').filter((e) => e.channel === 'shared').length, 1);
+    assert.equal(sumOf(await scrape(box), 'chorus_connected{'), clients.length, 'the gauge adds up over the workers');
+  });
+
+  it('presence and client events cross workers; a SIGKILLed worker is restarted and its member removed at once', async () => {
+    const alice = await connectOn(box, () => pusherClient(box, { user: { user_id: 'alice', user_info: { n: 'A' } } }));
+    clients.push(alice.client);
+    // Bob is a raw socket (pusher-js would reconnect him at once when his worker dies, and
+    // rightly cancel the removal within the 3 s delay), on another worker than Alice's.
+    let bob: { sock: RawSocket; socketId: string; worker: number } | null = null;
+    for (let i = 0; i < 20 && (!bob || bob.worker === alice.worker); i++) {
+      bob?.sock.close();
+      bob = await connectRawOn(box);
+    }
+    assert.ok(bob && bob.worker !== alice.worker, `alice and bob both on worker ${alice.worker}`);
+    const aliceChannel = alice.client.subscribe('presence-room');
+    await waitFor(aliceChannel, 'pusher:subscription_succeeded');
+    const added = waitFor(aliceChannel, 'pusher:member_added');
+    const presence = { user_id: 'bob', user_info: { n: 'B' } };
+    const auth = serverSdk(box).authorizeChannel(bob.socketId, 'presence-room', presence);
+    bob.sock.send({ event: 'pusher:subscribe', data: { channel: 'presence-room', ...auth } });
+    const members = await bob.sock.next((f) => f.event === 'pusher_internal:subscription_succeeded');
+    assert.equal(dataOf<{ presence: { count: number } }>(members).presence.count, 2);
+    assert.equal(((await added) as { id: string }).id, 'bob');
+    // A client event from Bob's worker reaches Alice's.
+    const whisper = waitFor(aliceChannel, 'client-hi');
+    bob.sock.send({ event: 'client-hi', channel: 'presence-room', data: { from: 'bob' } });
+    assert.deepEqual(await whisper, { from: 'bob' });
+    const users = (await (await serverSdk(box).get({ path: '/channels/presence-room/users' })).json()) as { users: Array<{ id: string }> };
+    assert.deepEqual(users.users.map((u) => u.id).sort(), ['alice', 'bob']);
+    await receiver.waitFor((r) => r.events('member_added').filter((e) => e.channel === 'presence-room').length === 2);
+
+    const removed = waitFor(aliceChannel, 'pusher:member_removed', 8000);
+    const killedAt = Date.now();
+    process.kill(workerPid(box, bob.worker), 'SIGKILL');
+    const bobWorker = bob.worker;
+    assert.equal(((await removed) as { id: string }).id, 'bob');
+    assert.ok(Date.now() - killedAt < 8000, 'cleaned long before node_timeout_ms (60 s)');
+    await receiver.waitFor((r) => r.events('member_removed').some((e) => e.user_id === 'bob'), 8000);
+    await until(
+      () => box.logs.filter((l) => l.includes('chorus worker listening') && l.includes(`"worker":${bobWorker},`)).length === 2,
+      8000,
+      'the killed worker back',
+    );
+    await until(async () => (await perWorker(box)).size === 3, 5000, 'three workers answer the scrape');
+    assert.equal(sumOf(await scrape(box), 'chorus_box_worker_restarts_total'), 1);
+    await sleep(500);
+    assert.equal(receiver.events('member_removed').filter((e) => e.user_id === 'bob').length, 1, 'exactly once');
+    assert.equal(receiver.events('member_added').filter((e) => e.user_id === 'bob').length, 1);
+  });
+
+  it('SIGHUP reloads the apps of every worker', async () => {
+    const two: TestApp = { ...DEMO_APP, id: 'app-two', key: 'key-two', secret: 'secret-two' };
+    writeFileSync(configFile, JSON.stringify({ ...config, app_manager: { array: { apps: [app, two] } } }));
+    box.proc.kill('SIGHUP');
+    await until(() => box.logs.filter((l) => l.includes('apps reloaded')).length === 3, 5000, 'three workers reload');
+    const seen = new Set<number>();
+    for (let i = 0; i < 30 && seen.size < 2; i++) {
+      const { client, worker } = await connectOn(box, () => pusherClient(box, { app: two }));
+      clients.push(client);
+      seen.add(worker);
+    }
+    assert.ok(seen.size >= 2, 'the new app is served by more than one worker');
+  });
+
+  it('SIGTERM drains every worker with 4200 and the box exits 0', async () => {
+    const socks = await Promise.all(Array.from({ length: 6 }, () => rawSocket(box)));
+    await Promise.all(socks.map((s) => s.next((f) => f.event === 'pusher:connection_established')));
+    const started = Date.now();
+    const code = await box.stop('SIGTERM');
+    assert.equal(code, 0);
+    assert.ok(Date.now() - started < 3000 + 2000, 'within shutdown_grace_period');
+    for (const s of socks) assert.equal((await s.closed).code, 4200);
+  });
+});
+
+describe('workers: shared limits and a broker', () => {
+  it('the API rate limit counts once for the box, whichever worker answers', async () => {
+    const box = await startNode({
+      config: {
+        rate_limiter: { enabled: true, api_rate_limit: { max_requests: 5, window_seconds: 60 } },
+      },
+      env: { WORKERS: '2' },
+      timeoutMs: 20_000,
+    });
+    try {
+      // Not across a window's end (windows start at whole minutes).
+      while (Date.now() % 60_000 > 55_000) await sleep(250);
+      const statuses: number[] = [];
+      for (let i = 0; i < 9; i++) {
+        // A new connection each time, so the kernel may hand each to either worker.
+        const res = await fetch(`${box.url}/apps/${DEMO_APP.id}/channels`, { headers: { Connection: 'close' } });
+        statuses.push(res.status);
+      }
+      // Unsigned: refused with 401 after the limit let it through, 429 once the box's budget is spent.
+      assert.deepEqual(statuses, [401, 401, 401, 401, 401, 429, 429, 429, 429]);
+    } finally {
+      await box.stop();
+    }
+  });
+
+  it('with Redis, the workers of a box and a node elsewhere form one cluster', async () => {
+    let redis: Broker | null = null;
+    let box: ChorusNode | null = null;
+    let node: ChorusNode | null = null;
+    const env = (redisPort: number) => ({ ADAPTER_DRIVER: 'redis', DATABASE_REDIS_PORT: String(redisPort) });
+    try {
+      redis = await startRedis();
+      box = await startNode({ config: { workers: 2 }, env: env(redis.port), timeoutMs: 20_000 });
+      node = await startNode({ env: env(redis.port) });
+      await until(() => node!.logs.filter((l) => l.includes('cluster peer joined')).length >= 2, 10_000, 'the node meets both workers');
+      const there = pusherClient(node);
+      const here = pusherClient(box);
+      try {
+        await Promise.all([connected(there), connected(here)]);
+        await Promise.all([
+          waitFor(there.subscribe('x'), 'pusher:subscription_succeeded'),
+          waitFor(here.subscribe('x'), 'pusher:subscription_succeeded'),
+        ]);
+        const got = [waitFor(there.channel('x'), 'e'), waitFor(here.channel('x'), 'e')];
+        await serverSdk(box).trigger('x', 'e', { ok: true });
+        assert.deepEqual(await Promise.all(got), [{ ok: true }, { ok: true }]);
+        const cluster = (await (await fetch(`http://127.0.0.1:${box.metricsPort}/cluster`)).json()) as { members: unknown[] };
+        assert.equal(cluster.members.length, 3, 'two workers and the node');
+      } finally {
+        there.disconnect();
+        here.disconnect();
+      }
+    } finally {
+      await box?.stop();
+      await node?.stop();
+      await redis?.stop();
+    }
+  });
+});
