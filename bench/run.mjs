@@ -16,6 +16,7 @@ import { ratelimit } from './scenarios/ratelimit.mjs';
 import { history } from './scenarios/history.mjs';
 import { fallback } from './scenarios/fallback.mjs';
 import { consoleScenario } from './scenarios/console.mjs';
+import { workers } from './scenarios/workers.mjs';
 import { active } from './lib/harness.mjs';
 import { CLI, ROOT } from './lib/node.mjs';
 import { loadavg1, machineInfo } from './lib/proc.mjs';
@@ -33,6 +34,7 @@ const SCENARIOS = {
   history,
   fallback,
   console: consoleScenario,
+  workers,
 };
 
 function parseArgs(argv) {
@@ -93,6 +95,7 @@ function config(args) {
       baseline: true,
     },
     console: { subs: small ? 300 : 1000, viewers: 2 },
+    workers: { counts: (process.env.BENCH_WORKER_COUNTS ?? '1,2').split(',').map(Number), subs: small ? 300 : 10_000, clientSockets: small ? 100 : 1000 },
     fallback: { clients: small ? 200 : 1000, events: small ? 100 : 300, window: 20 },
     churn: { concurrencyPerWorker: small ? 10 : 50, presence: { observers: small ? 20 : 100, churners: small ? 10 : 20 } },
   };

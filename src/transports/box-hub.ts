@@ -31,13 +31,30 @@ class HubLink {
   readonly topics = new Set<string>();
   label = '?';
   greeted = false;
+  /** frames for this worker in this turn of the event loop, written together */
+  private outgoing: string[] = [];
+  private queuedBytes = 0;
+  private flushing = false;
 
   constructor(readonly socket: Socket) {}
 
   send(frame: string): boolean {
-    if (this.socket.destroyed || this.socket.writableLength > MAX_UNSENT_BYTES) return false;
-    this.socket.write(frame);
+    if (this.socket.destroyed || this.socket.writableLength + this.queuedBytes > MAX_UNSENT_BYTES) return false;
+    this.outgoing.push(frame);
+    this.queuedBytes += frame.length;
+    if (!this.flushing) {
+      this.flushing = true;
+      setImmediate(() => this.flush());
+    }
     return true;
+  }
+
+  private flush(): void {
+    this.flushing = false;
+    const frames = this.outgoing;
+    this.outgoing = [];
+    this.queuedBytes = 0;
+    if (frames.length > 0 && !this.socket.destroyed) this.socket.write(frames.length === 1 ? frames[0] : frames.join(''));
   }
 }
 

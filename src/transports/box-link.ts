@@ -30,6 +30,9 @@ export class BoxLink {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private events: BoxLinkEvents | null = null;
+  /** frames written in this turn of the event loop, sent together (one syscall instead of one per frame) */
+  private outgoing: string[] = [];
+  private flushing = false;
   invalidFrames = 0;
 
   constructor(
@@ -70,6 +73,7 @@ export class BoxLink {
       const wasUp = this.up;
       this.up = false;
       this.socket = null;
+      this.outgoing = [];
       for (const [id, p] of this.pending) {
         clearTimeout(p.timer);
         this.pending.delete(id);
@@ -106,7 +110,21 @@ export class BoxLink {
   }
 
   publish(topic: string, payload: string): void {
-    if (this.up && this.socket) this.socket.write(publishFrame(topic, payload));
+    if (this.up && this.socket) this.write(publishFrame(topic, payload));
+  }
+
+  private write(frame: string): void {
+    this.outgoing.push(frame);
+    if (this.flushing) return;
+    this.flushing = true;
+    setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    this.flushing = false;
+    const frames = this.outgoing;
+    this.outgoing = [];
+    if (frames.length > 0 && this.up && this.socket) this.socket.write(frames.length === 1 ? frames[0] : frames.join(''));
   }
 
   request(op: BoxOp, args: unknown[]): Promise<unknown> {
@@ -119,7 +137,8 @@ export class BoxLink {
         reject(new BoxLinkError(`box hub: ${op} not answered within ${OP_TIMEOUT_MS} ms`));
       }, OP_TIMEOUT_MS);
       this.pending.set(id, { resolve, reject, timer });
-      socket.write(opFrame(id, op, args));
+      // In order with the publishes before it (a subscribe must not overtake them).
+      if (this.socket === socket) this.write(opFrame(id, op, args));
     });
   }
 
