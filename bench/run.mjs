@@ -95,7 +95,11 @@ function config(args) {
       baseline: true,
     },
     console: { subs: small ? 300 : 1000, viewers: 2 },
-    workers: { counts: (process.env.BENCH_WORKER_COUNTS ?? '1,2').split(',').map(Number), subs: small ? 300 : 10_000, clientSockets: small ? 100 : 1000 },
+    workers: {
+      counts: (process.env.BENCH_WORKER_COUNTS ?? '1,2').split(',').map(Number),
+      subs: small ? 300 : 10_000,
+      clientSockets: small ? 100 : 1000,
+    },
     fallback: { clients: small ? 200 : 1000, events: small ? 100 : 300, window: 20 },
     churn: { concurrencyPerWorker: small ? 10 : 50, presence: { observers: small ? 20 : 100, churners: small ? 10 : 20 } },
   };
