@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { existsSync } from 'node:fs';
 import type { AppStore } from './apps/store.js';
 import { createCluster, type BoxSeat } from './compose/cluster.js';
+import { BoxSessionDirectory } from './compose/box-directory.js';
 import { coreSettings, fallbackSettings, httpSettings, partKeyPrefix, partRedisSettings, wsSettings } from './compose/settings.js';
 import { createAppStore, createRateLimiter } from './compose/stores.js';
 import { ConfigError } from './config/errors.js';
@@ -182,6 +183,8 @@ export async function startServer(config: Config, log: Logger, box: BoxSeat | nu
   const httpPart = httpSettings(config);
   const fallback = fallbackSettings(config);
   const sessions = new FallbackSessions(fallback.timing);
+  // A box's workers pass fallback requests for each other's sessions over private loopback ports.
+  const directory = box && fallback.enabled ? new BoxSessionDirectory(box.hubPath, `worker ${box.index}`) : null;
   registerFallbackRoutes(
     {
       ...wsDeps,
@@ -191,6 +194,7 @@ export async function startServer(config: Config, log: Logger, box: BoxSeat | nu
       bodyBudget,
       publishToEngine,
       isDraining: () => core.isDraining,
+      directory,
     },
     uws,
   );
@@ -244,6 +248,8 @@ export async function startServer(config: Config, log: Logger, box: BoxSeat | nu
   const listenSocket = await listen(uws, config.host, config.port, box !== null);
   const port = uWS.us_socket_local_port(listenSocket);
   boundPort = port;
+  const privateSocket = directory ? await listen(uws, '127.0.0.1', 0, false) : null;
+  if (directory && privateSocket) directory.self = `127.0.0.1:${uWS.us_socket_local_port(privateSocket)}`;
   const stopLiveness = startLiveness(registry, ws);
   const metricsServer = config.metrics.enabled
     ? await startMetricsServer(
@@ -281,6 +287,9 @@ export async function startServer(config: Config, log: Logger, box: BoxSeat | nu
       stopLiveness();
       await core.drain(Math.max(0, deadline - Date.now()));
       sessions.stop();
+      // After the drain: sessions still closing were reachable through it until now.
+      if (privateSocket) uWS.us_listen_socket_close(privateSocket);
+      directory?.close();
       await core.stop();
       await webhooks.sink.flush(Math.max(0, deadline - Date.now()));
       await webhooks.sink.close();

@@ -24,6 +24,7 @@ import {
 import { DEMO_APP, startNode, type ChorusNode, type TestApp } from './helpers/node.js';
 import { startWebhookReceiver, type WebhookReceiver } from './helpers/webhook-receiver.js';
 import { startRedis, type Broker } from './helpers/brokers.js';
+import { call, fallbackClient, parseLines, Q, sendFrames, sessionBase, transportOf } from './helpers/fallback.js';
 
 async function scrape(node: ChorusNode): Promise<string> {
   return (await fetch(`http://127.0.0.1:${node.metricsPort}/metrics`)).text();
@@ -207,6 +208,51 @@ describe('workers: a box of 3 on the local adapter is one node', () => {
       seen.add(worker);
     }
     assert.ok(seen.size >= 2, 'the new app is served by more than one worker');
+  });
+
+  it("an HTTP fallback session's requests reach the worker that holds it, on whichever worker they land", async () => {
+    // Polling: every poll and send is a new TCP connection (agent: false), so the kernel hands
+    // them to any worker; with 12 sends the chance that all land on the holder is 3^-12.
+    const base = sessionBase(`9/box${process.pid}`);
+    const first = await call(box.port, `${base}/xhr${Q}`);
+    assert.equal(first.status, 200);
+    assert.equal(parseLines(first.body).frames[0].event, 'pusher:connection_established');
+    for (let i = 0; i < 12; i++) {
+      const poll = call(box.port, `${base}/xhr${Q}`);
+      await sleep(50);
+      const sent = await sendFrames(box, base, { event: 'pusher:subscribe', data: { channel: `fb-${i}` } });
+      assert.equal(sent.status, 204, `send ${i}: ${sent.status} ${sent.body}`);
+      const frames = parseLines((await poll).body).frames;
+      assert.deepEqual(
+        frames.map((f) => [f.event, f.channel]),
+        [['pusher_internal:subscription_succeeded', `fb-${i}`]],
+        `poll ${i}`,
+      );
+    }
+    // The box has one connection for it, however many workers passed its requests on.
+    const polled = call(box.port, `${base}/xhr${Q}`);
+    await sleep(50);
+    await serverSdk(box).trigger('fb-3', 'hello', { ok: 1 });
+    assert.deepEqual(
+      parseLines((await polled).body).frames.map((f) => f.event),
+      ['hello'],
+    );
+    // A session nobody holds is unknown on every worker.
+    for (let i = 0; i < 4; i++) assert.equal((await sendFrames(box, sessionBase(`9/none${i}`), { event: 'pusher:ping' })).status, 404);
+  });
+
+  it('pusher-js on xhr_streaming and xhr_polling works through the box', async () => {
+    for (const transport of ['xhr_streaming', 'xhr_polling'] as const) {
+      const client = fallbackClient(box.port, transport);
+      clients.push(client);
+      await connected(client, 10_000);
+      assert.equal(transportOf(client), transport);
+      const channel = client.subscribe(`fbjs-${transport}`);
+      await waitFor(channel, 'pusher:subscription_succeeded', 10_000);
+      const got = waitFor(channel, 'e', 10_000);
+      await serverSdk(box).trigger(`fbjs-${transport}`, 'e', { transport });
+      assert.deepEqual(await got, { transport });
+    }
   });
 
   it('SIGTERM drains every worker with 4200 and the box exits 0', async () => {

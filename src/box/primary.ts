@@ -1,5 +1,6 @@
 // `chorus start --workers N`: the primary of a box. It holds no client: it checks the port is
-// free, runs the box's hub (when no external broker is configured) and its metrics port, and
+// free, runs the box's hub (the cluster's broker when none is configured; always the box's rate
+// limits and HTTP fallback session directory) and its metrics port, and
 // forks N workers that share the WebSocket/HTTP port (SO_REUSEPORT: the kernel spreads new
 // connections). Each worker is a node of one cluster; the primary restarts one that crashes
 // and tells the others at once, so its sockets' presence is cleaned (webhooks exactly once,
@@ -67,15 +68,14 @@ export async function runPrimary({ config, configFile, cliPath, log }: PrimaryOp
   const count = workerCount(config.workers);
   const port = await claimPort(config.host, config.port);
   const local = config.adapter.driver === 'local';
+  // Always: with a broker adapter the hub still keeps the box's rate limits and fallback sessions.
   const hubPath = join(tmpdir(), `chorus-box-${process.pid}-${randomUUID().slice(0, 8)}.sock`);
   const limiter = new LocalRateLimiter();
-  const hub = local
-    ? await BoxHub.listen({
-        path: hubPath,
-        rate: (key, points, limit, windowMs) => limiter.consume(key, points, limit, windowMs),
-        warn: (fields, message) => log.warn(fields, message),
-      })
-    : null;
+  const hub = await BoxHub.listen({
+    path: hubPath,
+    rate: (key, points, limit, windowMs) => limiter.consume(key, points, limit, windowMs),
+    warn: (fields, message) => log.warn(fields, message),
+  });
   const clusterTopic = JSON.stringify([config.adapter.redis.prefix, 'cluster']);
   const primaryId = `box-primary-${process.pid}`;
   const seats: Seat[] = Array.from({ length: count }, (_, index) => ({
@@ -132,7 +132,7 @@ export async function runPrimary({ config, configFile, cliPath, log }: PrimaryOp
 
   const finish = async (code: number) => {
     await front?.close().catch(() => undefined);
-    await hub?.close().catch(() => undefined);
+    await hub.close().catch(() => undefined);
     process.exit(code);
   };
 
@@ -140,7 +140,7 @@ export async function runPrimary({ config, configFile, cliPath, log }: PrimaryOp
     const proc = fork(cliPath, ['start', ...(configFile ? ['--config', configFile] : [])], {
       env: {
         ...process.env,
-        [ENV_HUB]: hub ? hubPath : '',
+        [ENV_HUB]: hubPath,
         [ENV_INDEX]: String(seat.index),
         [ENV_PORT]: String(port),
         [ENV_COUNT]: String(count),
@@ -196,7 +196,7 @@ export async function runPrimary({ config, configFile, cliPath, log }: PrimaryOp
     }
     log.error({ worker: seat.index, node_id: nodeId, code, signal }, 'worker died; restarting it');
     // The primary saw it die: the other workers drop it now instead of after node_timeout_ms.
-    if (hub && nodeId) hub.publish(clusterTopic, encodeControl(primaryId, { t: 'dead', id: nodeId }));
+    if (local && nodeId) hub.publish(clusterTopic, encodeControl(primaryId, { t: 'dead', id: nodeId }));
     const quick = Date.now() - seat.startedAt < QUICK_CRASH_MS;
     restarts++;
     setTimeout(() => !stopping && start(seat), quick ? 1000 : 50);

@@ -18,6 +18,7 @@ import { newSocketId, protocolProblem } from '../ws/upgrade.js';
 import { closeLine, messagesLine, OPEN_LINE, parseSendBody, validSessionParts } from './framing.js';
 import { FallbackConnection, type PendingResponse, type SessionHooks } from './session.js';
 import type { FallbackDeps } from './settings.js';
+import { capture, forward, FORWARDED_HEADER } from './forward.js';
 
 const BODY_STATUS: Record<Exclude<BodyResult, { ok: true }>['reason'], number> = {
   too_large: 413,
@@ -60,7 +61,10 @@ export function registerFallbackRoutes(d: FallbackDeps, uws: TemplatedApp): void
     topics: d.sessionTopics,
     startResponse: (res, origin) => startResponse(res, origin),
     closed: (conn, code, reason) => connectionClosed(d, conn, conn.gated ? conn.ip : '', code, () => reason),
-    drop: (conn) => d.sessions.remove(conn, conn.ip),
+    drop: (conn) => {
+      d.sessions.remove(conn, conn.ip);
+      d.directory?.release(conn.sessionKey);
+    },
   };
 
   /** A session refused as a WebSocket would be: opened, told the error, closed with the code. */
@@ -154,7 +158,10 @@ export function registerFallbackRoutes(d: FallbackDeps, uws: TemplatedApp): void
       }
       const sessionKey = key + '\n' + server + '/' + session;
       const existing = d.sessions.get(sessionKey);
-      if (existing) return existing.attach(pending, streaming, origin, false);
+      if (existing) {
+        d.directory?.touch(sessionKey);
+        return existing.attach(pending, streaming, origin, false);
+      }
       const opening: Opening = {
         key,
         sessionKey,
@@ -163,7 +170,24 @@ export function registerFallbackRoutes(d: FallbackDeps, uws: TemplatedApp): void
         ip: clientIp(res, req, d.fallback.trustHops),
         protocol: req.getQuery('protocol') ?? '',
       };
-      open(pending, opening).catch((err: Error) => {
+      // In a box, the session may be another worker's (this request came on another connection).
+      const directory = req.getHeader(FORWARDED_HEADER) === '1' ? null : d.directory;
+      const captured = directory ? capture('POST', req.getUrl(), req.getQuery() ?? '', (h) => req.getHeader(h)) : null;
+      const openHere = async () => {
+        if (directory && captured) {
+          const claim = await directory.claim(sessionKey);
+          if (!claim.mine) {
+            if (claim.holder !== null && claim.holder !== directory.self) return forward(pending, claim.holder, captured, null);
+            if (pending.gone) return;
+            pending.gone = true;
+            return plain(res, 503, 'The session is opening on another worker; retry', origin);
+          }
+        }
+        await open(pending, opening);
+        // Refused (no session made): its place in the directory goes with it.
+        if (directory && !d.sessions.get(sessionKey)) directory.release(sessionKey);
+      };
+      openHere().catch((err: Error) => {
         d.log.error({ err: err.message }, 'opening a fallback session failed');
         refuse(pending, origin, protocolError(CloseCode.OVER_CAPACITY, 'Server error, try again later', true), null);
       });
@@ -190,6 +214,7 @@ export function registerFallbackRoutes(d: FallbackDeps, uws: TemplatedApp): void
     res.onAborted(() => {
       pending.gone = true;
       body.abort();
+      pending.onGone?.();
     });
     try {
       const key = decoded(req.getParameter(0) ?? '');
@@ -199,6 +224,25 @@ export function registerFallbackRoutes(d: FallbackDeps, uws: TemplatedApp): void
       const conn = key !== null && validSessionParts(server, session) ? d.sessions.get(key + '\n' + server + '/' + session) : undefined;
       const declared = Number(req.getHeader('content-length') || 0);
       if (!Number.isFinite(declared) || declared < 0) return plain(res, 400, 'Invalid Content-Length', origin, true);
+      const directory = req.getHeader(FORWARDED_HEADER) === '1' ? null : d.directory;
+      if (!conn && directory && key !== null && validSessionParts(server, session)) {
+        const sessionKey = key + '\n' + server + '/' + session;
+        const captured = capture('POST', req.getUrl(), req.getQuery() ?? '', (h) => req.getHeader(h));
+        body = readBody(res, d.fallback.maxSendBytes, declared, BODY_TIMEOUT_MS, d.bodyBudget, () =>
+          clientIp(res, req, d.fallback.trustHops),
+        );
+        body.result
+          .then(async (read) => {
+            if (pending.gone) return;
+            if (!read.ok) return plain(res, BODY_STATUS[read.reason], 'Request body refused: ' + read.reason, origin, true);
+            const holder = await directory.holderOf(sessionKey);
+            if (pending.gone) return;
+            if (holder === null || holder === directory.self) return plain(res, 404, 'Session not found', origin);
+            forward(pending, holder, captured, read.body);
+          })
+          .catch((err: unknown) => guardFailed(pending, err));
+        return;
+      }
       if (!conn || conn.closed) {
         const chunked = req.getHeader('transfer-encoding').toLowerCase().includes('chunked');
         return refuseAfterBody(res, declared, chunked, BODY_TIMEOUT_MS, (drained) => {

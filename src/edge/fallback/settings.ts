@@ -4,6 +4,7 @@ import type { CorsPolicy } from '../http/cors.js';
 import type { BodyBudget } from '../http/body.js';
 import type { WsDeps } from '../ws/settings.js';
 import type { FallbackSessions, SessionTiming } from './sessions.js';
+import type { SessionDirectory } from './forward.js';
 
 export interface FallbackSettings {
   enabled: boolean;
@@ -25,4 +26,6 @@ export interface FallbackDeps extends WsDeps {
   /** the engine's topics (every WebSocket subscriber of a topic) */
   publishToEngine(topic: string, frame: string): void;
   isDraining(): boolean;
+  /** in a box of workers: which worker holds which session (null: a node on its own) */
+  directory: SessionDirectory | null;
 }
