@@ -17,6 +17,7 @@ import { history } from './scenarios/history.mjs';
 import { fallback } from './scenarios/fallback.mjs';
 import { consoleScenario } from './scenarios/console.mjs';
 import { workers } from './scenarios/workers.mjs';
+import { scale } from './scenarios/scale.mjs';
 import { active } from './lib/harness.mjs';
 import { CLI, ROOT } from './lib/node.mjs';
 import { loadavg1, machineInfo } from './lib/proc.mjs';
@@ -35,6 +36,7 @@ const SCENARIOS = {
   fallback,
   console: consoleScenario,
   workers,
+  scale,
 };
 
 function parseArgs(argv) {
@@ -95,6 +97,15 @@ function config(args) {
       baseline: true,
     },
     console: { subs: small ? 300 : 1000, viewers: 2 },
+    scale: {
+      processes: small ? 2 : 6,
+      connections: small ? 2000 : 117_000,
+      generators: small ? 2 : 6,
+      concurrencyPerGenerator: small ? 50 : 150,
+      connectTimeoutMs: 600_000,
+      broadcastS: small ? 5 : 30,
+      modes: (process.env.BENCH_SCALE_MODES ?? 'box,redis').split(','),
+    },
     workers: {
       counts: (process.env.BENCH_WORKER_COUNTS ?? '1,2').split(',').map(Number),
       subs: small ? 300 : 10_000,

@@ -120,6 +120,10 @@ function onText(conn, buf, start, end) {
   }
   const ok = buf.indexOf(SUCCEEDED, start);
   if (ok >= 0 && ok < end) {
+    if (st.awaiting > 1) {
+      st.awaiting--;
+      return;
+    }
     st.ready = true;
     st.onReady?.(conn);
     return;
@@ -205,9 +209,12 @@ function openMany({ port, count, base, channel, concurrency = 200, localAddresse
           ready: false,
           now: undefined,
           // optIn: opt in to recovery (docs/RECOVERY.md) before subscribing, no positions
+          // also: a second (public) channel every socket joins too, e.g. one shared beside its own
+          awaiting: channel.also ? 2 : 1,
           onEstablished: (c) => {
             if (channel.optIn) sendText(c, RECOVERY_OPT_IN);
             sendText(c, subscribeFrame(c));
+            if (channel.also) sendText(c, `{"event":"pusher:subscribe","data":{"channel":${JSON.stringify(channel.also)}}}`);
           },
           onReady: () => once(true),
           onFail: (_c, msg) => once(false, msg.slice(0, 120)),
