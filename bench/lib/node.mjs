@@ -130,3 +130,18 @@ export async function metricValue(node, name, labelFilter = '') {
   }
   return sum;
 }
+
+/** The pids of a box's workers (`workers: N`), from their "chorus worker listening" lines. */
+export function workerPids(node) {
+  const pids = node.logs
+    .filter((l) => l.includes('chorus worker listening'))
+    .map((l) => {
+      try {
+        return JSON.parse(l).pid;
+      } catch {
+        return null;
+      }
+    })
+    .filter((p) => Number.isInteger(p));
+  return [...new Set(pids)];
+}

@@ -5,10 +5,11 @@ import { creditLoop, openSockets, spawnWorkers, stopAll } from '../lib/pool.mjs'
 import { cpuMeter } from '../lib/proc.mjs';
 import { latency, round, saturation, scoped, settle, sleep } from '../lib/harness.mjs';
 
-async function window(cfg, node, workers, n, durationMs) {
+/** One measured window of client events; CPU of `pids` (the node, or a box's processes). */
+export async function clientEventsWindow(cfg, pids, workers, n, durationMs) {
   const per = n - 1;
   await Promise.all(workers.map((w) => w.call('reset')));
-  const meter = cpuMeter([node.pid]);
+  const meter = cpuMeter(pids);
   await Promise.all(workers.map((w) => w.call('clientEvents', { start: true })));
   const loop = creditLoop(workers, workers, per, cfg.clientEvents.window(n));
   await loop.start(10);
@@ -33,8 +34,8 @@ export async function clientevents(cfg, emit) {
     const opened = await openSockets(workers, node.port, n, { kind: 'presence', shared: true, name: 'presence-ce' }, { concurrency: 100 });
     if (opened.failed) throw new Error(`client events: ${opened.failed} sockets failed: ${JSON.stringify(opened.failures)}`);
     await sleep(1000); // member_added storm of the joins
-    await window(cfg, node, workers, n, Math.min(2000, cfg.durationMs));
-    const { sent, elapsed, stats, m, per } = await window(cfg, node, workers, n, cfg.durationMs);
+    await clientEventsWindow(cfg, [node.pid], workers, n, Math.min(2000, cfg.durationMs));
+    const { sent, elapsed, stats, m, per } = await clientEventsWindow(cfg, [node.pid], workers, n, cfg.durationMs);
     const expected = sent * per;
     emit({
       scenario: 'client-events',

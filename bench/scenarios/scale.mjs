@@ -5,7 +5,7 @@
 // in total and per connection, CPU per 1k connections, then one event per second to the shared
 // channel (every connection gets each) for cfg.scale.broadcastS seconds: latency, lost, CPU per
 // million deliveries. Bounded in time; stops what it starts.
-import { startNode } from '../lib/node.mjs';
+import { startNode, workerPids } from '../lib/node.mjs';
 import { startRedis } from '../lib/brokers.mjs';
 import { spawnWorkers, split, stopAll, collect } from '../lib/pool.mjs';
 import { cpuMeter, rssBytes } from '../lib/proc.mjs';
@@ -13,20 +13,6 @@ import { latency, round, saturation, scoped, settle, sleep } from '../lib/harnes
 import { sourceAddresses } from './conn.mjs';
 
 const SHARED = 'scale-all';
-
-function workerPids(node) {
-  const pids = node.logs
-    .filter((l) => l.includes('chorus worker listening'))
-    .map((l) => {
-      try {
-        return JSON.parse(l).pid;
-      } catch {
-        return null;
-      }
-    })
-    .filter((p) => Number.isInteger(p));
-  return [...new Set(pids)];
-}
 
 const rss = (pid) => {
   const v = rssBytes(pid);

@@ -4,26 +4,12 @@
 // client events on one presence channel. CPU is summed over the primary and its workers.
 // On a 2-core machine the load generators compete with the workers for the same cores: the
 // throughput at saturation says what the box does with what the generators leave it.
-import { startNode } from '../lib/node.mjs';
-import { creditLoop, openSockets, spawnWorkers, stopAll } from '../lib/pool.mjs';
+import { startNode, workerPids } from '../lib/node.mjs';
+import { clientEventsWindow } from './clientevents.mjs';
+import { openSockets, spawnWorkers, stopAll } from '../lib/pool.mjs';
 import { cpuMeter } from '../lib/proc.mjs';
-import { round, saturation, scoped, settle, sleep } from '../lib/harness.mjs';
+import { round, saturation, scoped, sleep } from '../lib/harness.mjs';
 import { measureDelivery } from './delivery.mjs';
-
-/** The primary and the pids of its workers (from their "chorus worker listening" lines). */
-function boxPids(node) {
-  const workers = node.logs
-    .filter((l) => l.includes('chorus worker listening'))
-    .map((l) => {
-      try {
-        return JSON.parse(l).pid;
-      } catch {
-        return null;
-      }
-    })
-    .filter((p) => Number.isInteger(p));
-  return [node.pid, ...new Set(workers)];
-}
 
 async function fanoutLoad(cfg, node, pids, emit, label) {
   const subs = cfg.workers.subs;
@@ -90,23 +76,8 @@ async function clientEventsLoad(cfg, node, pids, emit, label) {
     const opened = await openSockets(workers, node.port, n, { kind: 'presence', shared: true, name: 'presence-wce' }, { concurrency: 100 });
     if (opened.failed) throw new Error(`workers client events: ${opened.failed} sockets failed`);
     await sleep(1500);
-    const run = async (durationMs) => {
-      await Promise.all(workers.map((w) => w.call('reset')));
-      const meter = cpuMeter(pids);
-      await Promise.all(workers.map((w) => w.call('clientEvents', { start: true })));
-      const loop = creditLoop(workers, workers, per, cfg.clientEvents.window(n));
-      await loop.start(10);
-      const t0 = Date.now();
-      await sleep(durationMs);
-      const stopped = await Promise.all(workers.map((w) => w.call('clientEvents', { start: false })));
-      const elapsed = (Date.now() - t0) / 1000;
-      await loop.stop();
-      const sent = stopped.reduce((a, s) => a + s.sent, 0);
-      const stats = await settle(workers, sent * per, 5000);
-      return { sent, elapsed, stats, m: meter() };
-    };
-    await run(Math.min(2000, cfg.durationMs));
-    const { sent, elapsed, stats, m } = await run(cfg.durationMs);
+    await clientEventsWindow(cfg, pids, workers, n, Math.min(2000, cfg.durationMs));
+    const { sent, elapsed, stats, m } = await clientEventsWindow(cfg, pids, workers, n, cfg.durationMs);
     const cpu = m.cpu.reduce((a, b) => a + b, 0);
     emit({
       scenario: 'workers',
@@ -132,7 +103,7 @@ export async function workers(cfg, emit) {
       await scoped(async (res) => {
         const node = await startNode({ name: `workers-${count}`, config: { workers: count }, timeoutMs: 30_000 });
         res.add(node, () => node.stop());
-        const pids = boxPids(node);
+        const pids = [node.pid, ...workerPids(node)];
         if (pids.length !== (count === 1 ? 1 : count + 1)) throw new Error(`workers: expected ${count} workers, saw pids ${pids}`);
         await load(cfg, node, pids, emit, label);
       });
