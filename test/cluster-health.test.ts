@@ -348,10 +348,13 @@ function healthSuite(setup: AdapterSetup): void {
         .map((e) => e.name);
       assert.deepEqual(concurrentOrder, ['channel_occupied', 'channel_vacated'], 'no phantom vacated/occupied pair');
       assert.equal(hooks('channel_vacated', concurrent).length, 1);
-      const order = rx
-        .events()
-        .filter((e) => e.channel === sequential)
-        .map((e) => e.name);
+      // Webhook requests are not ordered with each other (two may be in flight): order by time_ms.
+      const order = rx.deliveries
+        .filter((d) => d.status === 200 && d.body)
+        .flatMap((d) => d.body!.events.map((e) => ({ e, at: d.body!.time_ms })))
+        .filter(({ e }) => e.channel === sequential)
+        .sort((x, y) => x.at - y.at)
+        .map(({ e }) => e.name);
       assert.deepEqual(order, ['channel_occupied', 'channel_vacated', 'channel_occupied', 'channel_vacated']);
     });
 
