@@ -291,6 +291,28 @@ describe('workers: shared limits and a broker', () => {
     }
   });
 
+  it('channel history without a broker: one numbered log for the box, whichever worker publishes or reads', async () => {
+    const app: TestApp & Record<string, unknown> = {
+      ...DEMO_APP,
+      history: { enabled: true, channels: ['chat-'], max_messages: 50, ttl_seconds: 600, max_replay_messages: 20 },
+    };
+    const box = await startNode({ config: { workers: 2, app_manager: { array: { apps: [app] } } }, timeoutMs: 20_000 });
+    try {
+      const sdk = serverSdk(box);
+      for (let i = 1; i <= 6; i++) await sdk.trigger('chat-box', 'e', String(i));
+      for (let i = 0; i < 4; i++) {
+        const res = await sdk.get({ path: '/channels/chat-box/history', params: { limit: 10, direction: 'oldest_first' } });
+        const page = (await res.json()) as { items: Array<{ serial: number; message: { data: string } }> };
+        assert.deepEqual(
+          page.items.map((it) => [it.serial, it.message.data]),
+          [1, 2, 3, 4, 5, 6].map((n) => [n, String(n)]),
+        );
+      }
+    } finally {
+      await box.stop();
+    }
+  });
+
   it('with Redis, the workers of a box and a node elsewhere form one cluster', async () => {
     let redis: Broker | null = null;
     let box: ChorusNode | null = null;
