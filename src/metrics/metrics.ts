@@ -33,8 +33,8 @@ export class Metrics {
   private readonly perApp = new Map<string, PerApp>();
   /** The hot paths' counters, folded into prom-client before every read. */
   private readonly tallies = new Tallies();
-  /** http_calls_received_total per app, endpoint and status (bounded like the counter's own children). */
-  private readonly httpCallTallies = new Map<string, Tally>();
+  /** http_calls_received_total by app, endpoint and status (bounded like the counter's own children; no key string per call). */
+  private readonly httpCallTallies = new Map<string, Map<string, Map<number, Tally>>>();
 
   constructor(readonly prefix: string) {
     const r = [this.registry];
@@ -228,10 +228,12 @@ export class Metrics {
   }
 
   httpCall(appId: string, endpoint: string, status: number): void {
-    const key = `${appId}\n${endpoint}\n${status}`;
-    let t = this.httpCallTallies.get(key);
-    if (!t)
-      this.httpCallTallies.set(key, (t = this.tallies.of(this.httpCalls.labels({ app_id: appId, endpoint, status: String(status) }))));
+    let byEndpoint = this.httpCallTallies.get(appId);
+    if (!byEndpoint) this.httpCallTallies.set(appId, (byEndpoint = new Map<string, Map<number, Tally>>()));
+    let byStatus = byEndpoint.get(endpoint);
+    if (!byStatus) byEndpoint.set(endpoint, (byStatus = new Map<number, Tally>()));
+    let t = byStatus.get(status);
+    if (!t) byStatus.set(status, (t = this.tallies.of(this.httpCalls.labels({ app_id: appId, endpoint, status: String(status) }))));
     t.inc();
   }
 

@@ -22,7 +22,6 @@ export interface BoxHubOptions {
 }
 
 export interface BoxHubStats {
-  links: number;
   invalidFrames: number;
   dropped: number;
 }
@@ -110,7 +109,7 @@ export class BoxHub {
   private readonly subscribers = new Map<string, Set<HubLink>>();
   private readonly kv = new MemoryKv(Date.now);
   private readonly logs = new MemoryLogs((topic, payload) => this.route(topic, payload));
-  readonly stats: BoxHubStats = { links: 0, invalidFrames: 0, dropped: 0 };
+  readonly stats: BoxHubStats = { invalidFrames: 0, dropped: 0 };
 
   private constructor(
     private readonly server: Server,
@@ -148,7 +147,6 @@ export class BoxHub {
   private accept(socket: Socket): void {
     const link = new HubLink(socket);
     this.links.add(link);
-    this.stats.links = this.links.size;
     socket.setEncoding('utf8');
     socket.setNoDelay(true);
     const lines = new LineSplitter((line) => this.onLine(link, line));
@@ -164,7 +162,6 @@ export class BoxHub {
 
   private drop(link: HubLink): void {
     if (!this.links.delete(link)) return;
-    this.stats.links = this.links.size;
     for (const t of link.topics) this.unsubscribeOne(link, t);
   }
 
@@ -234,10 +231,8 @@ export class BoxHub {
       }
       case 'logAppend':
         return this.logs.append(str(a[0], 'topic'), logAppendOf(a[1]));
-      case 'logRange': {
-        const read = this.logs.range(str(a[0], 'topic'), logRangeOf(a[1]));
-        return read;
-      }
+      case 'logRange':
+        return this.logs.range(str(a[0], 'topic'), logRangeOf(a[1]));
       case 'ping':
         return null;
     }

@@ -130,15 +130,14 @@ export class BoxLink {
   request(op: BoxOp, args: unknown[]): Promise<unknown> {
     if (!this.up || !this.socket) return Promise.reject(new BoxLinkError('the box hub connection is down'));
     const id = this.nextId++;
-    const socket = this.socket;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
         reject(new BoxLinkError(`box hub: ${op} not answered within ${OP_TIMEOUT_MS} ms`));
       }, OP_TIMEOUT_MS);
       this.pending.set(id, { resolve, reject, timer });
-      // In order with the publishes before it (a subscribe must not overtake them).
-      if (this.socket === socket) this.write(opFrame(id, op, args));
+      // Through the same turn's buffer as the publishes before it (a subscribe must not overtake them).
+      this.write(opFrame(id, op, args));
     });
   }
 

@@ -221,16 +221,16 @@ export function registerFallbackRoutes(d: FallbackDeps, uws: TemplatedApp): void
       const server = req.getParameter(1) ?? '';
       const session = req.getParameter(2) ?? '';
       const origin = req.getHeader('origin');
-      const conn = key !== null && validSessionParts(server, session) ? d.sessions.get(key + '\n' + server + '/' + session) : undefined;
+      const sessionKey = key !== null && validSessionParts(server, session) ? key + '\n' + server + '/' + session : null;
+      const conn = sessionKey !== null ? d.sessions.get(sessionKey) : undefined;
       const declared = Number(req.getHeader('content-length') || 0);
       if (!Number.isFinite(declared) || declared < 0) return plain(res, 400, 'Invalid Content-Length', origin, true);
+      const readSendBody = () =>
+        readBody(res, d.fallback.maxSendBytes, declared, BODY_TIMEOUT_MS, d.bodyBudget, () => clientIp(res, req, d.fallback.trustHops));
       const directory = req.getHeader(FORWARDED_HEADER) === '1' ? null : d.directory;
-      if (!conn && directory && key !== null && validSessionParts(server, session)) {
-        const sessionKey = key + '\n' + server + '/' + session;
+      if (!conn && directory && sessionKey !== null) {
         const captured = capture('POST', req.getUrl(), req.getQuery() ?? '', (h) => req.getHeader(h));
-        body = readBody(res, d.fallback.maxSendBytes, declared, BODY_TIMEOUT_MS, d.bodyBudget, () =>
-          clientIp(res, req, d.fallback.trustHops),
-        );
+        body = readSendBody();
         body.result
           .then(async (read) => {
             if (pending.gone) return;
@@ -249,9 +249,7 @@ export function registerFallbackRoutes(d: FallbackDeps, uws: TemplatedApp): void
           if (!pending.gone) plain(res, 404, 'Session not found', origin, !drained);
         });
       }
-      body = readBody(res, d.fallback.maxSendBytes, declared, BODY_TIMEOUT_MS, d.bodyBudget, () =>
-        clientIp(res, req, d.fallback.trustHops),
-      );
+      body = readSendBody();
       body.result
         .then((read) => {
           if (pending.gone) return;
