@@ -80,7 +80,7 @@ function config(args) {
       window: (subs) => Math.max(4, Math.min(1000, Math.ceil(40_000 / subs))),
     },
     many: { sockets: small ? 300 : 10_000, connections: 8 },
-    http: { connections: 8 },
+    http: { connections: 8, fixedRate: small ? 2000 : 15_000 },
     clientEvents: { sockets: small ? 100 : 1000, window: (n) => Math.max(4, Math.ceil(40_000 / (n - 1))) },
     cross: { subs: small ? 100 : 1000, brokers: args.brokers ?? ['redis', 'redis-cluster', 'nats'] },
     history: {

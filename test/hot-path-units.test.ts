@@ -63,5 +63,22 @@ describe('body deadlines: one shared timer', () => {
     await sleep(300);
     assert.deepEqual(fired.sort(), ['a', 'c']);
     assert.ok(firedAt - started >= 100, `fired after ${firedAt - started} ms`);
+    assert.equal(bodyDeadlines.pending, 0);
+  });
+
+  it('lets a firing deadline cancel or add others, and a cancel twice is harmless', async () => {
+    const fired: string[] = [];
+    // Both fall due in the same tick: the first's fire cancels the second before it fires.
+    bodyDeadlines.add(10, () => {
+      fired.push('first');
+      bodyDeadlines.cancel(later);
+      bodyDeadlines.cancel(later);
+      bodyDeadlines.add(10, () => fired.push('added'));
+    });
+    const later = bodyDeadlines.add(20, () => fired.push('later'));
+    for (let i = 0; i < 40 && fired.length < 2; i++) await sleep(50);
+    await sleep(300);
+    assert.deepEqual(fired, ['first', 'added']);
+    assert.equal(bodyDeadlines.pending, 0);
   });
 });

@@ -15,15 +15,24 @@ export async function http(cfg, emit) {
     await sleep(500);
     const spec = { port: node.port, mode: 'max', channel: { name: 'nobody-here' }, connections: cfg.http.connections };
     await publisher.call('publish', { ...spec, durationMs: Math.min(2000, cfg.durationMs) }, 60_000);
-    for (const staticBody of [false, true]) {
+    // As fast as the node answers (new body, then the same body), then at a fixed rate: at
+    // saturation a slower server also batches fewer requests per wake-up (more kernel time per
+    // request), so the fixed rate compares the servers' own work per request.
+    const runs = [
+      { staticBody: false, label: 'new body per request (generator signs each)' },
+      { staticBody: true, label: 'same body (generator signs once a second)' },
+      { staticBody: false, rate: cfg.http.fixedRate, label: `new body per request, fixed ${cfg.http.fixedRate} requests/s` },
+    ];
+    for (const { staticBody, rate, label } of runs) {
       const meter = cpuMeter([node.pid]);
-      const perf = perfWindow(node.pid, `http-${staticBody ? 'static' : 'signed'}`, Math.max(1, cfg.durationMs / 1000 - 2));
-      const r = await publisher.call('publish', { ...spec, staticBody, durationMs: cfg.durationMs }, cfg.durationMs + 60_000);
+      const perf = perfWindow(node.pid, `http-${staticBody ? 'static' : rate ? 'rate' : 'signed'}`, Math.max(1, cfg.durationMs / 1000 - 2));
+      const load = rate ? { mode: 'rate', rate } : {};
+      const r = await publisher.call('publish', { ...spec, ...load, staticBody, durationMs: cfg.durationMs }, cfg.durationMs + 60_000);
       const m = meter();
       const perfSummary = await perf;
       emit({
         scenario: 'http',
-        body: staticBody ? 'same body (generator signs once a second)' : 'new body per request (generator signs each)',
+        body: label,
         connections: cfg.http.connections,
         requests: r.ok,
         errors: r.bad,

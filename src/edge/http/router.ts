@@ -39,32 +39,64 @@ const BODY_REFUSALS: Record<Exclude<BodyResult, { ok: true }>['reason'], Reply> 
 };
 
 /** What is known without waiting: the verdict on the app and the signature, or null to go on. */
-function earlyRefusal(app: App | null, appId: string, authProblem: () => string | null): Reply | null {
+function earlyRefusal(app: App | null, appId: string, request: SignedRequest): Reply | null {
   if (!app) return errorReply(404, `Unknown app ${appId.slice(0, 64)}`);
   if (!app.enabled) return errorReply(403, 'App is disabled');
-  const problem = authProblem();
+  const problem = signatureProblem(app, request.method, request.paths, request.params, request.hasBody);
   return problem ? errorReply(401, problem) : null;
+}
+
+interface SignedRequest {
+  method: string;
+  paths: readonly string[];
+  params: Map<string, string>;
+  hasBody: boolean;
 }
 
 /** The body bound for an app: what its limits allow, never above http_api.request_limit_in_mb. */
 const bodyBound = (app: App, maxBodyBytes: number): number => Math.min(bodyLimitOf(app), maxBodyBytes);
 
+const NO_ARGS: Array<string | null> = [];
+const READ_LIMITED: Reply = {
+  ...errorReply(429, 'Too many requests: max_read_requests_per_second exceeded'),
+  headers: { 'Retry-After': '1' },
+};
+
+/** Sockudo's answer to an address over api_rate_limit, with its headers (its clients back off on them). */
+function ipLimited(maxRequests: number, windowSeconds: number): Reply {
+  const reset = String(secondsToWindowEnd(windowSeconds * 1000));
+  return {
+    ...errorReply(429, 'Too many requests from this address'),
+    headers: { 'X-RateLimit-Limit': String(maxRequests), 'X-RateLimit-Remaining': '0', 'X-RateLimit-Reset': reset, 'Retry-After': reset },
+  };
+}
+
 function apiRoute(d: HttpDeps, cors: CorsPolicy, endpoint: Endpoint, argCount: number) {
   const { settings, metrics } = d;
   const isRead = isReadEndpoint(endpoint);
+  const isPublish = endpoint === 'events' || endpoint === 'batch_events';
   return (res: HttpResponse, req: HttpRequest) => {
     let aborted = false;
+    let replied = false;
     let body: BodyReader = NO_BODY;
     /** true once the whole body is in (or there is none): only then may the connection stay open */
     let bodyIn = true;
     let appIdForMetrics = 'unknown';
     let origin = '';
     const respond = (reply: Reply) => {
+      if (replied) return;
+      replied = true;
       metrics.httpCall(appIdForMetrics, endpoint, reply.status);
       if (aborted) return;
       if (appIdForMetrics !== 'unknown') metrics.app(appIdForMetrics).httpBytesOut.inc(reply.body.length);
       // Answering before the body was read: the connection goes, so its unread bytes cannot follow.
       res.cork(() => writeReply(res, bodyIn ? reply : { ...reply, close: true }, cors.responseHeaders(origin)));
+    };
+    const fail = (err: Error) => {
+      body.cancel();
+      if (err instanceof AppStoreError) return respond(errorReply(503, 'App store unavailable, try again later'));
+      d.log.error({ err: err.message, endpoint }, 'HTTP API handler failed');
+      respond(errorReply(500, 'Internal server error'));
     };
     try {
       res.onAborted(() => {
@@ -76,21 +108,19 @@ function apiRoute(d: HttpDeps, cors: CorsPolicy, endpoint: Endpoint, argCount: n
       const path = req.getUrl();
       const params = parseQuery(req.getQuery() ?? '');
       const appId = safeDecode(req.getParameter(0) ?? '');
-      const args = Array.from({ length: argCount }, (_, i) => safeDecode(req.getParameter(i + 1) ?? ''));
+      const args = argCount === 0 ? NO_ARGS : Array.from({ length: argCount }, (_, i) => safeDecode(req.getParameter(i + 1) ?? ''));
       const declared = Number(req.getHeader('content-length') || 0);
       const isPost = method === 'POST';
       // uWS headers are readable only now, before the first await.
-      const idempotencyHeader = endpoint === 'events' || endpoint === 'batch_events' ? req.getHeader('x-idempotency-key') : '';
+      const idempotencyHeader = isPublish ? req.getHeader('x-idempotency-key') : '';
       // A chunked body declares no length: it is read all the same, and signed like any other.
       const chunked = req.getHeader('transfer-encoding').toLowerCase().includes('chunked');
       const hasBody = isPost && (declared !== 0 || chunked);
       bodyIn = !isPost;
       // Only the per-IP limits read the address (reading it costs ~9% of a publish).
-      const ipOf = (() => {
-        let ip: string | null = null;
-        return () => (ip ??= clientIp(res, req, settings.apiIpLimit?.trustHops ?? 0));
-      })();
-      const ip = settings.apiIpLimit ? ipOf() : '';
+      let ip = '';
+      const ipOf = () => (ip ||= clientIp(res, req, settings.apiIpLimit?.trustHops ?? 0));
+      if (settings.apiIpLimit) ipOf();
       if (d.isDraining()) return respond({ ...errorReply(503, 'Server is shutting down, retry on another node'), close: true });
       const notServing = d.notServing();
       if (notServing !== null)
@@ -102,12 +132,12 @@ function apiRoute(d: HttpDeps, cors: CorsPolicy, endpoint: Endpoint, argCount: n
       if (appId === null || args.some((a) => a === null)) return respond(errorReply(400, 'Malformed percent-encoding in path'));
       if (!Number.isFinite(declared) || declared < 0) return respond(errorReply(400, 'Invalid Content-Length'));
       const paths = settings.pathPrefix && path.startsWith(settings.pathPrefix) ? [path, path.slice(settings.pathPrefix.length)] : [path];
-      const authProblem = (app: App) => () => signatureProblem(app, method, paths, params, hasBody);
+      const signed: SignedRequest = { method, paths, params, hasBody };
       // Apps known without waiting are checked before a byte of the body is read (unless a
       // per-address limit must answer first: it may need the broker).
-      const known = d.apps.peekById(appId);
-      if (known !== undefined && !settings.apiIpLimit) {
-        const refusal = earlyRefusal(known, appId, known ? authProblem(known) : () => null);
+      const known = settings.apiIpLimit ? undefined : d.apps.peekById(appId);
+      if (known !== undefined) {
+        const refusal = earlyRefusal(known, appId, signed);
         if (refusal) {
           if (known) appIdForMetrics = known.id;
           // Read (and dropped) first when small, so the refusal cannot be lost to a reset.
@@ -127,53 +157,52 @@ function apiRoute(d: HttpDeps, cors: CorsPolicy, endpoint: Endpoint, argCount: n
           ipOf,
           hasBody,
         );
-      (async (): Promise<Reply> => {
-        if (settings.apiIpLimit) {
-          const { maxRequests, windowSeconds } = settings.apiIpLimit;
-          if (!(await d.rateLimiter.consume(`api-ip:${ip}`, 1, maxRequests, windowSeconds * 1000))) {
-            metrics.rateLimit('unknown', 'api_ip'); // the id is not checked yet: no client-chosen label values
-            const reset = String(secondsToWindowEnd(windowSeconds * 1000));
-            // Sockudo's headers, so clients written against it back off the same way.
-            return {
-              ...errorReply(429, 'Too many requests from this address'),
-              headers: {
-                'X-RateLimit-Limit': String(maxRequests),
-                'X-RateLimit-Remaining': '0',
-                'X-RateLimit-Reset': reset,
-                'Retry-After': reset,
-              },
-            };
-          }
-        }
-        const app = known ?? (await d.apps.findById(appId));
-        if (known === undefined || settings.apiIpLimit) {
-          const refusal = earlyRefusal(app, appId, app ? authProblem(app) : () => null);
-          if (refusal) return refusal;
-        }
-        if (!app) return errorReply(404, `Unknown app ${appId.slice(0, 64)}`);
-        appIdForMetrics = app.id;
-        const read = await body.result;
+
+      /** Everything after the body: its checks, the read limit, the endpoint (a promise only where one waits). */
+      const afterBody = (app: App, read: BodyResult): Reply | Promise<Reply> => {
         if (!read.ok) return BODY_REFUSALS[read.reason];
         bodyIn = true;
         metrics.app(app.id).httpBytesIn.inc(read.body.length);
         if (read.body.length > bodyBound(app, settings.maxBodyBytes)) return BODY_REFUSALS.too_large;
         const problem = bodyProblem(params, read.body);
         if (problem) return errorReply(401, problem);
+        const call = { params, args: args as string[], body: read.body, idempotencyHeader };
         if (isRead && app.max_read_requests_per_second !== null) {
-          if (!(await d.rateLimiter.consume(`read:${app.id}`, 1, app.max_read_requests_per_second))) {
+          return d.rateLimiter.consume(`read:${app.id}`, 1, app.max_read_requests_per_second).then((allowed) => {
+            if (allowed) return handlers[endpoint](d, app, call);
             metrics.rateLimit(app.id, 'read_requests');
-            return { ...errorReply(429, 'Too many requests: max_read_requests_per_second exceeded'), headers: { 'Retry-After': '1' } };
-          }
+            return READ_LIMITED;
+          });
         }
-        return handlers[endpoint](d, app, { params, args: args as string[], body: read.body, idempotencyHeader });
-      })()
-        .then(respond)
-        .catch((err: Error) => {
-          body.cancel();
-          if (err instanceof AppStoreError) return respond(errorReply(503, 'App store unavailable, try again later'));
-          d.log.error({ err: err.message, endpoint }, 'HTTP API handler failed');
-          respond(errorReply(500, 'Internal server error'));
+        return handlers[endpoint](d, app, call);
+      };
+
+      if (known) {
+        // The usual call: app cached, signature good. It runs to its answer as the body arrives.
+        appIdForMetrics = known.id;
+        body.whenRead((read) => {
+          try {
+            const out = afterBody(known, read);
+            if (out instanceof Promise) out.then(respond, fail);
+            else respond(out);
+          } catch (err) {
+            fail(err as Error);
+          }
         });
+        return;
+      }
+      (async (): Promise<Reply> => {
+        const limit = settings.apiIpLimit;
+        if (limit && !(await d.rateLimiter.consume(`api-ip:${ip}`, 1, limit.maxRequests, limit.windowSeconds * 1000))) {
+          metrics.rateLimit('unknown', 'api_ip'); // the id is not checked yet: no client-chosen label values
+          return ipLimited(limit.maxRequests, limit.windowSeconds);
+        }
+        const app = await d.apps.findById(appId);
+        const refusal = earlyRefusal(app, appId, signed);
+        if (refusal || !app) return refusal ?? errorReply(404, `Unknown app ${appId.slice(0, 64)}`);
+        appIdForMetrics = app.id;
+        return afterBody(app, await body.result);
+      })().then(respond, fail);
     } catch (err) {
       // The last resort: nothing a request holds may end the process.
       metrics.handlerError('http');
