@@ -3,6 +3,8 @@
 // once the connection is open and its app is known: refused upgrades never get one.
 import type { App } from '../apps/app.js';
 import type { PerApp } from '../metrics/metrics.js';
+import { clockMs } from './clock.js';
+import { HeldChannels } from './held-channels.js';
 
 export interface Subscription {
   /** presence user id, null on other channel types */
@@ -38,19 +40,20 @@ export type TransportKind = 'ws' | 'xhr_streaming' | 'xhr_polling';
 
 export abstract class Connection {
   /** channel name -> its subscription */
-  readonly channels = new Map<string, Subscription>();
+  readonly channels = new HeldChannels();
   user: SignedInUser | null = null;
-  /** ms timestamps for liveness */
-  lastSeen = Date.now();
+  /** timestamps on the connections' clock (conn/clock.ts, clockMs()) for liveness */
+  lastSeen = clockMs();
   pingSentAt = 0;
-  /** ms deadline to sign in (apps with enable_user_authentication), 0 when none */
+  /** clockMs() deadline to sign in (apps with enable_user_authentication), 0 when none */
   authDeadline = 0;
-  /** client events: a fixed one-second window */
+  /** client events: a fixed one-second window (clockMs()) */
   clientWindowStart = 0;
   clientWindowCount = 0;
-  /** control frames (subscribe, unsubscribe, sign-in): a token bucket */
-  controlTokens: number;
-  controlRefilledAt = Date.now();
+  /** control frames (subscribe, unsubscribe, sign-in): a token bucket, in thousandths of a
+   * token (whole numbers: a fractional count would be a heap number in every connection) */
+  controlMilliTokens: number;
+  controlRefilledAt = clockMs();
   closed = false;
   /** set once the client opted in to numbered delivery and recovery */
   recovery: RecoveryRequest | null = null;
@@ -64,7 +67,7 @@ export abstract class Connection {
     readonly metrics: PerApp,
     controlBurst: number,
   ) {
-    this.controlTokens = controlBurst;
+    this.controlMilliTokens = controlBurst * 1000;
   }
 
   abstract readonly transport: TransportKind;

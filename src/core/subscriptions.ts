@@ -23,6 +23,13 @@ import type { Fanout } from './fanout.js';
 import { historyOf } from './history-policy.js';
 import { Resume } from './resume.js';
 
+/**
+ * The subscription of a ready connection on a channel without presence or a resume: one
+ * (frozen) object for all of them, 40 bytes less per connection and channel. Nothing writes
+ * to a ready plain subscription; a write would throw rather than reach every connection.
+ */
+const READY_PLAIN: Subscription = Object.freeze({ userId: null, ready: true });
+
 export interface PresenceJoin {
   userId: string;
   info: unknown;
@@ -66,6 +73,8 @@ export class Subscriptions {
       const data = presence ? presenceSucceededData(this.cluster.presence.members(app.id, channel)) : undefined;
       conn.send(subscriptionSucceededFrame(channel, data));
       if (newMember && presence) this.fanout.relay(conn, channel, memberAddedFrame(channel, presence.userId, presence.info));
+      // Last in the try: the catch below recognises its own subscription by identity.
+      if (!resume && sub.userId === null && sub.numbered === undefined) conn.channels.set(channel, READY_PLAIN);
     } catch (err) {
       // Never leave a half-joined connection behind (counted, but never told it succeeded).
       if (conn.channels.get(channel) === sub) this.unsubscribe(conn, channel);

@@ -19,6 +19,7 @@ import { closeLine, messagesLine, OPEN_LINE, parseSendBody, validSessionParts } 
 import { FallbackConnection, type PendingResponse, type SessionHooks } from './session.js';
 import type { FallbackDeps } from './settings.js';
 import { capture, forward, FORWARDED_HEADER } from './forward.js';
+import { clockMs } from '../../conn/clock.js';
 
 const BODY_STATUS: Record<Exclude<BodyResult, { ok: true }>['reason'], number> = {
   too_large: 413,
@@ -258,7 +259,7 @@ export function registerFallbackRoutes(d: FallbackDeps, uws: TemplatedApp): void
           if (!parsed.ok) return plain(res, 400, parsed.reason, origin);
           if (conn.closed) return plain(res, 404, 'Session not found', origin);
           // `[]` is pusher-js's heartbeat: activity, nothing to dispatch.
-          conn.lastSeen = Date.now();
+          conn.lastSeen = clockMs();
           conn.pingSentAt = 0;
           for (const frame of parsed.frames) {
             if (conn.closed) break;

@@ -10,6 +10,7 @@ import type { SessionTopics, TopicMember } from '../../conn/session-topics.js';
 import type { PerApp } from '../../metrics/metrics.js';
 import { CloseCode } from '../../protocol/codes.js';
 import { closeLine, HEARTBEAT_LINE, messagesLine, OPEN_LINE } from './framing.js';
+import { clockMs } from '../../conn/clock.js';
 
 export type FallbackKind = 'xhr_streaming' | 'xhr_polling';
 
@@ -84,7 +85,7 @@ export class FallbackConnection extends Connection implements TopicMember {
     const now = Date.now();
     const r: Receiver = { pending, streaming, origin, since: now };
     this.receiver = r;
-    this.lastSeen = now;
+    this.lastSeen = clockMs();
     this.pingSentAt = 0;
     pending.onGone = () => {
       if (this.receiver !== r) return;

@@ -10,6 +10,7 @@ import { connectionClosed, connectionOpened } from './lifecycle.js';
 import type { WsDeps } from './settings.js';
 import { handleUpgrade } from './upgrade.js';
 import { WsConnection, type SocketData } from './ws-connection.js';
+import { clockMs } from '../../conn/clock.js';
 
 export function websocketBehavior(d: WsDeps): WebSocketBehavior<SocketData> {
   const { settings, metrics, log } = d;
@@ -18,8 +19,8 @@ export function websocketBehavior(d: WsDeps): WebSocketBehavior<SocketData> {
     metrics.handlerError(where);
     log.error({ err: (err as Error)?.message ?? String(err), where }, 'a connection handler threw; that connection is closed');
     try {
-      const data = ws?.getUserData();
-      if (data?.kind === 'admitted' && data.conn) data.conn.close(CloseCode.RECONNECT, 'server error');
+      const peer = ws?.getUserData().peer;
+      if (peer instanceof WsConnection && peer.attached) peer.close(CloseCode.RECONNECT, 'server error');
       else ws?.end(CloseCode.RECONNECT, 'server error');
     } catch {
       /* already gone */
@@ -57,27 +58,18 @@ export function websocketBehavior(d: WsDeps): WebSocketBehavior<SocketData> {
 
     open: (ws) => {
       try {
-        const data = ws.getUserData();
-        if (data.kind === 'refused') {
-          const { code, message } = data.refusal;
-          if (code !== null) metrics.connectionError(data.appId ?? 'unknown', code);
+        const peer = ws.getUserData().peer;
+        if (!(peer instanceof WsConnection)) {
+          const { code, message } = peer.refusal;
+          if (code !== null) metrics.connectionError(peer.appId ?? 'unknown', code);
           ws.cork(() => {
             ws.send(errorFrame(code, message), false, false);
             ws.end(code ?? CloseCode.RECONNECT, message.slice(0, 100));
           });
           return;
         }
-        const conn = new WsConnection(
-          ws,
-          data.socketId,
-          data.app,
-          data.quota,
-          metrics.app(data.app.id),
-          settings.controlBudget.burst,
-          d.sessionTopics,
-        );
-        data.conn = conn;
-        connectionOpened(d, conn);
+        peer.attach(ws);
+        connectionOpened(d, peer);
       } catch (err) {
         guard('open', ws, err);
       }
@@ -85,15 +77,14 @@ export function websocketBehavior(d: WsDeps): WebSocketBehavior<SocketData> {
 
     message: (ws, message, isBinary) => {
       try {
-        const data = ws.getUserData();
-        const conn = data.kind === 'admitted' ? data.conn : null;
-        if (!conn || conn.closed) return;
+        const conn = ws.getUserData().peer;
+        if (!(conn instanceof WsConnection) || conn.closed) return;
         handleClientMessage(d, conn, message, isBinary);
       } catch (err) {
         // JSON.parse takes any depth but JSON.stringify recurses: deep data may overflow the stack.
         if (err instanceof RangeError) {
-          const data = ws.getUserData();
-          if (data.kind === 'admitted') data.conn?.send(errorFrame(null, 'Invalid message: data is nested too deeply'));
+          const conn = ws.getUserData().peer;
+          if (conn instanceof WsConnection) conn.send(errorFrame(null, 'Invalid message: data is nested too deeply'));
           return;
         }
         guard('message', ws, err);
@@ -101,20 +92,19 @@ export function websocketBehavior(d: WsDeps): WebSocketBehavior<SocketData> {
     },
 
     pong: (ws) => {
-      const data = ws.getUserData();
-      if (data.kind === 'admitted' && data.conn) {
-        data.conn.lastSeen = Date.now();
-        data.conn.pingSentAt = 0;
+      const conn = ws.getUserData().peer;
+      if (conn instanceof WsConnection) {
+        conn.lastSeen = clockMs();
+        conn.pingSentAt = 0;
       }
     },
 
     close: (ws, code, message) => {
       try {
-        const data = ws.getUserData();
-        if (data.kind !== 'admitted' || !data.conn) return;
-        const conn = data.conn;
+        const conn = ws.getUserData().peer;
+        if (!(conn instanceof WsConnection) || !conn.attached) return;
         conn.closed = true;
-        connectionClosed(d, conn, data.ip, code, () => Buffer.from(message).toString('utf8'));
+        connectionClosed(d, conn, conn.ip, code, () => Buffer.from(message).toString('utf8'));
       } catch (err) {
         metrics.handlerError('close');
         log.error({ err: (err as Error).message }, 'close handler threw');

@@ -8,6 +8,7 @@ import { allowsClientEvents, channelInfo } from '../../protocol/channels.js';
 import { CloseCode } from '../../protocol/codes.js';
 import { encodeClientEvent, errorFrame, type ClientFrame } from '../../protocol/frames.js';
 import type { WsDeps } from './settings.js';
+import { clockMs } from '../../conn/clock.js';
 
 const reject = (conn: Connection, message: string, channel?: string) =>
   conn.send(errorFrame(CloseCode.CLIENT_EVENT_REJECTED, message, channel));
@@ -54,7 +55,7 @@ export function handleClientEvent(d: WsDeps, conn: Connection, frame: ClientFram
   if (maxBytes !== null && dataOverLimit(data, rawLength, event, channel, maxBytes)) {
     return reject(conn, `Event data is larger than ${app.max_event_payload_in_kb} KB`, channel);
   }
-  if (!withinRate(conn, app.max_client_events_per_second, Date.now())) {
+  if (!withinRate(conn, app.max_client_events_per_second, clockMs())) {
     d.metrics.rateLimit(app.id, 'client_events');
     return reject(conn, 'Client event rejected: rate limit exceeded', channel);
   }

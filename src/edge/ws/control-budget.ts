@@ -2,6 +2,7 @@
 // token bucket, so pusher-js resubscribing its channels after a reconnect passes
 // (the burst) while a flood of subscribe/unsubscribe churn is refused and then closed.
 import type { Connection } from '../../conn/connection.js';
+import { clockMs } from '../../conn/clock.js';
 
 export interface ControlBudget {
   /** tokens added per second (0: no budget at all) */
@@ -11,14 +12,15 @@ export interface ControlBudget {
 }
 
 /** Takes one token; false when the connection is over its budget. */
-export function takeControlToken(conn: Connection, budget: ControlBudget, now = Date.now()): boolean {
+export function takeControlToken(conn: Connection, budget: ControlBudget, now = clockMs()): boolean {
   if (budget.perSecond <= 0) return true;
   const elapsed = now - conn.controlRefilledAt;
   if (elapsed > 0) {
-    conn.controlTokens = Math.min(budget.burst, conn.controlTokens + (elapsed * budget.perSecond) / 1000);
+    // elapsed ms × tokens per second = thousandths of a token
+    conn.controlMilliTokens = Math.min(budget.burst * 1000, conn.controlMilliTokens + elapsed * budget.perSecond);
     conn.controlRefilledAt = now;
   }
-  if (conn.controlTokens < 1) return false;
-  conn.controlTokens -= 1;
+  if (conn.controlMilliTokens < 1000) return false;
+  conn.controlMilliTokens -= 1000;
   return true;
 }

@@ -9,13 +9,14 @@ import { handleRecovery } from './recovery.js';
 import type { WsDeps } from './settings.js';
 import { handleSignin } from './signin.js';
 import { handleSubscribe, handleUnsubscribe } from './subscribe.js';
+import { clockMs } from '../../conn/clock.js';
 
 /**
  * One client frame. Throws only a RangeError for data nested too deeply to re-encode
  * (JSON.parse takes any depth, JSON.stringify recurses); the caller answers it.
  */
 export function handleClientMessage(d: WsDeps, conn: Connection, message: ArrayBuffer | string, isBinary: boolean): void {
-  conn.lastSeen = Date.now();
+  conn.lastSeen = clockMs();
   conn.pingSentAt = 0;
   const size = typeof message === 'string' ? Buffer.byteLength(message) : message.byteLength;
   conn.metrics.messagesIn.inc();

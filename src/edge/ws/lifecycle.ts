@@ -4,10 +4,11 @@
 import type { Connection } from '../../conn/connection.js';
 import { connectionEstablished } from '../../protocol/frames.js';
 import type { WsDeps } from './settings.js';
+import { clockMs } from '../../conn/clock.js';
 
 export function connectionOpened(d: WsDeps, conn: Connection): void {
   d.core.opened(conn);
-  if (conn.app.enable_user_authentication) conn.authDeadline = Date.now() + d.settings.userAuthenticationTimeoutSeconds * 1000;
+  if (conn.app.enable_user_authentication) conn.authDeadline = clockMs() + d.settings.userAuthenticationTimeoutSeconds * 1000;
   conn.metrics.newConnections.inc();
   conn.metrics.connected.inc();
   d.metrics.connectedVia(conn.app.id, conn.transport).inc();

@@ -5,6 +5,7 @@ import { MAX_BACKPRESSURE_BYTES } from '../../config/limits.js';
 import type { LocalRegistry } from '../../conn/registry.js';
 import { CloseCode } from '../../protocol/codes.js';
 import { errorFrame, PING } from '../../protocol/frames.js';
+import { clockMs } from '../../conn/clock.js';
 
 export interface LivenessSettings {
   activityTimeoutSeconds: number;
@@ -20,7 +21,7 @@ export function startLiveness(registry: LocalRegistry, settings: LivenessSetting
   // At least once a second: a reader past the backpressure limit misses messages until it is closed.
   const everyMs = Math.max(250, Math.min(1000, Math.floor(activityMs / 4), Math.floor(authMs / 4)));
   const timer = setInterval(() => {
-    const now = Date.now();
+    const now = clockMs();
     registry.forEach((conn) => {
       if (conn.closed) return;
       if (conn.bufferedAmount() > MAX_BACKPRESSURE_BYTES) {

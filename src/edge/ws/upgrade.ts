@@ -10,7 +10,7 @@ import { secondsToWindowEnd } from '../../rate-limit/limiter.js';
 import { clientIp } from '../client-ip.js';
 import { admitConnection } from './admission.js';
 import type { WsDeps } from './settings.js';
-import type { SocketData } from './ws-connection.js';
+import { WsConnection, type SocketData } from './ws-connection.js';
 
 /** Socket ids are `<int>.<int>`; random on both sides so ids stay unique across nodes. */
 export function newSocketId(taken: { has(id: string): boolean }): string {
@@ -88,7 +88,7 @@ export function handleUpgrade(d: WsDeps, res: HttpResponse, req: HttpRequest, co
     res.cork(() => res.upgrade(data, secKey, secProtocol, secExtensions, context));
   };
   const refuse = (refusal: ProtocolError, appId: string | null = null) => {
-    if (!aborted) upgrade({ kind: 'refused', refusal, appId });
+    if (!aborted) upgrade({ peer: { refusal, appId } });
   };
 
   const key = appKeyOf(url, d.settings.pathPrefix);
@@ -107,7 +107,9 @@ export function handleUpgrade(d: WsDeps, res: HttpResponse, req: HttpRequest, co
       return refuse(admission.refusal, admission.appId);
     }
     d.core.reserve(admission.app.id);
-    upgrade({ kind: 'admitted', socketId: newSocketId(d.core.registry), app: admission.app, quota: admission.quota, ip, conn: null });
+    const { app, quota } = admission;
+    const burst = d.settings.controlBudget.burst;
+    upgrade({ peer: new WsConnection(newSocketId(d.core.registry), app, quota, d.metrics.app(app.id), burst, d.sessionTopics, ip) });
   };
   admit().catch((err: Error) => {
     d.log.error({ err: err.message }, 'upgrade failed');

@@ -1,5 +1,6 @@
 // A connection carried by a uWebSockets.js WebSocket. uWS keeps per-socket user
-// data; ours holds the upgrade's verdict and, once open, this connection.
+// data; ours holds the upgrade's verdict: this connection (made at the upgrade, its
+// socket attached at open) or the refusal.
 import type { WebSocket } from 'uWebSockets.js';
 import type { App } from '../../apps/app.js';
 import { MAX_BACKPRESSURE_BYTES } from '../../config/limits.js';
@@ -8,34 +9,32 @@ import type { SessionTopics } from '../../conn/session-topics.js';
 import type { PerApp } from '../../metrics/metrics.js';
 import { CloseCode, type ProtocolError } from '../../protocol/codes.js';
 
-/** What the upgrade decided, carried to `open` in uWS's user data. */
-export interface Admitted {
-  kind: 'admitted';
-  socketId: string;
-  app: App;
-  quota: boolean;
-  /** the client's address when per-address limits count it, else '' */
-  ip: string;
-  /** set in `open` */
-  conn: WsConnection | null;
+export interface RefusedUpgrade {
+  readonly refusal: ProtocolError;
+  readonly appId: string | null;
 }
 
-export interface Refused {
-  kind: 'refused';
-  refusal: ProtocolError;
-  appId: string | null;
+/**
+ * What the upgrade decided, carried to `open` in uWS's user data. uWS copies the user data's
+ * properties onto each socket's own object, so it has exactly one (six were 64 bytes a socket).
+ */
+export interface SocketData {
+  peer: WsConnection | RefusedUpgrade;
 }
-
-export type SocketData = Admitted | Refused;
 
 /** uWS.send's answer when the message was dropped (backpressure over the limit). */
 const DROPPED = 2;
 
 export class WsConnection extends Connection {
-  readonly transport = 'ws' as const;
+  // On the prototype: one field less in each of many connections.
+  get transport(): 'ws' {
+    return 'ws';
+  }
+
+  /** set by `attach` when the socket opens; nothing uses the connection before */
+  private ws!: WebSocket<SocketData>;
 
   constructor(
-    private readonly ws: WebSocket<SocketData>,
     socketId: string,
     app: App,
     quota: boolean,
@@ -43,8 +42,19 @@ export class WsConnection extends Connection {
     controlBurst: number,
     /** fallback sessions on the same topics (uWS's publish reaches only WebSockets) */
     private readonly sessions: SessionTopics,
+    /** the client's address when per-address limits count it, else '' */
+    readonly ip: string,
   ) {
     super(socketId, app, quota, metrics, controlBurst);
+  }
+
+  /** The upgraded socket opened: from now on this connection is it. */
+  attach(ws: WebSocket<SocketData>): void {
+    this.ws = ws;
+  }
+
+  get attached(): boolean {
+    return this.ws !== undefined;
   }
 
   protected write(frame: string): void {
