@@ -71,6 +71,11 @@ export class CachedAppStore implements AppStore {
     return hit && Date.now() - hit.fetchedAt < this.ttlMs ? hit.app : undefined;
   }
 
+  peekByKey(key: string): App | null | undefined {
+    const hit = this.byKey.get(key);
+    return hit && Date.now() - hit.fetchedAt < this.ttlMs ? hit.app : undefined;
+  }
+
   async list(): Promise<App[]> {
     return this.inner.list();
   }

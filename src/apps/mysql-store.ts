@@ -116,6 +116,10 @@ export class MysqlAppStore implements AppStore {
     return undefined;
   }
 
+  peekByKey(): undefined {
+    return undefined;
+  }
+
   async list(): Promise<App[]> {
     return (await this.query(`SELECT * FROM \`${this.table}\` ORDER BY \`id\``)).map(rowToApp);
   }

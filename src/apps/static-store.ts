@@ -27,6 +27,10 @@ export class StaticAppStore implements AppStore {
     return this.byId.get(id) ?? null;
   }
 
+  peekByKey(key: string): App | null {
+    return this.byKey.get(key) ?? null;
+  }
+
   async list(): Promise<App[]> {
     return [...this.byId.values()];
   }

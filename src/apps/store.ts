@@ -11,6 +11,8 @@ export interface AppStore {
    * entry): null when it knows there is none, undefined when it would have to ask.
    */
   peekById(id: string): App | null | undefined;
+  /** The same by key (a WebSocket upgrade whose app is known is admitted without waiting). */
+  peekByKey(key: string): App | null | undefined;
   /** Every app the store knows (used by reload and admin commands). */
   list(): Promise<App[]>;
   close(): Promise<void>;

@@ -37,6 +37,14 @@ import { Users } from './users.js';
 /** The idempotency ledger's types, for the edges (they import the core, never the cluster). */
 export type { LedgerAnswer, LedgerBegin, LedgerScope } from '../cluster/ports.js';
 
+export interface AdmitVerdict {
+  refusal: ProtocolError | null;
+  /** a slot of the app's connection quota was taken */
+  quota: boolean;
+}
+
+const ADMITTED_WITHOUT_QUOTA: AdmitVerdict = Object.freeze({ refusal: null, quota: false });
+
 export interface CoreSettings {
   /** node-wide connection cap across apps (null: none) */
   maxConnections: number | null;
@@ -120,7 +128,15 @@ export class Core {
   // connections
 
   /** Whether a new connection of the app may open here; takes a quota slot when it may. */
-  async admit(app: App): Promise<{ refusal: ProtocolError | null; quota: boolean }> {
+  async admit(app: App): Promise<AdmitVerdict> {
+    const now = this.admitNow(app);
+    if (now) return now;
+    if (await this.cluster.quotas.reserve(app.id, app.max_connections!)) return { refusal: null, quota: true };
+    return { refusal: protocolError(CloseCode.APP_OVER_QUOTA, 'App is over its connection quota', true), quota: false };
+  }
+
+  /** The verdict when it needs no waiting, or null when a quota slot must be reserved (`admit`). */
+  admitNow(app: App): AdmitVerdict | null {
     if (this.draining) return { refusal: protocolError(CloseCode.RECONNECT, 'Server is shutting down', true), quota: false };
     // 4100: pusher-js backs off and retries (4200 would make it retry at once, in a loop).
     if (!this.serving)
@@ -129,9 +145,7 @@ export class Core {
     if (cap !== null && this.registry.totalConnections() >= cap) {
       return { refusal: protocolError(CloseCode.OVER_CAPACITY, 'Node is over capacity', true), quota: false };
     }
-    if (app.max_connections === null) return { refusal: null, quota: false };
-    if (await this.cluster.quotas.reserve(app.id, app.max_connections)) return { refusal: null, quota: true };
-    return { refusal: protocolError(CloseCode.APP_OVER_QUOTA, 'App is over its connection quota', true), quota: false };
+    return app.max_connections === null ? ADMITTED_WITHOUT_QUOTA : null;
   }
 
   /** An admitted upgrade: counted before its connection opens. */

@@ -32,13 +32,7 @@ export async function admitConnection(d: WsDeps, key: string, origin: string, ip
     d.log.warn({ err: (err as Error).message }, 'app lookup failed while admitting a connection');
     return refused(protocolError(CloseCode.OVER_CAPACITY, 'App store unavailable, try again later', true), null);
   }
-  const refusal = !app
-    ? protocolError(CloseCode.APP_NOT_FOUND, 'App key does not exist', true)
-    : !app.enabled
-      ? protocolError(CloseCode.APP_DISABLED, 'App is disabled', true)
-      : !originAllowed(app.allowed_origins, origin)
-        ? protocolError(CloseCode.UNAUTHORIZED, 'Origin not allowed', true)
-        : null;
+  const refusal = appRefusal(app, origin);
   if (refusal || !app) {
     d.ipGate.closed(ip);
     return refused(refusal!, app?.id ?? null);
@@ -54,6 +48,29 @@ export async function admitConnection(d: WsDeps, key: string, origin: string, ip
     return refused(protocolError(CloseCode.RECONNECT, 'Client went away', true), app.id);
   }
   return { ok: true, app, quota: admission.quota };
+}
+
+/**
+ * The verdict without waiting, when there is one: no per-address limit to ask, the app in
+ * memory and no connection quota to reserve (the usual connect: no promise, no microtask).
+ * Null sends the caller to admitConnection. Nothing is counted, as there.
+ */
+export function admitNow(d: WsDeps, key: string, origin: string): Admission | null {
+  if (d.settings.ipLimits) return null;
+  const app = d.apps.peekByKey(key);
+  if (app === undefined) return null;
+  const refusal = appRefusal(app, origin);
+  if (refusal || !app) return refused(refusal!, app?.id ?? null);
+  const verdict = d.core.admitNow(app);
+  if (verdict === null) return null;
+  return verdict.refusal ? refused(verdict.refusal, app.id) : { ok: true, app, quota: false };
+}
+
+function appRefusal(app: App | null, origin: string): ProtocolError | null {
+  if (!app) return protocolError(CloseCode.APP_NOT_FOUND, 'App key does not exist', true);
+  if (!app.enabled) return protocolError(CloseCode.APP_DISABLED, 'App is disabled', true);
+  if (!originAllowed(app.allowed_origins, origin)) return protocolError(CloseCode.UNAUTHORIZED, 'Origin not allowed', true);
+  return null;
 }
 
 function refused(refusal: ProtocolError, appId: string | null, rate429 = false): Admission {

@@ -8,7 +8,7 @@ import { CloseCode, protocolError, type ProtocolError } from '../../protocol/cod
 import { SUPPORTED_PROTOCOLS } from '../../protocol/limits.js';
 import { secondsToWindowEnd } from '../../rate-limit/limiter.js';
 import { clientIp } from '../client-ip.js';
-import { admitConnection } from './admission.js';
+import { admitConnection, admitNow, type Admission } from './admission.js';
 import type { WsDeps } from './settings.js';
 import { WsConnection, type SocketData } from './ws-connection.js';
 
@@ -80,24 +80,17 @@ export function handleUpgrade(d: WsDeps, res: HttpResponse, req: HttpRequest, co
   // Only the per-IP limits read the address (reading it has a cost on every upgrade).
   const ip = limits ? clientIp(res, req, limits.trustHops) : '';
   let aborted = false;
-  res.onAborted(() => {
-    aborted = true;
-  });
+  /** false while still in this callback: uWS corks it already, and nothing can have aborted */
+  let later = false;
 
   const upgrade = (data: SocketData) => {
-    res.cork(() => res.upgrade(data, secKey, secProtocol, secExtensions, context));
+    if (later) res.cork(() => res.upgrade(data, secKey, secProtocol, secExtensions, context));
+    else res.upgrade(data, secKey, secProtocol, secExtensions, context);
   };
   const refuse = (refusal: ProtocolError, appId: string | null = null) => {
     if (!aborted) upgrade({ peer: { refusal, appId } });
   };
-
-  const key = appKeyOf(url, d.settings.pathPrefix);
-  if (key === null) return refuse(protocolError(CloseCode.PATH_NOT_FOUND, 'Path not found', true));
-  const badProtocol = protocolProblem(protocol);
-  if (badProtocol) return refuse(badProtocol);
-
-  const admit = async (): Promise<void> => {
-    const admission = await admitConnection(d, key, origin, ip, () => aborted);
+  const settle = (admission: Admission) => {
     if (!admission.ok) {
       if (aborted) return;
       if (admission.rate429 && limits?.rate) {
@@ -111,6 +104,20 @@ export function handleUpgrade(d: WsDeps, res: HttpResponse, req: HttpRequest, co
     const burst = d.settings.controlBudget.burst;
     upgrade({ peer: new WsConnection(newSocketId(d.core.registry), app, quota, d.metrics.app(app.id), burst, d.sessionTopics, ip) });
   };
+
+  const key = appKeyOf(url, d.settings.pathPrefix);
+  if (key === null) return refuse(protocolError(CloseCode.PATH_NOT_FOUND, 'Path not found', true));
+  const badProtocol = protocolProblem(protocol);
+  if (badProtocol) return refuse(badProtocol);
+  // The usual connect (app in memory, no per-address limit, no quota) is decided here and now.
+  const now = admitNow(d, key, origin);
+  if (now) return settle(now);
+
+  later = true;
+  res.onAborted(() => {
+    aborted = true;
+  });
+  const admit = async (): Promise<void> => settle(await admitConnection(d, key, origin, ip, () => aborted));
   admit().catch((err: Error) => {
     d.log.error({ err: err.message }, 'upgrade failed');
     refuse(protocolError(CloseCode.OVER_CAPACITY, 'Server error, try again later', true));
