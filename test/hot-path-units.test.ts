@@ -41,6 +41,23 @@ describe('metrics: tallies folded at the read', () => {
     tallies.fold();
     assert.deepEqual(seen, [3]);
   });
+
+  it('gauges moved up and down show their net value at every read', async () => {
+    const m = new Metrics('g_');
+    const per = m.app('app1');
+    for (let i = 0; i < 4; i++) per.connected.inc();
+    per.connected.dec();
+    m.connectedVia('app1', 'ws').inc();
+    m.connectedVia('app1', 'ws').inc();
+    assert.equal(sample(await m.render(), 'g_connected{app_id="app1"}'), 3);
+    assert.equal(sample(await m.render(), 'g_connections_by_transport{app_id="app1",transport="ws"}'), 2);
+    for (let i = 0; i < 3; i++) per.connected.dec();
+    m.connectedVia('app1', 'ws').dec();
+    const text = await m.render();
+    assert.equal(sample(text, 'g_connected{app_id="app1"}'), 0);
+    assert.equal(sample(text, 'g_connections_by_transport{app_id="app1",transport="ws"}'), 1);
+    assert.equal((await m.appTotals()).get('app1')?.connections, 0);
+  });
 });
 
 describe('body deadlines: one shared timer', () => {

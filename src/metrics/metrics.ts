@@ -200,7 +200,7 @@ export class Metrics {
     if (!m) {
       const l: LabelValues<'app_id'> = { app_id: appId };
       m = {
-        connected: this.connected.labels(l),
+        connected: this.tallies.ofGauge(this.connected.labels(l)),
         newConnections: this.tallies.of(this.newConnections.labels(l)),
         disconnections: this.tallies.of(this.disconnections.labels(l)),
         bytesIn: this.tallies.of(this.bytesIn.labels(l)),
@@ -223,7 +223,7 @@ export class Metrics {
   connectedVia(appId: string, transport: string): { inc(): void; dec(): void } {
     const key = appId + '\n' + transport;
     let g = this.byTransportChildren.get(key);
-    if (!g) this.byTransportChildren.set(key, (g = this.byTransport.labels({ app_id: appId, transport })));
+    if (!g) this.byTransportChildren.set(key, (g = this.tallies.ofGauge(this.byTransport.labels({ app_id: appId, transport }))));
     return g;
   }
 

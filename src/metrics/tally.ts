@@ -25,12 +25,45 @@ export class Tally {
   }
 }
 
+/** What a gauge tally moves: a bound prom-client gauge child. */
+export interface GaugeChild {
+  inc(value?: number): void;
+  dec(value?: number): void;
+}
+
+/** A gauge moved up and down on the hot path (a connection opens, closes): the net change is folded. */
+export class GaugeTally {
+  private pending = 0;
+
+  constructor(private readonly child: GaugeChild) {}
+
+  inc(value = 1): void {
+    if (Number.isFinite(value)) this.pending += value;
+  }
+
+  dec(value = 1): void {
+    if (Number.isFinite(value)) this.pending -= value;
+  }
+
+  fold(): void {
+    if (this.pending > 0) this.child.inc(this.pending);
+    else if (this.pending < 0) this.child.dec(-this.pending);
+    this.pending = 0;
+  }
+}
+
 /** Every tally made, folded together before a read. */
 export class Tallies {
-  private readonly all: Tally[] = [];
+  private readonly all: Array<Tally | GaugeTally> = [];
 
   of(child: CounterChild): Tally {
     const t = new Tally(child);
+    this.all.push(t);
+    return t;
+  }
+
+  ofGauge(child: GaugeChild): GaugeTally {
+    const t = new GaugeTally(child);
     this.all.push(t);
     return t;
   }
