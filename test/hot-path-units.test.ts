@@ -58,6 +58,13 @@ describe('metrics: tallies folded at the read', () => {
     assert.equal(sample(text, 'g_connections_by_transport{app_id="app1",transport="ws"}'), 1);
     assert.equal((await m.appTotals()).get('app1')?.connections, 0);
   });
+
+  it('a gauge moved up and back before any read still shows, at 0', async () => {
+    const m = new Metrics('z_');
+    m.app('app2').connected.inc();
+    m.app('app2').connected.dec();
+    assert.equal(sample(await m.render(), 'z_connected{app_id="app2"}'), 0);
+  });
 });
 
 describe('body deadlines: one shared timer', () => {

@@ -1,19 +1,13 @@
 // One client connection as the rest of the node sees it, whatever carries it
-// (a WebSocket today; an HTTP fallback session is another subclass). It exists only
-// once the connection is open and its app is known: refused upgrades never get one.
+// (a WebSocket today; an HTTP fallback session is another subclass). It is made once
+// the connection is admitted (a WebSocket's at the upgrade, attached to its socket at
+// open): refused upgrades never get one.
 import type { App } from '../apps/app.js';
 import type { PerApp } from '../metrics/metrics.js';
 import { clockMs } from './clock.js';
 import { HeldChannels } from './held-channels.js';
 
-export interface Subscription {
-  /** presence user id, null on other channel types */
-  readonly userId: string | null;
-  /** false while the cluster confirms cross-node delivery */
-  ready: boolean;
-  /** on the channel's numbered topic (opted-in connections on history channels, once resumed) */
-  numbered?: boolean;
-}
+export type { Subscription } from './held-channels.js';
 
 /** A position in a channel's history: the last numbered event a client received. */
 export interface HistoryPosition {

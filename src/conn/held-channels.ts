@@ -2,7 +2,16 @@
 // holds one or two (its own channel, a shared one): those sit in the object itself, and a
 // Map is made only for a third. A Map per connection was ~180 bytes of the ~800 a
 // connection cost in the heap (bench/README.md, "Memory per connection").
-import type { Subscription } from './connection.js';
+
+/** A connection's hold on one channel. */
+export interface Subscription {
+  /** presence user id, null on other channel types */
+  readonly userId: string | null;
+  /** false while the cluster confirms cross-node delivery */
+  ready: boolean;
+  /** on the channel's numbered topic (opted-in connections on history channels, once resumed) */
+  numbered?: boolean;
+}
 
 export class HeldChannels {
   // Invariant: the inline slots fill first and hold the oldest entries (k0 before k1), so

@@ -34,21 +34,29 @@ export interface GaugeChild {
 /** A gauge moved up and down on the hot path (a connection opens, closes): the net change is folded. */
 export class GaugeTally {
   private pending = 0;
+  private moved = false;
 
   constructor(private readonly child: GaugeChild) {}
 
   inc(value = 1): void {
-    if (Number.isFinite(value)) this.pending += value;
+    if (!Number.isFinite(value)) return;
+    this.pending += value;
+    this.moved = true;
   }
 
   dec(value = 1): void {
-    if (Number.isFinite(value)) this.pending -= value;
+    if (!Number.isFinite(value)) return;
+    this.pending -= value;
+    this.moved = true;
   }
 
   fold(): void {
-    if (this.pending > 0) this.child.inc(this.pending);
-    else if (this.pending < 0) this.child.dec(-this.pending);
+    if (!this.moved) return;
+    // Moved to and fro (a connect, then its close): the series still shows, at its value.
+    if (this.pending >= 0) this.child.inc(this.pending);
+    else this.child.dec(-this.pending);
     this.pending = 0;
+    this.moved = false;
   }
 }
 

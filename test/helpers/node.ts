@@ -54,14 +54,25 @@ export function writeConfig(config: Record<string, unknown>): string {
   return file;
 }
 
+/**
+ * CHORUS_TEST_WORKERS=N runs every node this helper starts as a box of N workers (unless its
+ * config or env names its own `workers`): the single-node suites then check that a box behaves
+ * as one node (test/workers-behaviour.test.ts). The box's primary logs "chorus listening" once
+ * every worker is ready, with the box's port and its metrics front's port.
+ */
+const boxWorkers = (): number | null => (process.env.CHORUS_TEST_WORKERS ? Number(process.env.CHORUS_TEST_WORKERS) : null);
+
 /** Starts a node; apps default to the demo app. */
 export async function startNode(options: StartOptions = {}): Promise<ChorusNode> {
+  const workers = boxWorkers();
+  const asBox = workers !== null && !(options.config && 'workers' in options.config) && !options.env?.WORKERS;
   const config = {
     port: 0,
     host: '127.0.0.1',
     metrics: { port: 0, host: '127.0.0.1' },
     app_manager: { array: { apps: [DEMO_APP] } },
     ...options.config,
+    ...(asBox ? { workers } : {}),
   };
   const file = writeConfig(config);
   const proc = spawn(process.execPath, [...(options.nodeArgs ?? []), CLI, 'start', '--config', file], {
@@ -72,7 +83,10 @@ export async function startNode(options: StartOptions = {}): Promise<ChorusNode>
   const logs: string[] = [];
   const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
   const ready = new Promise<{ port: number; metricsPort: number | null; nodeId: string }>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`node did not start in time:\n${logs.join('\n')}`)), options.timeoutMs ?? 10_000);
+    const timer = setTimeout(
+      () => rej(new Error(`node did not start in time:\n${logs.join('\n')}`)),
+      options.timeoutMs ?? (asBox ? 20_000 : 10_000),
+    );
     const onLine = (line: string) => {
       logs.push(line);
       if (!line.includes('chorus listening')) return;

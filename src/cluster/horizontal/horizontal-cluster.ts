@@ -183,7 +183,7 @@ export class HorizontalCluster implements Cluster {
     // (their echo may never come): one we own is reported by us, as the peers saw it while we
     // still owned it; removals still within their delay are the survivors' to report.
     this.replica.flush();
-    this.replica.feed.drain();
+    this.replica.drain();
     // Nobody takes over: what this node alone was waiting for is reported now.
     if (this.membershipTable.liveIds().length === 0) this.edges.flush();
     this.control.send({ t: 'bye' });
@@ -222,7 +222,7 @@ export class HorizontalCluster implements Cluster {
   readonly users: UserDirectory = {
     online: (appId, userId) => this.replica.setSignedIn(appId, userId, true),
     offline: (appId, userId) => this.replica.setSignedIn(appId, userId, false),
-    isOnline: (appId, userId) => this.replica.users.isOnline(appId, userId),
+    isOnline: (appId, userId) => this.replica.isOnline(appId, userId),
     disconnectEverywhere: (appId, userId, code, msg) => this.control.send({ t: 'disc', a: appId, u: userId, code, msg }),
   };
 
@@ -277,7 +277,7 @@ export class HorizontalCluster implements Cluster {
       if (!message) return;
       if (message.n !== this.nodeId) this.onControl(message);
       // Our own batch back from the broker: its removals now reach the emitter, in broker order.
-      else if (message.t === 'd') this.replica.feed.echoed(message.s);
+      else if (message.t === 'd') this.replica.echoed(message.s);
     } catch (err) {
       // Nothing a peer sends may throw into the broker client's callback.
       this.observer.invalid('handler', 'threw');
@@ -384,7 +384,7 @@ export class HorizontalCluster implements Cluster {
   private heartbeat(): void {
     this.measureRtt();
     // Without an echo (the broker dropped it, or is down) own removals apply after a while anyway.
-    this.replica.feed.expire(Math.max(1000, this.settings.heartbeatIntervalMs * 3));
+    this.replica.expire(Math.max(1000, this.settings.heartbeatIntervalMs * 3));
     this.updateReadiness();
     this.sendHeartbeat();
   }

@@ -3,7 +3,9 @@
 // the peers as numbered delta batches. An addition (a channel held, a member or user
 // joined) goes out at once, before the client hears it succeeded, so no peer can see
 // a later change before it; a removal waits a few milliseconds and nets out against
-// an addition that follows (a subscribe/unsubscribe flood costs the bus nothing).
+// an addition that follows (a subscribe/unsubscribe flood costs the bus nothing), but a
+// member's last socket leaving goes out at once, ahead of the member_removed its caller sends.
+// Own sign-outs reach the watchers at their echo, as own removals reach the edge emitter.
 // Peers' batches apply in sequence order. Snapshots carry a node's whole part; heartbeats carry a
 // digest of it, and a mismatch (or a sequence gap) fetches a snapshot: anti-entropy.
 import type { EdgeEmitter } from '../edges.js';
@@ -42,6 +44,15 @@ export class Replica {
   readonly feed: EdgeFeed;
   /** true while this node's own change is applied (its removals wait for their echo) */
   private own = false;
+  /** true while this node's own sign-in or sign-out is applied */
+  private ownSignIn = false;
+  /**
+   * Users this node's sign-out took offline, not reported yet: reported when the batch carrying
+   * the sign-out comes back from the broker (as own presence removals, edge-feed.ts), so a peer's
+   * sign-in the broker carried first is seen first, as every peer sees it (no offline/online
+   * flap for a user who signs in elsewhere, then closes here). Until then the user counts online.
+   */
+  private readonly offlineUnsaid = new Map<string, { appId: string; userId: string; seq: number | null; at: number }>();
 
   constructor(
     readonly selfId: string,
@@ -49,7 +60,14 @@ export class Replica {
     private readonly peers: ReplicaPeers,
   ) {
     this.feed = new EdgeFeed(edges);
-    this.users = new UsersReplica((appId, userId, online) => this.node?.userPresenceChanged(appId, userId, online));
+    // A peer's sign-in or sign-out only: an own one is reported by its caller (setSignedIn's
+    // answer) or at its echo; reported here too, local watchers would hear it twice.
+    this.users = new UsersReplica((appId, userId, online) => {
+      if (this.ownSignIn) return;
+      // A peer's sign-in while this node's sign-out of the user awaits its echo: the watchers never heard it leave.
+      if (online && this.offlineUnsaid.delete(JSON.stringify([appId, userId]))) return;
+      this.node?.userPresenceChanged(appId, userId, online);
+    });
     this.interest = new InterestReplica((appId, channel, occupied) =>
       this.feed.feed({ kind: 'channel', appId, channel, present: occupied }, this.own),
     );
@@ -84,9 +102,16 @@ export class Replica {
 
   presenceLeave(appId: string, channel: string, userId: string): boolean {
     const gone = this.book.leave(appId, channel, this.selfId, userId);
-    this.queue(['pl', appId, channel, userId]);
-    if (gone) this.feed.feed({ kind: 'member', appId, channel, userId, present: false }, true);
-    return gone;
+    if (!gone) {
+      this.queue(['pl', appId, channel, userId]);
+      return false;
+    }
+    this.feed.feed({ kind: 'member', appId, channel, userId, present: false }, true);
+    // The member's last socket: the caller tells the channel's subscribers (member_removed) next,
+    // and every peer must hold the removal by then (a peer's client, told, may take its place).
+    this.ops.push(['pl', appId, channel, userId]);
+    this.flush();
+    return true;
   }
 
   setInterest(appId: string, channel: string, held: boolean): void {
@@ -101,14 +126,53 @@ export class Replica {
     else this.schedule();
   }
 
+  /** Online as this node reports it: a sign-out of this node not reported yet still counts online. */
+  isOnline(appId: string, userId: string): boolean {
+    return this.users.isOnline(appId, userId) || this.offlineUnsaid.has(JSON.stringify([appId, userId]));
+  }
+
+  /** True when the user came online now (to be reported by the caller); a sign-out is reported at its echo. */
   setSignedIn(appId: string, userId: string, signedIn: boolean): boolean {
     const key = JSON.stringify([appId, userId]);
-    const wasOnline = this.users.isOnline(appId, userId);
+    const wasOnline = this.isOnline(appId, userId);
+    this.ownSignIn = true;
     const changed = this.users.set(this.selfId, appId, userId, signedIn);
+    this.ownSignIn = false;
     if (changed && !this.dirtyUsers.has(key)) this.dirtyUsers.set(key, { appId, userId, announced: !signedIn });
     if (changed && signedIn) this.flush();
     else if (changed) this.schedule();
-    return signedIn ? !wasOnline && this.users.isOnline(appId, userId) : wasOnline && !this.users.isOnline(appId, userId);
+    if (signedIn) {
+      // Back before its sign-out was reported: the watchers never heard it leave.
+      if (this.offlineUnsaid.delete(key)) return false;
+      return !wasOnline && this.users.isOnline(appId, userId);
+    }
+    if (wasOnline && !this.users.isOnline(appId, userId)) this.offlineUnsaid.set(key, { appId, userId, seq: null, at: Date.now() });
+    return false;
+  }
+
+  /** Our own batch `seq` came back from the broker: the removals it carries (and earlier ones) are reported now. */
+  echoed(seq: number): void {
+    this.feed.echoed(seq);
+    for (const [key, u] of this.offlineUnsaid) if (u.seq !== null && u.seq <= seq) this.sayOffline(key);
+  }
+
+  /** Without an echo (the broker is down), own removals are reported after `maxWaitMs` anyway. */
+  expire(maxWaitMs: number, now = Date.now()): void {
+    this.feed.expire(maxWaitMs, now);
+    for (const [key, u] of this.offlineUnsaid) if (now - u.at >= maxWaitMs) this.sayOffline(key);
+  }
+
+  /** Every own removal waiting is reported now (the node is leaving). */
+  drain(): void {
+    this.feed.drain();
+    for (const key of [...this.offlineUnsaid.keys()]) this.sayOffline(key);
+  }
+
+  private sayOffline(key: string): void {
+    const u = this.offlineUnsaid.get(key);
+    if (!u) return;
+    this.offlineUnsaid.delete(key);
+    if (!this.users.isOnline(u.appId, u.userId)) this.node?.userPresenceChanged(u.appId, u.userId, false);
   }
 
   private queue(op: DeltaOp): void {
@@ -141,6 +205,7 @@ export class Replica {
     if (ops.length === 0) return;
     this.peers.send({ t: 'd', s: ++this.seq, ops });
     this.feed.sent(this.seq);
+    for (const u of this.offlineUnsaid.values()) if (u.seq === null) u.seq = this.seq;
   }
 
   // peers' changes
