@@ -6,6 +6,7 @@
 import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ClusterEdge } from '../src/cluster/ports.js';
+import { Fences } from '../src/cluster/horizontal/fences.js';
 import { SimCluster, type SimNode } from './helpers/sim-cluster.js';
 import { mulberry32 as rng } from '../src/transports/rng.js';
 import { sleep, until } from './helpers/wait.js';
@@ -288,6 +289,58 @@ describe('cluster core: exactly-once edges', () => {
     await sleep(100);
     assert.deepEqual(channelEdges(survivors(), channel), [false]);
     owner.stopped = true;
+  });
+});
+
+describe('cluster core: settling before a decision on the count (fences)', () => {
+  it("after settled(), a peer's earlier joins and leaves are counted here, however slow the bus", async () => {
+    sim = await SimCluster.of(3, { seed: 11, faults: { delayMs: [5, 25] } });
+    const [a, b, c] = sim.nodes;
+    for (let round = 0; round < 10; round++) {
+      const channel = `presence-f${round}`;
+      a.cluster.presence.join('app', channel, 'u1', null);
+      c.cluster.presence.join('app', channel, 'u2', null);
+      assert.equal(b.cluster.presence.memberCount('app', channel), 0, 'not there yet: the bus is slow');
+      await b.cluster.presence.settled();
+      assert.equal(b.cluster.presence.memberCount('app', channel), 2, `round ${round}: both joins counted`);
+      a.cluster.presence.leave('app', channel, 'u1');
+      await b.cluster.presence.settled();
+      assert.equal(b.cluster.presence.has('app', channel, 'u1'), false, `round ${round}: the leave counted`);
+    }
+  });
+
+  it('nothing to settle without peers; callers of one turn share one fence', async () => {
+    sim = await SimCluster.of(1);
+    assert.equal(sim.nodes[0].cluster.presence.settled(), undefined);
+    const sent: number[] = [];
+    const fences = new Fences({ hasPeers: () => true, brokerUp: () => true, send: (id) => sent.push(id) }, 60_000);
+    const done: string[] = [];
+    const one = fences.settle()!.then(() => done.push('one'));
+    const two = fences.settle()!.then(() => done.push('two'));
+    await sleep(5);
+    assert.deepEqual(sent, [1], 'one fence for the turn');
+    const three = fences.settle()!.then(() => done.push('three'));
+    await sleep(5);
+    assert.deepEqual(sent, [1, 2], 'a caller after the send waits for a fence of its own');
+    fences.echoed(2);
+    await Promise.all([one, two, three]);
+    assert.deepEqual(done.sort(), ['one', 'three', 'two'], 'a later echo releases an earlier fence the broker dropped');
+    assert.equal(fences.waiting, 0);
+  });
+
+  it('a fence the broker never returns lets its callers decide after its bound; a broker down waits for nothing', async () => {
+    let up = true;
+    const fences = new Fences({ hasPeers: () => true, brokerUp: () => up, send: () => undefined }, 30);
+    const started = Date.now();
+    await fences.settle();
+    assert.ok(Date.now() - started >= 25, 'waited for the bound');
+    assert.equal(fences.waiting, 0);
+    up = false;
+    assert.equal(fences.settle(), undefined);
+    up = true;
+    const pending = fences.settle()!;
+    fences.releaseAll();
+    await pending;
   });
 });
 

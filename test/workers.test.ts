@@ -65,9 +65,9 @@ async function connectOn(node: ChorusNode, make: () => PusherClient): Promise<{ 
 }
 
 /** A raw socket, and the worker that took it. */
-async function connectRawOn(node: ChorusNode): Promise<{ sock: RawSocket; socketId: string; worker: number }> {
+async function connectRawOn(node: ChorusNode, path?: string): Promise<{ sock: RawSocket; socketId: string; worker: number }> {
   const before = await perWorker(node);
-  const sock = await rawSocket(node);
+  const sock = await rawSocket(node, path);
   const established = await sock.next((f) => f.event === 'pusher:connection_established');
   const socketId = dataOf<{ socket_id: string }>(established).socket_id;
   let worker = -1;
@@ -98,6 +98,13 @@ describe('workers: a box of 3 on the local adapter is one node', () => {
   const clients: PusherClient[] = [];
   const onWorker = new Map<number, PusherClient[]>();
   const app: TestApp & Record<string, unknown> = { ...DEMO_APP };
+  const limited: TestApp & Record<string, unknown> = {
+    ...DEMO_APP,
+    id: 'app-limited',
+    key: 'key-limited',
+    secret: 'secret-limited',
+    max_presence_members_per_channel: 2,
+  };
 
   before(async () => {
     receiver = await startWebhookReceiver([DEMO_APP, { ...DEMO_APP, id: 'app-two', key: 'key-two', secret: 'secret-two' }]);
@@ -113,7 +120,7 @@ describe('workers: a box of 3 on the local adapter is one node', () => {
       shutdown_grace_period: 3,
       // Far longer than the test waits: only the primary's word can clean a dead worker in time.
       adapter: { cluster_health: { heartbeat_interval_ms: 1000, node_timeout_ms: 60_000, cleanup_interval_ms: 1000 } },
-      app_manager: { array: { apps: [app] } },
+      app_manager: { array: { apps: [app, limited] } },
     };
     box = await startNode({ config, timeoutMs: 20_000 });
     // Passing the same file lets SIGHUP reread it: startNode wrote its own copy, so rewrite that one.
@@ -194,6 +201,43 @@ describe('workers: a box of 3 on the local adapter is one node', () => {
     await sleep(500);
     assert.equal(receiver.events('member_removed').filter((e) => e.user_id === 'bob').length, 1, 'exactly once');
     assert.equal(receiver.events('member_added').filter((e) => e.user_id === 'bob').length, 1);
+  });
+
+  it('the presence member limit counts joins and leaves told on other workers, as one node does', async () => {
+    // One socket on each worker; each round the roles move on, so every worker decides on
+    // joins and leaves the others just answered (without settling first, about 1 round in 30 fails).
+    const byWorker = new Map<number, { sock: RawSocket; socketId: string }>();
+    const spare: RawSocket[] = [];
+    for (let i = 0; i < 40 && byWorker.size < 3; i++) {
+      const s = await connectRawOn(box, `/app/${limited.key}?protocol=7&client=js&version=8.4.0`);
+      if (byWorker.has(s.worker)) spare.push(s.sock);
+      else byWorker.set(s.worker, s);
+    }
+    for (const s of spare) s.close();
+    assert.equal(byWorker.size, 3, 'a socket on each worker');
+    const socks = [...byWorker.values()];
+    const sdk = serverSdk(box, limited);
+    const subscribe = async (s: { sock: RawSocket; socketId: string }, channel: string, userId: string) => {
+      const auth = sdk.authorizeChannel(s.socketId, channel, { user_id: userId });
+      s.sock.send({ event: 'pusher:subscribe', data: { channel, ...auth } });
+      return s.sock.next(
+        (f) => f.channel === channel && (f.event === 'pusher_internal:subscription_succeeded' || f.event === 'pusher:subscription_error'),
+      );
+    };
+    for (let round = 0; round < 12; round++) {
+      const channel = `presence-seats-${round}`;
+      const [first, second, third] = [0, 1, 2].map((k) => socks[(round + k) % 3]);
+      assert.equal((await subscribe(first, channel, 'one')).event, 'pusher_internal:subscription_succeeded');
+      assert.equal((await subscribe(second, channel, 'two')).event, 'pusher_internal:subscription_succeeded');
+      const refused = await subscribe(third, channel, 'three');
+      assert.equal(refused.event, 'pusher:subscription_error', `round ${round}: the third user is refused`);
+      assert.equal(dataOf<{ status: number }>(refused).status, 403);
+      second.sock.send({ event: 'pusher:unsubscribe', data: { channel } });
+      await first.sock.next((f) => f.event === 'pusher_internal:member_removed' && f.channel === channel);
+      const seated = await subscribe(third, channel, 'three');
+      assert.equal(seated.event, 'pusher_internal:subscription_succeeded', `round ${round}: a freed seat is taken`);
+    }
+    for (const s of socks) s.sock.close();
   });
 
   it('SIGHUP reloads the apps of every worker', async () => {

@@ -265,11 +265,6 @@ describe('ws channels: bad signatures', () => {
   });
 });
 
-// Skipped on a box for a known bug (not a box's right; remove when fixed): the presence member
-// limit is checked against the replicated member count (src/edge/ws/subscribe.ts), so a join on
-// another worker within the replication lag (one turn of the hub) is not counted yet.
-const BOX_RACE = { skip: process.env.CHORUS_TEST_WORKERS ? 'the presence member limit is not atomic across workers (known bug)' : false };
-
 describe('ws channels: presence membership', () => {
   it('subscription_succeeded lists ids/hash/count; member_added once per user; member_removed on the last socket', async () => {
     const channel = 'presence-room';
@@ -399,7 +394,7 @@ describe('ws channels: presence membership', () => {
     }
   });
 
-  it('max_presence_members_per_channel 2: the 3rd distinct user is refused, another socket of a member is not', BOX_RACE, async () => {
+  it('max_presence_members_per_channel 2: the 3rd distinct user is refused, another socket of a member is not', async () => {
     const channel = 'presence-full';
     const u1 = await raw(LIMITS_APP);
     const u2 = await raw(LIMITS_APP);

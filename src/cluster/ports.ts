@@ -91,6 +91,12 @@ export interface PresenceDirectory {
   members(appId: string, channel: string): ReadonlyMap<string, PresenceMember>;
   memberCount(appId: string, channel: string): number;
   has(appId: string, channel: string, userId: string): boolean;
+  /**
+   * Undefined when no change can be on its way here (no peers); else resolves once every change
+   * a peer made before the call (in the broker's order) is applied here, or after a bound when
+   * the broker does not answer. Never rejects. For decisions on the count (the member limit).
+   */
+  settled(): Promise<void> | undefined;
 }
 
 /** Signed-in users across the cluster (watchlists, terminate, force reconnect). */

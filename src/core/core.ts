@@ -43,6 +43,9 @@ export interface AdmitVerdict {
   quota: boolean;
 }
 
+/** How far below a presence member limit the count held here is trusted without settling first. */
+export const MEMBER_LIMIT_SLACK = 16;
+
 const ADMITTED_WITHOUT_QUOTA: AdmitVerdict = Object.freeze({ refusal: null, quota: false });
 
 export interface CoreSettings {
@@ -262,6 +265,17 @@ export class Core {
 
   isPresent(appId: string, channel: string, userId: string): boolean {
     return this.cluster.presence.has(appId, channel, userId);
+  }
+
+  /**
+   * Before a member-limit decision on a channel near its limit: the wait until peers' earlier
+   * joins and leaves are counted here (undefined when the count held here already decides).
+   * Further below the limit, only joins racing in faster than a broker round trip could be
+   * missing, and those are concurrent: no order among them to keep.
+   */
+  presenceSettledNear(appId: string, channel: string, limit: number): Promise<void> | undefined {
+    if (this.cluster.presence.memberCount(appId, channel) + MEMBER_LIMIT_SLACK < limit) return undefined;
+    return this.cluster.presence.settled();
   }
 
   /** The channel's history (null when the app keeps none for it); rejects with HistoryUnavailable. */

@@ -21,6 +21,7 @@ import type {
 import { HorizontalChannelBus } from './channel-bus.js';
 import { HorizontalHistory } from './history.js';
 import { ControlBus } from './control-bus.js';
+import { Fences } from './fences.js';
 import { Membership, type LossReason, type Peer } from './membership.js';
 import { HorizontalOperator } from './operator.js';
 import { HorizontalQueries } from './queries.js';
@@ -68,6 +69,7 @@ export class HorizontalCluster implements Cluster {
   readonly history: HorizontalHistory;
   private readonly queryPort: HorizontalQueries;
   private readonly operatorPort: HorizontalOperator;
+  private readonly fences: Fences;
   private lastRttMs: number | null = null;
   private state: SharedState | null = null;
   private readonly startedAt = Date.now();
@@ -118,6 +120,11 @@ export class HorizontalCluster implements Cluster {
       this.nodeId,
       log,
     );
+    this.fences = new Fences({
+      hasPeers: () => this.membershipTable.liveIds().length > 0,
+      brokerUp: () => this.brokerUp,
+      send: (id) => this.control.send({ t: 'f', id }),
+    });
     this.queryPort = new HorizontalQueries({
       requests: this.requests,
       liveIds: () => this.membershipTable.liveIds(),
@@ -188,6 +195,7 @@ export class HorizontalCluster implements Cluster {
     if (this.membershipTable.liveIds().length === 0) this.edges.flush();
     this.control.send({ t: 'bye' });
     this.requests.close();
+    this.fences.releaseAll();
     this.operatorPort.close();
     this.edges.close();
     this.replica.close();
@@ -217,6 +225,7 @@ export class HorizontalCluster implements Cluster {
     members: (appId, channel) => this.replica.book.members(appId, channel),
     memberCount: (appId, channel) => this.replica.book.memberCount(appId, channel),
     has: (appId, channel, userId) => this.replica.book.has(appId, channel, userId),
+    settled: () => this.fences.settle(),
   };
 
   readonly users: UserDirectory = {
@@ -278,6 +287,7 @@ export class HorizontalCluster implements Cluster {
       if (message.n !== this.nodeId) this.onControl(message);
       // Our own batch back from the broker: its removals now reach the emitter, in broker order.
       else if (message.t === 'd') this.replica.echoed(message.s);
+      else if (message.t === 'f') this.fences.echoed(message.id);
     } catch (err) {
       // Nothing a peer sends may throw into the broker client's callback.
       this.observer.invalid('handler', 'threw');
@@ -310,6 +320,8 @@ export class HorizontalCluster implements Cluster {
         // Our own state, to the asker's topic: answered even before we know the asker again.
         this.sendSnapshot(m.n);
         return;
+      case 'f':
+        return; // the sender's own fence, passing by
     }
     // Anything else only from a peer we know (its heartbeat comes first).
     if (!this.membershipTable.touch(m.n)) return;
@@ -441,6 +453,7 @@ export class HorizontalCluster implements Cluster {
     if (up === this.brokerUp) return;
     this.brokerUp = up;
     if (!up) {
+      this.fences.releaseAll();
       this.log.error('broker connection lost; local clients are served, cross-node delivery waits for it');
       return;
     }

@@ -95,6 +95,8 @@ export const schemas = {
   cw: z.object({ ...envelope, t: z.literal('cw'), a: name }),
   /** the sender's events of an app for a watcher, and how many it skipped since its previous batch */
   cev: z.object({ ...envelope, t: z.literal('cev'), a: name, ev: z.array(consoleEvent).max(CONSOLE_BATCH_MAX), sk: seq }),
+  /** a fence: back at its sender after every message the broker carried on the cluster topic before it (fences.ts) */
+  f: z.object({ ...envelope, t: z.literal('f'), id: seq }),
   /** a node declared gone by someone who knows (the primary of a box of workers) */
   dead: z.object({ ...envelope, t: z.literal('dead'), id }),
 } as const;

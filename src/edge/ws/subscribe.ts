@@ -91,6 +91,8 @@ export async function handleSubscribe(d: WsDeps, conn: Connection, rawData: unkn
   // pusher-js subscribes again only on a new connection: a repeat is ignored, never answered
   // with a second member list (that would turn a few bytes in into megabytes out).
   if (conn.channels.has(channel)) return;
+  const settling = settleForLimit(d, conn, channel);
+  if (settling && !(await settling)) return;
   const verdict = authorize(d, conn, channel, data);
   if (verdict && 'status' in verdict) return sendRefusal(d, conn, channel, verdict);
   // Authorized connections: a private or presence subscription counts as authenticated.
@@ -104,6 +106,33 @@ export async function handleSubscribe(d: WsDeps, conn: Connection, rawData: unkn
       ...(verdict ? { user_id: verdict.userId } : {}),
     });
   }
+}
+
+/** Subscriptions waiting for the member count to settle, per connection (an unsubscribe meanwhile cancels one). */
+const settlingOf = new WeakMap<Connection, Set<string>>();
+
+/**
+ * Near a presence channel's member limit on a cluster, waits until peers' earlier joins and
+ * leaves are counted here: a user told by another node it joined takes a seat, one whose
+ * member_removed went out frees one, as on a single node. Undefined when there is nothing to wait
+ * for (no promise on the usual path); else false when the subscription no longer stands after the
+ * wait (closed, unsubscribed, or subscribed meanwhile by a repeat).
+ */
+function settleForLimit(d: WsDeps, conn: Connection, channel: string): Promise<boolean> | undefined {
+  const limit = conn.app.max_presence_members_per_channel;
+  if (limit === null || channelInfo(channel).kind !== 'presence') return undefined;
+  const wait = d.core.presenceSettledNear(conn.app.id, channel, limit);
+  if (!wait) return undefined;
+  let pending = settlingOf.get(conn);
+  if (pending?.has(channel)) return Promise.resolve(false); // a repeat while the first waits: ignored, as once subscribed
+  if (!pending) settlingOf.set(conn, (pending = new Set()));
+  const waiting = pending;
+  waiting.add(channel);
+  return wait.then(() => {
+    const stands = waiting.delete(channel);
+    if (waiting.size === 0 && settlingOf.get(conn) === waiting) settlingOf.delete(conn);
+    return stands && !conn.closed && !conn.channels.has(channel);
+  });
 }
 
 function sendRefusal(d: WsDeps, conn: Connection, channel: string, r: Refusal): void {
@@ -122,6 +151,7 @@ function sendRefusal(d: WsDeps, conn: Connection, channel: string, r: Refusal): 
 export function handleUnsubscribe(d: WsDeps, conn: Connection, rawData: unknown): void {
   const channel = dataAsObject(rawData)?.channel;
   if (typeof channel !== 'string') return;
+  settlingOf.get(conn)?.delete(channel);
   const held = conn.channels.has(channel);
   d.core.unsubscribe(conn, channel);
   if (held && d.core.tap.wants(conn.app.id)) d.core.tap.record(conn.app.id, { type: 'unsubscribed', socket_id: conn.socketId, channel });
