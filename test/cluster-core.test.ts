@@ -301,17 +301,39 @@ describe('cluster core: settling before a decision on the count (fences)', () =>
       a.cluster.presence.join('app', channel, 'u1', null);
       c.cluster.presence.join('app', channel, 'u2', null);
       assert.equal(b.cluster.presence.memberCount('app', channel), 0, 'not there yet: the bus is slow');
-      await b.cluster.presence.settled();
+      const hold = await b.cluster.presence.holdCount('app', channel);
       assert.equal(b.cluster.presence.memberCount('app', channel), 2, `round ${round}: both joins counted`);
+      hold?.release();
       a.cluster.presence.leave('app', channel, 'u1');
-      await b.cluster.presence.settled();
+      (await b.cluster.presence.holdCount('app', channel))?.release();
       assert.equal(b.cluster.presence.has('app', channel, 'u1'), false, `round ${round}: the leave counted`);
+    }
+  });
+
+  it('decisions under a hold go one after the other: 12 joiners on 3 nodes for 3 seats, 5 rounds', async () => {
+    sim = await SimCluster.of(3, { seed: 5, faults: { delayMs: [2, 15], opDelayMs: [1, 5] } });
+    const nodes = sim.nodes;
+    for (let round = 0; round < 5; round++) {
+      const channel = `presence-seats-${round}`;
+      const attempt = async (node: SimNode, userId: string): Promise<boolean> => {
+        const hold = await node.cluster.presence.holdCount('app', channel);
+        try {
+          if (node.cluster.presence.memberCount('app', channel) >= 3) return false;
+          node.cluster.presence.join('app', channel, userId, null);
+          return true;
+        } finally {
+          hold?.release();
+        }
+      };
+      const seated = await Promise.all(Array.from({ length: 12 }, (_, i) => attempt(nodes[i % 3], `u${i}`)));
+      assert.equal(seated.filter(Boolean).length, 3, `round ${round}: ${JSON.stringify(seated)}`);
+      await until(() => nodes.every((n) => n.cluster.presence.memberCount('app', channel) === 3), 2000, 'three members everywhere');
     }
   });
 
   it('nothing to settle without peers; callers of one turn share one fence', async () => {
     sim = await SimCluster.of(1);
-    assert.equal(sim.nodes[0].cluster.presence.settled(), undefined);
+    assert.equal(sim.nodes[0].cluster.presence.holdCount('app', 'presence-x'), undefined);
     const sent: number[] = [];
     const fences = new Fences({ hasPeers: () => true, brokerUp: () => true, send: (id) => sent.push(id) }, 60_000);
     const done: string[] = [];

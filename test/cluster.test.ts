@@ -423,6 +423,15 @@ function clusterSuite(setup: AdapterSetup): void {
       await s1.next((f) => f.event === 'pusher_internal:member_removed' && f.channel === channel);
       const seated = await rawSubscribe(n3, s3, channel, LIMITED_APP, { user_id: 'c' });
       assert.equal(seated.event, 'pusher_internal:subscription_succeeded');
+      // Six users at once on three nodes for the two seats of a fresh channel: exactly two get in.
+      const crowdChannel = fresh('presence-crowd');
+      const crowd = await Promise.all([n1, n2, n3, n1, n2, n3].map(async (n) => ({ n, s: await raw(n, LIMITED_APP) })));
+      const answers = await Promise.all(crowd.map((c, i) => rawSubscribe(c.n, c.s, crowdChannel, LIMITED_APP, { user_id: `u${i}` })));
+      assert.equal(
+        answers.filter((f) => f.event === 'pusher_internal:subscription_succeeded').length,
+        2,
+        answers.map((f) => f.event).join(),
+      );
       await closeAll();
     });
 

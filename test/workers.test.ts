@@ -215,7 +215,7 @@ describe('workers: a box of 3 on the local adapter is one node', () => {
     }
     for (const s of spare) s.close();
     assert.equal(byWorker.size, 3, 'a socket on each worker');
-    const socks = [...byWorker.values()];
+    const socks = [...byWorker.entries()].map(([worker, s]) => ({ ...s, worker }));
     const sdk = serverSdk(box, limited);
     const subscribe = async (s: { sock: RawSocket; socketId: string }, channel: string, userId: string) => {
       const auth = sdk.authorizeChannel(s.socketId, channel, { user_id: userId });
@@ -237,7 +237,17 @@ describe('workers: a box of 3 on the local adapter is one node', () => {
       const seated = await subscribe(third, channel, 'three');
       assert.equal(seated.event, 'pusher_internal:subscription_succeeded', `round ${round}: a freed seat is taken`);
     }
-    for (const s of socks) s.sock.close();
+    // Six users at once, over the workers, for two seats: exactly two get in, as on one node.
+    const crowd = [...socks];
+    for (let i = 0; i < 3; i++) crowd.push(await connectRawOn(box, `/app/${limited.key}?protocol=7&client=js&version=8.4.0`));
+    assert.ok(new Set(crowd.map((c) => (c as { worker?: number }).worker ?? -1)).size >= 2);
+    for (let round = 0; round < 5; round++) {
+      const channel = `presence-crowd-${round}`;
+      const answers = await Promise.all(crowd.map((c, i) => subscribe(c, channel, `user-${i}`)));
+      const inside = answers.filter((f) => f.event === 'pusher_internal:subscription_succeeded').length;
+      assert.equal(inside, 2, `round ${round}: ${answers.map((f) => f.event).join(', ')}`);
+    }
+    for (const s of crowd) s.sock.close();
   });
 
   it('SIGHUP reloads the apps of every worker', async () => {

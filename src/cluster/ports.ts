@@ -92,11 +92,16 @@ export interface PresenceDirectory {
   memberCount(appId: string, channel: string): number;
   has(appId: string, channel: string, userId: string): boolean;
   /**
-   * Undefined when no change can be on its way here (no peers); else resolves once every change
-   * a peer made before the call (in the broker's order) is applied here, or after a bound when
-   * the broker does not answer. Never rejects. For decisions on the count (the member limit).
+   * For a decision on the channel's member count (the member limit): undefined when no peer can
+   * change it (a single node); else resolves, never rejecting, once no other node decides on it
+   * until `release` and every change a peer made before (in the broker's order) is applied here
+   * (each bounded in time: past it, the count held here decides). Release after the join.
    */
-  settled(): Promise<void> | undefined;
+  holdCount(appId: string, channel: string): Promise<CountHold> | undefined;
+}
+
+export interface CountHold {
+  release(): void;
 }
 
 /** Signed-in users across the cluster (watchlists, terminate, force reconnect). */

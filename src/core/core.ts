@@ -11,6 +11,7 @@ import type {
   ClusterEdge,
   ClusterMember,
   ClusterNode,
+  CountHold,
   HistoryRange,
   HistoryRead,
   LedgerAnswer,
@@ -35,7 +36,7 @@ import { Subscriptions, type PresenceJoin } from './subscriptions.js';
 import { Users } from './users.js';
 
 /** The idempotency ledger's types, for the edges (they import the core, never the cluster). */
-export type { LedgerAnswer, LedgerBegin, LedgerScope } from '../cluster/ports.js';
+export type { CountHold, LedgerAnswer, LedgerBegin, LedgerScope } from '../cluster/ports.js';
 
 export interface AdmitVerdict {
   refusal: ProtocolError | null;
@@ -268,14 +269,14 @@ export class Core {
   }
 
   /**
-   * Before a member-limit decision on a channel near its limit: the wait until peers' earlier
-   * joins and leaves are counted here (undefined when the count held here already decides).
-   * Further below the limit, only joins racing in faster than a broker round trip could be
-   * missing, and those are concurrent: no order among them to keep.
+   * Before a member-limit decision on a channel near its limit: the hold under which to decide
+   * and join (peers' earlier joins and leaves counted, no other node deciding meanwhile);
+   * undefined when the count held here already decides. Further below the limit, only joins
+   * racing in faster than a broker round trip could be missing, and those are concurrent.
    */
-  presenceSettledNear(appId: string, channel: string, limit: number): Promise<void> | undefined {
+  presenceHoldNear(appId: string, channel: string, limit: number): Promise<CountHold> | undefined {
     if (this.cluster.presence.memberCount(appId, channel) + MEMBER_LIMIT_SLACK < limit) return undefined;
-    return this.cluster.presence.settled();
+    return this.cluster.presence.holdCount(appId, channel);
   }
 
   /** The channel's history (null when the app keeps none for it); rejects with HistoryUnavailable. */

@@ -36,9 +36,14 @@ export class Fences {
     private readonly timeoutMs = FENCE_TIMEOUT_MS,
   ) {}
 
+  /** False when nothing can be on its way to this node (no peers) or nothing can come (the broker is down). */
+  get active(): boolean {
+    return this.link.hasPeers() && this.link.brokerUp();
+  }
+
   /** Undefined when there is nothing to wait for; else resolves at the fence's echo (never rejects). */
   settle(): Promise<void> | undefined {
-    if (!this.link.hasPeers() || !this.link.brokerUp()) return undefined;
+    if (!this.active) return undefined;
     return new Promise((resolve) => {
       if (this.gathering) {
         this.gathering.push(resolve);

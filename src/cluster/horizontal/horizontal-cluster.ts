@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { DEFAULT_REQUEST_TIMEOUT_MS, DISCOVERY_MS, READY_AFTER_HEARTBEATS } from '../../config/limits.js';
 import type { Transport } from '../../transports/transport.js';
 import { EdgeEmitter, type EdgeSettings } from '../edges.js';
+import { brokerKey } from '../keys.js';
 import type {
   Cluster,
   ClusterMember,
@@ -21,6 +22,7 @@ import type {
 import { HorizontalChannelBus } from './channel-bus.js';
 import { HorizontalHistory } from './history.js';
 import { ControlBus } from './control-bus.js';
+import { CountHolds } from './count-holds.js';
 import { Fences } from './fences.js';
 import { Membership, type LossReason, type Peer } from './membership.js';
 import { HorizontalOperator } from './operator.js';
@@ -70,6 +72,7 @@ export class HorizontalCluster implements Cluster {
   private readonly queryPort: HorizontalQueries;
   private readonly operatorPort: HorizontalOperator;
   private readonly fences: Fences;
+  private readonly countHolds: CountHolds;
   private lastRttMs: number | null = null;
   private state: SharedState | null = null;
   private readonly startedAt = Date.now();
@@ -124,6 +127,12 @@ export class HorizontalCluster implements Cluster {
       hasPeers: () => this.membershipTable.liveIds().length > 0,
       brokerUp: () => this.brokerUp,
       send: (id) => this.control.send({ t: 'f', id }),
+    });
+    this.countHolds = new CountHolds({
+      fences: this.fences,
+      transport,
+      lockKey: (appId, channel) => brokerKey(settings.keyPrefix, 'seats', appId, channel),
+      log,
     });
     this.queryPort = new HorizontalQueries({
       requests: this.requests,
@@ -225,7 +234,7 @@ export class HorizontalCluster implements Cluster {
     members: (appId, channel) => this.replica.book.members(appId, channel),
     memberCount: (appId, channel) => this.replica.book.memberCount(appId, channel),
     has: (appId, channel, userId) => this.replica.book.has(appId, channel, userId),
-    settled: () => this.fences.settle(),
+    holdCount: (appId, channel) => this.countHolds.hold(appId, channel),
   };
 
   readonly users: UserDirectory = {

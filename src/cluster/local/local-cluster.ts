@@ -89,7 +89,7 @@ export class LocalCluster implements Cluster {
     members: (appId, channel) => this.book.members(appId, channel),
     memberCount: (appId, channel) => this.book.memberCount(appId, channel),
     has: (appId, channel, userId) => this.book.has(appId, channel, userId),
-    settled: () => undefined,
+    holdCount: () => undefined,
   };
 
   readonly users: UserDirectory = {

@@ -3,6 +3,7 @@
 import type { App } from '../../apps/app.js';
 import { kb } from '../../apps/app.js';
 import type { Connection } from '../../conn/connection.js';
+import type { CountHold } from '../../core/core.js';
 import type { PresenceJoin } from '../../core/subscriptions.js';
 import { channelInfo, channelNameProblem, needsAuth, SERVER_TO_USER_PREFIX } from '../../protocol/channels.js';
 import { dataAsObject, subscriptionError } from '../../protocol/frames.js';
@@ -91,13 +92,27 @@ export async function handleSubscribe(d: WsDeps, conn: Connection, rawData: unkn
   // pusher-js subscribes again only on a new connection: a repeat is ignored, never answered
   // with a second member list (that would turn a few bytes in into megabytes out).
   if (conn.channels.has(channel)) return;
-  const settling = settleForLimit(d, conn, channel);
-  if (settling && !(await settling)) return;
-  const verdict = authorize(d, conn, channel, data);
-  if (verdict && 'status' in verdict) return sendRefusal(d, conn, channel, verdict);
-  // Authorized connections: a private or presence subscription counts as authenticated.
-  if (needsAuth(channelInfo(channel).kind)) conn.authDeadline = 0;
-  const joined = await d.core.subscribe(conn, channel, verdict);
+  const holding = holdForLimit(d, conn, channel);
+  if (!holding) return join(d, conn, channel, data, null);
+  const hold = await holding;
+  if (hold) return join(d, conn, channel, data, hold);
+}
+
+/** Authorizes and joins; a hold on the member count is let go once the join is out (or refused). */
+async function join(d: WsDeps, conn: Connection, channel: string, data: Record<string, unknown>, hold: CountHold | null): Promise<void> {
+  let joining: Promise<boolean>;
+  let verdict: Refusal | PresenceJoin | null;
+  try {
+    verdict = authorize(d, conn, channel, data);
+    if (verdict && 'status' in verdict) return sendRefusal(d, conn, channel, verdict);
+    // Authorized connections: a private or presence subscription counts as authenticated.
+    if (needsAuth(channelInfo(channel).kind)) conn.authDeadline = 0;
+    // The member joins (and its change goes out) before subscribe's first wait.
+    joining = d.core.subscribe(conn, channel, verdict);
+  } finally {
+    hold?.release();
+  }
+  const joined = await joining;
   if (joined && d.core.tap.wants(conn.app.id)) {
     d.core.tap.record(conn.app.id, {
       type: 'subscribed',
@@ -108,30 +123,32 @@ export async function handleSubscribe(d: WsDeps, conn: Connection, rawData: unkn
   }
 }
 
-/** Subscriptions waiting for the member count to settle, per connection (an unsubscribe meanwhile cancels one). */
+/** Subscriptions waiting for a hold on the member count, per connection (an unsubscribe meanwhile cancels one). */
 const settlingOf = new WeakMap<Connection, Set<string>>();
 
 /**
- * Near a presence channel's member limit on a cluster, waits until peers' earlier joins and
- * leaves are counted here: a user told by another node it joined takes a seat, one whose
- * member_removed went out frees one, as on a single node. Undefined when there is nothing to wait
- * for (no promise on the usual path); else false when the subscription no longer stands after the
- * wait (closed, unsubscribed, or subscribed meanwhile by a repeat).
+ * Near a presence channel's member limit on a cluster, the hold to decide under: a user told
+ * by another node it joined takes a seat, one whose member_removed went out frees one, and joins
+ * racing for the last seats on different nodes are decided one after the other, as on a single
+ * node. Undefined when there is nothing to hold (no promise on the usual path); else null when
+ * the subscription no longer stands after the wait (closed, unsubscribed, or a repeat).
  */
-function settleForLimit(d: WsDeps, conn: Connection, channel: string): Promise<boolean> | undefined {
+function holdForLimit(d: WsDeps, conn: Connection, channel: string): Promise<CountHold | null> | undefined {
   const limit = conn.app.max_presence_members_per_channel;
   if (limit === null || channelInfo(channel).kind !== 'presence') return undefined;
-  const wait = d.core.presenceSettledNear(conn.app.id, channel, limit);
-  if (!wait) return undefined;
   let pending = settlingOf.get(conn);
-  if (pending?.has(channel)) return Promise.resolve(false); // a repeat while the first waits: ignored, as once subscribed
+  if (pending?.has(channel)) return Promise.resolve(null); // a repeat while the first waits: ignored, as once subscribed
+  const holding = d.core.presenceHoldNear(conn.app.id, channel, limit);
+  if (!holding) return undefined;
   if (!pending) settlingOf.set(conn, (pending = new Set()));
   const waiting = pending;
   waiting.add(channel);
-  return wait.then(() => {
+  return holding.then((hold) => {
     const stands = waiting.delete(channel);
     if (waiting.size === 0 && settlingOf.get(conn) === waiting) settlingOf.delete(conn);
-    return stands && !conn.closed && !conn.channels.has(channel);
+    if (stands && !conn.closed && !conn.channels.has(channel)) return hold;
+    hold.release();
+    return null;
   });
 }
 
