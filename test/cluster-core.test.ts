@@ -5,7 +5,7 @@
 // algorithms in milliseconds.
 import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ClusterEdge } from '../src/cluster/ports.js';
+import type { ClusterEdge, WebhookEvent } from '../src/cluster/ports.js';
 import { Fences } from '../src/cluster/horizontal/fences.js';
 import { SimCluster, type SimNode } from './helpers/sim-cluster.js';
 import { mulberry32 as rng } from '../src/transports/rng.js';
@@ -363,6 +363,39 @@ describe('cluster core: settling before a decision on the count (fences)', () =>
     const pending = fences.settle()!;
     fences.releaseAll();
     await pending;
+  });
+});
+
+describe('cluster core: webhook batches formed on one node', () => {
+  it("one node forms an app's batches; the others' events reach it gathered per turn, in order; bad relays are dropped", async () => {
+    sim = await SimCluster.of(3);
+    const nodes = sim.nodes;
+    await until(() => nodes.filter((n) => n.cluster.webhooks.batchesHere('app')).length === 1, 2000, 'one batch owner');
+    const owner = nodes.find((n) => n.cluster.webhooks.batchesHere('app'))!;
+    const others = nodes.filter((n) => n !== owner);
+    const ev = (i: number): WebhookEvent => ({ name: 'channel_occupied', channel: `c${i}` });
+    for (let i = 0; i < 5; i++) others[0].cluster.webhooks.forward('app', [ev(i)]);
+    others[1].cluster.webhooks.forward('app', [
+      { name: 'client_event', channel: 'private-x', event: 'client-a', data: '{}', socket_id: '1.2', user_id: 'u' },
+    ]);
+    await until(() => owner.relayedWebhooks.length === 2, 1000, 'two relayed messages (one per sender and turn)');
+    const fromFirst = owner.relayedWebhooks.find((r) => r.events.length === 5)!;
+    assert.deepEqual(
+      fromFirst.events.map((e) => e.channel),
+      ['c0', 'c1', 'c2', 'c3', 'c4'],
+    );
+    assert.equal(others[0].relayedWebhooks.length + others[1].relayedWebhooks.length, 0, 'only the owner gets them');
+    // A relay with an event the wire does not know is dropped whole; the next good one arrives.
+    const evil = sim.broker.transport('evil');
+    await evil.connect({ message: () => undefined, status: () => undefined });
+    const ownTopic = evil.topic('sim', 'node', owner.cluster.nodeId);
+    evil.publish(evil.topic('sim', 'cluster'), JSON.stringify({ v: 1, t: 'hb', n: 'evil~1', p: 'evil', s: 0, d: 0 }));
+    await sleep(20);
+    evil.publish(ownTopic, JSON.stringify({ v: 1, t: 'wh', n: 'evil~1', a: 'app', ev: [{ name: 'rm -rf', channel: 'x' }] }));
+    evil.publish(ownTopic, JSON.stringify({ v: 1, t: 'wh', n: 'evil~1', a: 'app', ev: [] }));
+    others[0].cluster.webhooks.forward('app', [ev(9)]);
+    await until(() => owner.relayedWebhooks.length === 3, 1000, 'the good relay after the bad ones');
+    assert.deepEqual(owner.relayedWebhooks[2].events, [ev(9)]);
   });
 });
 

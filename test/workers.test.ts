@@ -118,6 +118,8 @@ describe('workers: a box of 3 on the local adapter is one node', () => {
       metrics: { enabled: true, port: 0, host: '127.0.0.1' },
       workers: 3,
       shutdown_grace_period: 3,
+      // Batched, as one node batches: events of every worker share the app's requests.
+      webhooks: { batching: { enabled: true, duration: 150 } },
       // Far longer than the test waits: only the primary's word can clean a dead worker in time.
       adapter: { cluster_health: { heartbeat_interval_ms: 1000, node_timeout_ms: 60_000, cleanup_interval_ms: 1000 } },
       app_manager: { array: { apps: [app, limited] } },
@@ -154,6 +156,13 @@ describe('workers: a box of 3 on the local adapter is one node', () => {
     await sleep(500);
     assert.equal(receiver.events('channel_occupied').filter((e) => e.channel === 'shared').length, 1);
     assert.equal(sumOf(await scrape(box), 'chorus_connected{'), clients.length, 'the gauge adds up over the workers');
+    // Channels occupied on three workers at once: one batch, one request, as one node sends it.
+    const workers = [...onWorker.keys()];
+    const batchChannels = workers.map((w) => `batched-on-${w}`);
+    await Promise.all(workers.map((w, i) => waitFor(onWorker.get(w)![0].subscribe(batchChannels[i]), 'pusher:subscription_succeeded')));
+    await receiver.waitFor((r) => batchChannels.every((ch) => r.events('channel_occupied').some((e) => e.channel === ch)));
+    const carrying = receiver.deliveries.filter((d) => d.body?.events.some((e) => batchChannels.includes(e.channel)));
+    assert.equal(carrying.length, 1, `one request for ${workers.length} workers' events, got ${carrying.length}`);
   });
 
   it('presence and client events cross workers; a SIGKILLed worker is restarted and its member removed at once', async () => {

@@ -52,6 +52,8 @@ export interface ClusterNode {
   report(kind: ReportKind): Promise<unknown>;
   /** A peer's live events of an app that this node's console viewers watch. */
   consoleEvents(appId: string, batch: ConsoleBatch): void;
+  /** A peer's webhook events of an app whose batches this node forms (delivered from here). */
+  webhooksRelayed(appId: string, events: readonly WebhookEvent[]): void;
 }
 
 /** What the cluster reads of this node's own connections (the registry implements it). */
@@ -319,6 +321,31 @@ export interface OperatorLink {
   broker(): BrokerLink;
 }
 
+/** Pusher's webhook events, as the backend hears of them (what the core emits, what peers relay). */
+export type WebhookEvent =
+  | { name: 'channel_occupied' | 'channel_vacated' | 'cache_miss'; channel: string }
+  | { name: 'member_added' | 'member_removed'; channel: string; user_id: string }
+  | { name: 'subscription_count'; channel: string; subscription_count: number }
+  | {
+      name: 'client_event';
+      channel: string;
+      event: string;
+      data: string;
+      socket_id: string;
+      user_id?: string;
+    };
+
+/**
+ * With webhook batching on, one node forms an app's batches (so events from every node of the
+ * cluster share its requests, as on one server): the others hand it their events.
+ */
+export interface WebhookRelay {
+  /** True when this node forms the app's batches (always on a single node, and while the broker is down). */
+  batchesHere(appId: string): boolean;
+  /** Hands events to the node that forms the app's batches. */
+  forward(appId: string, events: readonly WebhookEvent[]): void;
+}
+
 export interface Cluster {
   readonly nodeId: string;
   /** Whether cluster-wide state (quotas, cache) is exact here, or per node (a broker without shared state). */
@@ -333,6 +360,7 @@ export interface Cluster {
   readonly history: ChannelHistory;
   readonly membership: MembershipView;
   readonly operator: OperatorLink;
+  readonly webhooks: WebhookRelay;
   start(node: ClusterNode, local: LocalView): Promise<void>;
   /** Leaves the cluster, telling peers at once. */
   stop(): Promise<void>;

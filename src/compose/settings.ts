@@ -66,7 +66,10 @@ export function httpSettings(config: Config): HttpSettings {
   };
 }
 
-export const coreSettings = (config: Config): CoreSettings => ({ maxConnections: config.max_connections });
+export const coreSettings = (config: Config): CoreSettings => ({
+  maxConnections: config.max_connections,
+  gatherWebhookBatches: config.webhooks.batching.enabled,
+});
 
 /** Redis Cluster seed nodes from REDIS_CLUSTER_NODES / database.redis.cluster_nodes / adapter.cluster.nodes. */
 export function clusterNodes(config: Config): Array<{ host: string; port: number }> {

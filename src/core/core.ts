@@ -34,6 +34,7 @@ import { Fanout, type TopicFanout } from './fanout.js';
 import { historyOf } from './history-policy.js';
 import { Subscriptions, type PresenceJoin } from './subscriptions.js';
 import { Users } from './users.js';
+import { WebhookRouting } from './webhook-routing.js';
 
 /** The idempotency ledger's types, for the edges (they import the core, never the cluster). */
 export type { CountHold, LedgerAnswer, LedgerBegin, LedgerScope } from '../cluster/ports.js';
@@ -52,6 +53,8 @@ const ADMITTED_WITHOUT_QUOTA: AdmitVerdict = Object.freeze({ refusal: null, quot
 export interface CoreSettings {
   /** node-wide connection cap across apps (null: none) */
   maxConnections: number | null;
+  /** webhook batching is on: an app's batches are formed on one node of the cluster */
+  gatherWebhookBatches?: boolean;
 }
 
 export interface CoreDeps {
@@ -78,6 +81,7 @@ export class Core {
   private readonly subscriptions: Subscriptions;
   private readonly users: Users;
   private readonly counts: SubscriptionCounts;
+  private readonly webhooks: WebhookRouting;
   private draining = false;
   private serving = false;
   private waitingFor: string | null = null;
@@ -97,10 +101,11 @@ export class Core {
       () => deps.cluster.history,
       deps.metrics,
     );
-    this.counts = new SubscriptionCounts(deps.cluster.queries, this.fanout, deps.events, (err) =>
+    this.webhooks = new WebhookRouting(deps.events, deps.cluster.webhooks, settings.gatherWebhookBatches ?? false);
+    this.counts = new SubscriptionCounts(deps.cluster.queries, this.fanout, this.webhooks, (err) =>
       deps.log.warn({ err: err.message }, 'subscription count failed'),
     );
-    this.subscriptions = new Subscriptions(deps.registry, deps.cluster, this.fanout, this.counts, deps.events, deps.metrics, deps.log);
+    this.subscriptions = new Subscriptions(deps.registry, deps.cluster, this.fanout, this.counts, this.webhooks, deps.metrics, deps.log);
     this.users = new Users(deps.registry, deps.cluster.users);
   }
 
@@ -232,7 +237,7 @@ export class Core {
       });
     }
     this.deps.metrics.app(conn.app.id).clientEvents.inc();
-    if (webhook) this.deps.events.emit(conn.app, webhook);
+    if (webhook) this.webhooks.emit(conn.app, webhook);
   }
 
   // users
@@ -339,6 +344,14 @@ export class Core {
     edge: (edge) => this.reportEdge(edge),
     report: (kind) => this.deps.report(kind),
     consoleEvents: (appId, batch) => this.tap.fromPeer(appId, batch),
+    webhooksRelayed: (appId, events) => {
+      this.deps.apps.findById(appId).then(
+        (app) => {
+          if (app) this.webhooks.relayed(app, events);
+        },
+        (err: Error) => this.deps.log.warn({ app_id: appId, err: err.message }, 'app lookup for relayed webhooks failed'),
+      );
+    },
     peerLost: (nodeId, mine) => {
       if (mine) this.deps.onPeerLost?.(nodeId);
     },
@@ -358,7 +371,7 @@ export class Core {
         : { name: edge.present ? 'member_added' : 'member_removed', channel: edge.channel, user_id: edge.userId };
     this.deps.apps.findById(edge.appId).then(
       (app) => {
-        if (app && wantsWebhook(app, event.name)) this.deps.events.emit(app, event);
+        if (app && wantsWebhook(app, event.name)) this.webhooks.emit(app, event);
       },
       (err: Error) => this.deps.log.warn({ app_id: edge.appId, err: err.message }, 'app lookup for a webhook failed'),
     );

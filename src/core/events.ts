@@ -3,18 +3,9 @@
 // everything about delivery.
 import type { App } from '../apps/app.js';
 
-export type WebhookEvent =
-  | { name: 'channel_occupied' | 'channel_vacated' | 'cache_miss'; channel: string }
-  | { name: 'member_added' | 'member_removed'; channel: string; user_id: string }
-  | { name: 'subscription_count'; channel: string; subscription_count: number }
-  | {
-      name: 'client_event';
-      channel: string;
-      event: string;
-      data: string;
-      socket_id: string;
-      user_id?: string;
-    };
+import type { WebhookEvent } from '../cluster/ports.js';
+
+export type { WebhookEvent } from '../cluster/ports.js';
 
 export interface DomainEvents {
   emit(app: App, event: WebhookEvent): void;

@@ -4,7 +4,16 @@
 // algorithms' unit tests: milliseconds per scenario, faults injected by seed.
 import { pino } from 'pino';
 import { HorizontalCluster, type HorizontalSettings } from '../../src/cluster/horizontal/horizontal-cluster.js';
-import type { ClusterEdge, ClusterNode, ConsoleBatch, LocalView, MemberRef, MemberWithInfo, ReportKind } from '../../src/cluster/ports.js';
+import type {
+  ClusterEdge,
+  ClusterNode,
+  ConsoleBatch,
+  LocalView,
+  MemberRef,
+  MemberWithInfo,
+  ReportKind,
+  WebhookEvent,
+} from '../../src/cluster/ports.js';
 import { MemoryBroker, type MemoryBrokerOptions, type MemoryTransport } from '../../src/transports/memory.js';
 import { sleep, until } from './wait.js';
 
@@ -28,6 +37,7 @@ export class SimNode implements ClusterNode, LocalView {
   readonly disconnects: Array<{ appId: string; userId: string; code: number }> = [];
   readonly watchlist: Array<{ appId: string; userId: string; online: boolean }> = [];
   readonly consoleBatches: Array<{ appId: string; batch: ConsoleBatch }> = [];
+  readonly relayedWebhooks: Array<{ appId: string; events: readonly WebhookEvent[] }> = [];
   /** app -> channel -> local subscribers */
   private readonly subs = new Map<string, Map<string, number>>();
   private readonly conns = new Map<string, number>();
@@ -55,6 +65,10 @@ export class SimNode implements ClusterNode, LocalView {
 
   consoleEvents(appId: string, batch: ConsoleBatch): void {
     this.consoleBatches.push({ appId, batch });
+  }
+
+  webhooksRelayed(appId: string, events: readonly WebhookEvent[]): void {
+    this.relayedWebhooks.push({ appId, events });
   }
 
   async stop(): Promise<void> {

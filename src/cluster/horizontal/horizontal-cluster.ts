@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import { DEFAULT_REQUEST_TIMEOUT_MS, DISCOVERY_MS, READY_AFTER_HEARTBEATS } from '../../config/limits.js';
+import { DEFAULT_REQUEST_TIMEOUT_MS, DISCOVERY_MS } from '../../config/limits.js';
 import type { Transport } from '../../transports/transport.js';
 import { EdgeEmitter, type EdgeSettings } from '../edges.js';
 import { brokerKey } from '../keys.js';
@@ -30,7 +30,9 @@ import { HorizontalQueries } from './queries.js';
 import { Replica } from './replica.js';
 import { RequestTracker } from './requests.js';
 import { brokerState, nodeLocalState, type SharedState } from './shared-state.js';
-import type { Message, MessageOf, PendingWire } from './wire.js';
+import { StateSync } from './state-sync.js';
+import { HorizontalWebhookRelay } from './webhook-relay.js';
+import type { Message } from './wire.js';
 
 export interface BusObserver {
   /** a payload arrived (a node without interest in a channel sees none of its traffic) */
@@ -73,9 +75,9 @@ export class HorizontalCluster implements Cluster {
   private readonly operatorPort: HorizontalOperator;
   private readonly fences: Fences;
   private readonly countHolds: CountHolds;
-  private lastRttMs: number | null = null;
+  private readonly sync: StateSync;
+  readonly webhooks: HorizontalWebhookRelay;
   private state: SharedState | null = null;
-  private readonly startedAt = Date.now();
   private timers: NodeJS.Timeout[] = [];
   private brokerUp = true;
 
@@ -106,6 +108,25 @@ export class HorizontalCluster implements Cluster {
     this.replica = new Replica(this.nodeId, this.edges, {
       isLive: (id) => this.membershipTable.isLive(id),
       send: (m, to) => this.control.send(m, to),
+    });
+    this.sync = new StateSync({
+      nodeId: this.nodeId,
+      processId: this.processId,
+      heartbeatIntervalMs: settings.heartbeatIntervalMs,
+      control: this.control,
+      membership: this.membershipTable,
+      replica: this.replica,
+      edges: this.edges,
+      transport,
+      brokerUp: () => this.brokerUp,
+      rtt: (seconds) => observer.rtt(seconds),
+    });
+    this.webhooks = new HorizontalWebhookRelay({
+      selfId: this.nodeId,
+      ownerOf: (key) => this.membershipTable.ownerOf(key),
+      brokerUp: () => this.brokerUp,
+      send: (m, to) => this.control.send(m, to),
+      here: (appId, events) => this.node?.webhooksRelayed(appId, events),
     });
     this.requests = new RequestTracker(Math.min(settings.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, settings.nodeTimeoutMs));
     this.bus = new HorizontalChannelBus(
@@ -145,7 +166,7 @@ export class HorizontalCluster implements Cluster {
       requests: this.requests,
       liveIds: () => this.membershipTable.liveIds(),
       send: (m, to) => this.control.send(m, to),
-      broker: () => ({ state: this.brokerUp ? 'up' : 'down', rttMs: this.lastRttMs }),
+      broker: () => ({ state: this.brokerUp ? 'up' : 'down', rttMs: this.sync.lastRttMs }),
       log: this.log,
     });
   }
@@ -183,11 +204,11 @@ export class HorizontalCluster implements Cluster {
     }
     await this.control.subscribe();
     this.control.send({ t: 'hello', p: this.processId });
-    this.heartbeat();
+    this.sync.heartbeat();
     // Peers answer the hello with a heartbeat: once they are known, this node's first sockets
     // are seen by every member with the same list of owners.
     await new Promise((r) => setTimeout(r, Math.min(DISCOVERY_MS, this.settings.heartbeatIntervalMs)));
-    this.timers.push(setInterval(() => this.heartbeat(), this.settings.heartbeatIntervalMs));
+    this.timers.push(setInterval(() => this.sync.heartbeat(), this.settings.heartbeatIntervalMs));
     this.timers.push(setInterval(() => this.membershipTable.sweep(), this.settings.cleanupIntervalMs));
     for (const t of this.timers) t.unref();
   }
@@ -199,6 +220,7 @@ export class HorizontalCluster implements Cluster {
     // (their echo may never come): one we own is reported by us, as the peers saw it while we
     // still owned it; removals still within their delay are the survivors' to report.
     this.replica.flush();
+    this.webhooks.send();
     this.replica.drain();
     // Nobody takes over: what this node alone was waiting for is reported now.
     if (this.membershipTable.liveIds().length === 0) this.edges.flush();
@@ -214,7 +236,7 @@ export class HorizontalCluster implements Cluster {
 
   /** Until this node has heard every peer's heartbeat it cannot tell dead counts from live ones. */
   private settledLiveNodes(): string[] | null {
-    if (Date.now() - this.startedAt < this.settings.heartbeatIntervalMs * 3) return null;
+    if (!this.sync.settledForCounts) return null;
     return this.membershipTable.liveIds();
   }
 
@@ -310,24 +332,24 @@ export class HorizontalCluster implements Cluster {
         this.membershipTable.left(m.n);
         return;
       case 'hb':
-        return this.onHeartbeat(m);
+        return this.sync.onHeartbeat(m);
       case 'hello':
         this.membershipTable.seen(m.n, m.p, undefined);
-        this.sendSnapshot(m.n);
+        this.sync.sendSnapshot(m.n);
         // A heartbeat at once: the newcomer learns who is here within a round trip, not an interval.
-        this.sendHeartbeat();
+        this.sync.sendHeartbeat();
         return;
       case 'dead':
         if (m.id !== this.nodeId) this.membershipTable.declareDead(m.id);
         return;
       case 'snap':
-        return this.onSnapshot(m);
+        return this.sync.onSnapshot(m);
       case 'res':
         this.requests.answer(m.id, m.n, m.val);
         return;
       case 'snapreq':
         // Our own state, to the asker's topic: answered even before we know the asker again.
-        this.sendSnapshot(m.n);
+        this.sync.sendSnapshot(m.n);
         return;
       case 'f':
         return; // the sender's own fence, passing by
@@ -351,100 +373,15 @@ export class HorizontalCluster implements Cluster {
       case 'cev':
         this.node?.consoleEvents(m.a, { events: m.ev, skipped: m.sk });
         return;
+      case 'wh':
+        this.node?.webhooksRelayed(m.a, m.ev);
+        return;
     }
-  }
-
-  private onHeartbeat(m: MessageOf<'hb'>): void {
-    const known = this.membershipTable.isLive(m.n);
-    const peer = this.membershipTable.seen(m.n, m.p, m.r ?? false);
-    if (!known) return; // peerJoined asked for its snapshot
-    if (this.replica.awaitingSnapshot.has(m.n)) {
-      // The first request may have crossed the peer's own view of us: ask until it answers.
-      this.control.send({ t: 'snapreq' }, m.n);
-      return;
-    }
-    // Deltas travel on this topic ahead of the heartbeat, so a gap means some were lost.
-    const inStep = this.replica.appliedFrom(m.n) >= m.s && this.replica.digestOf(m.n) === m.d;
-    if (inStep) {
-      peer.mismatches = 0;
-      return;
-    }
-    if (++peer.mismatches >= 2) {
-      peer.mismatches = 0;
-      this.control.send({ t: 'snapreq' }, m.n);
-    }
-  }
-
-  private onSnapshot(m: MessageOf<'snap'>): void {
-    if (!this.membershipTable.isLive(m.n)) return;
-    if (!this.replica.applySnapshot(m)) {
-      // Older than a batch already applied: it would undo it. Ask again.
-      this.control.send({ t: 'snapreq' }, m.n);
-      return;
-    }
-    if (m.pend) {
-      this.edges.adoptPending(
-        m.pend.map((p) =>
-          p[0] === 'c'
-            ? { edge: { kind: 'channel' as const, appId: p[1], channel: p[2], present: false }, remainingMs: p[3] }
-            : { edge: { kind: 'member' as const, appId: p[1], channel: p[2], userId: p[3], present: false }, remainingMs: p[4] },
-        ),
-      );
-    }
-  }
-
-  private sendSnapshot(to: string): void {
-    const pend: PendingWire[] = this.edges
-      .pendingRemovals()
-      .map(({ edge, remainingMs }) =>
-        edge.kind === 'channel' ? ['c', edge.appId, edge.channel, remainingMs] : ['m', edge.appId, edge.channel, edge.userId, remainingMs],
-      );
-    this.control.send(this.replica.snapshot(pend), to);
-  }
-
-  private heartbeat(): void {
-    this.measureRtt();
-    // Without an echo (the broker dropped it, or is down) own removals apply after a while anyway.
-    this.replica.expire(Math.max(1000, this.settings.heartbeatIntervalMs * 3));
-    this.updateReadiness();
-    this.sendHeartbeat();
-  }
-
-  private sendHeartbeat(): void {
-    this.replica.flush();
-    this.control.send({
-      t: 'hb',
-      p: this.processId,
-      s: this.replica.sequence,
-      d: this.replica.digestOf(this.nodeId),
-      r: this.membershipTable.isSelfReady,
-    });
-  }
-
-  /** Ready to own keys once it has been up a few heartbeats and holds every known peer's snapshot. */
-  private updateReadiness(): void {
-    if (this.membershipTable.isSelfReady) return;
-    const settled = Date.now() - this.startedAt >= this.settings.heartbeatIntervalMs * READY_AFTER_HEARTBEATS;
-    if (settled && this.replica.awaitingSnapshot.size === 0) this.membershipTable.setSelfReady(true);
-  }
-
-  private measureRtt(): void {
-    if (!this.brokerUp) return;
-    const started = process.hrtime.bigint();
-    this.transport.ping().then(
-      () => {
-        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-        this.lastRttMs = seconds * 1000;
-        this.observer.rtt(seconds);
-      },
-      () => undefined,
-    );
   }
 
   private peerJoined(peer: Peer): void {
     this.log.info({ peer: peer.nodeId }, 'cluster peer joined');
-    this.replica.awaitingSnapshot.add(peer.nodeId);
-    this.control.send({ t: 'snapreq' }, peer.nodeId);
+    this.sync.peerJoined(peer.nodeId);
   }
 
   private peerLost(peer: Peer, reason: LossReason): void {
@@ -470,6 +407,6 @@ export class HorizontalCluster implements Cluster {
     this.observer.reconnected();
     // Peers answer hello with snapshots; they notice our own drift from our heartbeat digest.
     this.control.send({ t: 'hello', p: this.processId });
-    this.heartbeat();
+    this.sync.heartbeat();
   }
 }

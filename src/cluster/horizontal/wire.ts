@@ -63,6 +63,24 @@ const consoleEvent = z.object({
   events: z.array(z.string().max(200)).max(100).optional(),
 });
 
+/** Webhook events per relayed message. */
+export const RELAY_BATCH_MAX = 500;
+
+/** A webhook event as a peer relays it to the node forming the app's batches (unknown fields are dropped). */
+const webhookEvent = z.union([
+  z.object({ name: z.enum(['channel_occupied', 'channel_vacated', 'cache_miss']), channel: name }),
+  z.object({ name: z.enum(['member_added', 'member_removed']), channel: name, user_id: name }),
+  z.object({ name: z.literal('subscription_count'), channel: name, subscription_count: seq }),
+  z.object({
+    name: z.literal('client_event'),
+    channel: name,
+    event: name,
+    data: z.string().max(10 * 1024 * 1024),
+    socket_id: z.string().max(64),
+    user_id: name.optional(),
+  }),
+]);
+
 export const schemas = {
   /** heartbeat: s the latest sequence number, d the digest of the sender's state, r ready to own keys */
   hb: z.object({ ...envelope, t: z.literal('hb'), p: id, s: seq, d: z.number().int().nonnegative(), r: z.boolean().optional() }),
@@ -97,6 +115,8 @@ export const schemas = {
   cev: z.object({ ...envelope, t: z.literal('cev'), a: name, ev: z.array(consoleEvent).max(CONSOLE_BATCH_MAX), sk: seq }),
   /** a fence: back at its sender after every message the broker carried on the cluster topic before it (fences.ts) */
   f: z.object({ ...envelope, t: z.literal('f'), id: seq }),
+  /** webhook events of an app for the node that forms its batches (webhook-relay.ts) */
+  wh: z.object({ ...envelope, t: z.literal('wh'), a: name, ev: z.array(webhookEvent).min(1).max(RELAY_BATCH_MAX) }),
   /** a node declared gone by someone who knows (the primary of a box of workers) */
   dead: z.object({ ...envelope, t: z.literal('dead'), id }),
 } as const;

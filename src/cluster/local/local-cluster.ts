@@ -19,6 +19,7 @@ import type {
   MembershipView,
   OperatorLink,
   PresenceDirectory,
+  WebhookRelay,
   UserDirectory,
 } from '../ports.js';
 import { TtlCache } from '../ttl-cache.js';
@@ -73,6 +74,12 @@ export class LocalCluster implements Cluster {
     watch: async (appId, channel) => this.edges.changed({ kind: 'channel', appId, channel, present: true }),
     ready: () => undefined,
     unwatch: (appId, channel) => this.edges.changed({ kind: 'channel', appId, channel, present: false }),
+  };
+
+  /** One node forms every batch. */
+  readonly webhooks: WebhookRelay = {
+    batchesHere: () => true,
+    forward: (appId, events) => this.node?.webhooksRelayed(appId, events),
   };
 
   readonly presence: PresenceDirectory = {
