@@ -30,9 +30,11 @@ import { NodeReporter } from './metrics/node-report.js';
 import { VERSION } from './version.js';
 import { ConsoleTap } from './core/console-tap.js';
 import { nativeUwsProblem } from './native-check.js';
-import { RedisRateLimiter } from './rate-limit/redis-limiter.js';
-import { createRedisClient } from './transports/redis-client.js';
 import { createWebhooks } from './webhooks/setup.js';
+import type { RedisSettings } from './transports/redis-client.js';
+import type { Cluster as RedisCluster, Redis } from 'ioredis';
+
+type RedisClient = Redis | RedisCluster;
 
 export interface RunningServer {
   core: Core;
@@ -98,15 +100,21 @@ function createApp(config: Config): TemplatedApp {
   }
 }
 
+/** A factory of Redis clients for the webhook queue, its client library loaded only now. */
+async function redisClientsFor(settings: RedisSettings): Promise<(role: 'command' | 'blocking') => RedisClient> {
+  const { createRedisClient } = await import('./transports/redis-client.js');
+  return (role) => createRedisClient(settings, role);
+}
+
 export async function startServer(config: Config, log: Logger, box: BoxSeat | null = null): Promise<RunningServer> {
   const nativeProblem = nativeUwsProblem();
   if (nativeProblem) throw new StartupError(nativeProblem, 'UWS_NOT_NATIVE');
 
   const uws = createApp(config);
   const metrics = new Metrics(config.metrics.prometheus.prefix);
-  const cluster = createCluster(config, log, metrics, box);
-  const apps = createAppStore(config, log);
-  const rateLimiter = createRateLimiter(config, log, box);
+  const cluster = await createCluster(config, log, metrics, box);
+  const apps = await createAppStore(config, log);
+  const rateLimiter = await createRateLimiter(config, log, box);
   const registry = new LocalRegistry();
   // The operator console's live stream: every node feeds it (a viewer may sit on any node).
   const tap = new ConsoleTap(cluster.nodeId, cluster.operator, { maxEventsPerSecond: config.console.max_events_per_second });
@@ -139,7 +147,7 @@ export async function startServer(config: Config, log: Logger, box: BoxSeat | nu
         cooldownMs: config.webhooks.circuit_breaker.cooldown_ms,
         maxCooldownMs: config.webhooks.circuit_breaker.max_cooldown_ms,
       },
-      redis: queueRedis ? (role) => createRedisClient(queueRedis, role) : null,
+      redis: queueRedis ? await redisClientsFor(queueRedis) : null,
       keyPrefix: partKeyPrefix(config, config.queue.redis),
       nodeId: cluster.nodeId,
       settleMs: config.adapter.cluster_health.node_timeout_ms * 2,
@@ -232,7 +240,7 @@ export async function startServer(config: Config, log: Logger, box: BoxSeat | nu
         throw new ConfigError(`apps ${wanting.join(', ')} set history.enabled, but ${missing}`);
       }
       // Bounded: a Redis that is down leaves the limiter failing open or closed as configured.
-      if (rateLimiter instanceof RedisRateLimiter) await rateLimiter.ready(5000);
+      await rateLimiter.ready?.(5000);
     },
     async (err: Error) => {
       await cluster.stop().catch(() => undefined);

@@ -7,9 +7,6 @@ import { HorizontalCluster } from '../cluster/horizontal/horizontal-cluster.js';
 import { LocalCluster } from '../cluster/local/local-cluster.js';
 import type { Cluster } from '../cluster/ports.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { NatsTransport } from '../transports/nats.js';
-import { RedisClusterTransport } from '../transports/redis-cluster.js';
-import { RedisTransport } from '../transports/redis.js';
 import type { Transport } from '../transports/transport.js';
 import { BoxTransport } from '../transports/box.js';
 import { adapterRedisSettings, redisSettings } from './settings.js';
@@ -20,7 +17,8 @@ export interface BoxSeat {
   index: number;
 }
 
-function createTransport(config: Config, log: Logger, box: BoxSeat | null): Transport {
+/** The broker's client library is loaded only for its adapter (ioredis and nats cost ~100 ms each at start-up). */
+async function createTransport(config: Config, log: Logger, box: BoxSeat | null): Promise<Transport> {
   // Workers without an external broker meet at their primary's hub; with one, each is a node on it.
   if (config.adapter.driver === 'local' && box) return new BoxTransport(box.hubPath, `worker ${box.index}`);
   switch (config.adapter.driver) {
@@ -29,6 +27,7 @@ function createTransport(config: Config, log: Logger, box: BoxSeat | null): Tran
       // Sockudo's adapter.redis.cluster_mode puts the redis driver on a Redis Cluster.
       if (config.adapter.driver === 'redis' && !config.adapter.redis.cluster_mode) {
         const { publisher, subscriber } = adapterRedisSettings(config);
+        const { RedisTransport } = await import('../transports/redis.js');
         return new RedisTransport(publisher, log, subscriber);
       }
       const settings = redisSettings(config, true);
@@ -37,10 +36,12 @@ function createTransport(config: Config, log: Logger, box: BoxSeat | null): Tran
           'adapter.driver "redis-cluster" (or adapter.redis.cluster_mode) needs REDIS_CLUSTER_NODES, database.redis.cluster_nodes or adapter.cluster.nodes',
         );
       }
+      const { RedisClusterTransport } = await import('../transports/redis-cluster.js');
       return new RedisClusterTransport(settings, log);
     }
     case 'nats': {
       const n = config.adapter.nats;
+      const { NatsTransport } = await import('../transports/nats.js');
       return new NatsTransport(
         {
           servers: n.servers,
@@ -59,7 +60,7 @@ function createTransport(config: Config, log: Logger, box: BoxSeat | null): Tran
   }
 }
 
-export function createCluster(config: Config, log: Logger, metrics: Metrics, box: BoxSeat | null = null): Cluster {
+export async function createCluster(config: Config, log: Logger, metrics: Metrics, box: BoxSeat | null = null): Promise<Cluster> {
   const removalDelayMs = config.webhooks.vacated_delay_ms;
   if (config.adapter.driver === 'local' && !box) return new LocalCluster({ nodeId: config.instance.process_id, removalDelayMs });
   const health = config.adapter.cluster_health;
@@ -69,7 +70,7 @@ export function createCluster(config: Config, log: Logger, metrics: Metrics, box
   const redisPrefix = (onCluster ? config.adapter.cluster.prefix : undefined) ?? config.adapter.redis.prefix;
   const redisTimeout = (onCluster ? config.adapter.cluster.request_timeout_ms : undefined) ?? config.adapter.redis.requests_timeout;
   return new HorizontalCluster(
-    createTransport(config, log, box),
+    await createTransport(config, log, box),
     {
       prefix: isNats ? config.adapter.nats.prefix : redisPrefix,
       keyPrefix: config.database.redis.key_prefix,

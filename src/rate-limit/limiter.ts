@@ -5,6 +5,8 @@
 export interface RateLimiter {
   /** Takes `points` from the key's budget for the current window; false when that would pass `limit`. */
   consume(key: string, points: number, limit: number, windowMs?: number): Promise<boolean>;
+  /** Where the windows live elsewhere (Redis): resolves once that answers, or after timeoutMs. */
+  ready?(timeoutMs: number): Promise<void>;
   close(): Promise<void>;
 }
 
