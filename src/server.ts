@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { existsSync } from 'node:fs';
 import type { AppStore } from './apps/store.js';
 import { createCluster, type BoxSeat } from './compose/cluster.js';
+import { BoxAddressCap } from './compose/box-address-cap.js';
 import { BoxSessionDirectory } from './compose/box-directory.js';
 import { coreSettings, fallbackSettings, httpSettings, partKeyPrefix, partRedisSettings, wsSettings } from './compose/settings.js';
 import { createAppStore, createRateLimiter } from './compose/stores.js';
@@ -185,7 +186,9 @@ export async function startServer(config: Config, log: Logger, box: BoxSeat | nu
   metrics.watchCluster(() => cluster.membership.members().length);
 
   const ws = wsSettings(config);
-  const wsDeps = { settings: ws, core, apps, metrics, ipGate: new IpGate(ws.ipLimits, rateLimiter), sessionTopics, log };
+  // The workers of a box hold one count per address, in the primary's hub.
+  const addressCap = box && ws.ipLimits?.maxConnections != null ? new BoxAddressCap(box.hubPath, `worker ${box.index}`) : null;
+  const wsDeps = { settings: ws, core, apps, metrics, ipGate: new IpGate(ws.ipLimits, rateLimiter, addressCap), sessionTopics, log };
   uws.ws('/*', websocketBehavior(wsDeps));
   const bodyBudget = new BodyBudget({ nodeBytes: 64 * 1024 * 1024, ipBytes: 16 * 1024 * 1024, perIpAbove: 256 * 1024 });
   const httpPart = httpSettings(config);
@@ -302,6 +305,7 @@ export async function startServer(config: Config, log: Logger, box: BoxSeat | nu
       await webhooks.sink.flush(Math.max(0, deadline - Date.now()));
       await webhooks.sink.close();
       await rateLimiter.close();
+      addressCap?.close();
       await apps.close();
       metricsServer?.close();
       reporter.stop();

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BoxHub } from '../src/transports/box-hub.js';
 import { BoxTransport } from '../src/transports/box.js';
+import { BoxAddressCap } from '../src/compose/box-address-cap.js';
 import { BoxRateLimiter } from '../src/compose/box-limiter.js';
 import { LocalRateLimiter } from '../src/rate-limit/limiter.js';
 import { helloFrame, opFrame, BOX_WIRE_VERSION } from '../src/transports/box-wire.js';
@@ -95,6 +96,28 @@ describe('box hub: shared limits and bad frames', () => {
     assert.equal(results.filter(Boolean).length, 5);
     await one.close();
     await two.close();
+  });
+
+  it('an address cap is one count for the box; a worker gives back only its own holds, and all of them when it dies', async () => {
+    const one = new BoxAddressCap(path, 'w0');
+    const two = new BoxAddressCap(path, 'w1');
+    assert.equal(await one.take('10.0.0.1', 2), true);
+    assert.equal(await two.take('10.0.0.1', 2), true);
+    assert.equal(await one.take('10.0.0.1', 2), false, 'the box holds two');
+    assert.equal(await two.take('10.0.0.2', 2), true, 'another address has its own count');
+    two.release('10.0.0.9'); // never held here: nothing given back
+    one.release('10.0.0.1');
+    assert.equal(await two.take('10.0.0.1', 2), true, "one's hold came back");
+    assert.equal(await one.take('10.0.0.1', 2), false);
+    one.release('10.0.0.1'); // one holds none now: the box still holds two (both two's)
+    assert.equal(await one.take('10.0.0.1', 2), false);
+    // two dies: its holds go with its link.
+    two.close();
+    const three = new BoxAddressCap(path, 'w2');
+    await until(async () => (await three.take('10.0.0.1', 2)) && (await three.take('10.0.0.1', 2)), 2000, 'two holds free again');
+    assert.equal(await three.take('10.0.0.1', 2), false);
+    one.close();
+    three.close();
   });
 
   it('garbage, unknown ops and bad arguments are refused or dropped; the link and the hub go on', async () => {

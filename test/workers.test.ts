@@ -354,6 +354,35 @@ describe('workers: shared limits and a broker', () => {
     }
   });
 
+  it('max_connections_per_ip counts once for the box, whichever worker holds the sockets', async () => {
+    const box = await startNode({ config: { max_connections_per_ip: 3, workers: 3 }, timeoutMs: 20_000 });
+    const opened: RawSocket[] = [];
+    try {
+      const attempt = async (): Promise<boolean> => {
+        const sock = await rawSocket(box);
+        const first = await sock.next();
+        if (first.event === 'pusher:connection_established') {
+          opened.push(sock);
+          return true;
+        }
+        assert.equal((await sock.closed).code, 4100);
+        return false;
+      };
+      const results: boolean[] = [];
+      for (let i = 0; i < 6; i++) results.push(await attempt());
+      assert.deepEqual(results, [true, true, true, false, false, false], 'three for the box (each worker alone would take three)');
+      const held = [...(await perWorker(box)).values()].filter((n) => n > 0).length;
+      // Closing one frees one slot of the box, on whichever worker the next lands.
+      opened.shift()!.close();
+      await until(attempt, 3000, 'a slot back');
+      assert.equal(await attempt(), false);
+      console.log(`# the three sockets were spread over ${held} worker(s)`);
+    } finally {
+      for (const s of opened) s.close();
+      await box.stop();
+    }
+  });
+
   it('channel history without a broker: one numbered log for the box, whichever worker publishes or reads', async () => {
     const app: TestApp & Record<string, unknown> = {
       ...DEMO_APP,

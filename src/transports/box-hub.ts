@@ -28,6 +28,8 @@ export interface BoxHubStats {
 
 class HubLink {
   readonly topics = new Set<string>();
+  /** counted holds of this worker per key (capTake): given back when its link goes */
+  readonly held = new Map<string, number>();
   label = '?';
   greeted = false;
   /** frames for this worker in this turn of the event loop, written together */
@@ -109,6 +111,8 @@ export class BoxHub {
   private readonly subscribers = new Map<string, Set<HubLink>>();
   private readonly kv = new MemoryKv(Date.now);
   private readonly logs = new MemoryLogs((topic, payload) => this.route(topic, payload));
+  /** holds per key over every link (the box-wide count a cap is checked against) */
+  private readonly capTotals = new Map<string, number>();
   readonly stats: BoxHubStats = { invalidFrames: 0, dropped: 0 };
 
   private constructor(
@@ -163,6 +167,9 @@ export class BoxHub {
   private drop(link: HubLink): void {
     if (!this.links.delete(link)) return;
     for (const t of link.topics) this.unsubscribeOne(link, t);
+    // A worker that died holds nothing any more (its connections died with it).
+    for (const [key, n] of link.held) this.addToCap(key, -n);
+    link.held.clear();
   }
 
   private onLine(link: HubLink, line: string): void {
@@ -196,7 +203,7 @@ export class BoxHub {
         return;
       case 'op':
         if (!link.greeted) return;
-        this.run(frame.op, frame.args).then(
+        this.run(link, frame.op, frame.args).then(
           (value) => link.send(replyFrame(frame.id, true, value)),
           (err: Error) => link.send(replyFrame(frame.id, false, err.message.slice(0, 500))),
         );
@@ -206,7 +213,7 @@ export class BoxHub {
   }
 
   /** Everything but (un)subscribing, which registers at once, in order with the link's publishes. */
-  private async run(op: BoxOp, a: unknown[]): Promise<unknown> {
+  private async run(link: HubLink, op: BoxOp, a: unknown[]): Promise<unknown> {
     switch (op) {
       case 'sub':
       case 'unsub':
@@ -229,6 +236,10 @@ export class BoxHub {
         const windowMs = a[3] === null ? undefined : num(a[3], 'windowMs');
         return this.options.rate(str(a[0], 'key'), num(a[1], 'points'), num(a[2], 'limit'), windowMs);
       }
+      case 'capTake':
+        return this.capTake(link, str(a[0], 'key'), num(a[1], 'max'));
+      case 'capRelease':
+        return this.capRelease(link, str(a[0], 'key'));
       case 'logAppend':
         return this.logs.append(str(a[0], 'topic'), logAppendOf(a[1]));
       case 'logRange':
@@ -236,6 +247,30 @@ export class BoxHub {
       case 'ping':
         return null;
     }
+  }
+
+  /** One more hold of `key` for the link, when the box holds fewer than `max`. */
+  private capTake(link: HubLink, key: string, max: number): boolean {
+    if ((this.capTotals.get(key) ?? 0) >= max) return false;
+    link.held.set(key, (link.held.get(key) ?? 0) + 1);
+    this.addToCap(key, 1);
+    return true;
+  }
+
+  /** Gives one of the link's own holds of `key` back (never another worker's). */
+  private capRelease(link: HubLink, key: string): boolean {
+    const mine = link.held.get(key) ?? 0;
+    if (mine <= 0) return false;
+    if (mine === 1) link.held.delete(key);
+    else link.held.set(key, mine - 1);
+    this.addToCap(key, -1);
+    return true;
+  }
+
+  private addToCap(key: string, delta: number): void {
+    const n = (this.capTotals.get(key) ?? 0) + delta;
+    if (n > 0) this.capTotals.set(key, n);
+    else this.capTotals.delete(key);
   }
 
   private subscribeOne(link: HubLink, topic: string): void {

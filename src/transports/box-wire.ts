@@ -20,6 +20,8 @@ export const BOX_OPS = [
   'quotaTake',
   'quotaRelease',
   'rate',
+  'capTake',
+  'capRelease',
   'logAppend',
   'logRange',
   'ping',
