@@ -103,7 +103,9 @@ export function buildStandIns(docker: PrivateDocker): void {
   try {
     const boot = spawnSync(
       'mmdebstrap',
-      ['--variant=minbase', '--include=ca-certificates,redis-server,nginx-light', 'bookworm', root, MIRROR],
+      // essential (no apt: nothing in the images installs packages) is ~7 s quicker than minbase;
+      // libstdc++6 is what the host's node binary needs beyond it.
+      ['--variant=essential', '--include=ca-certificates,libstdc++6,redis-server,nginx-light', 'bookworm', root, MIRROR],
       { encoding: 'utf8', timeout: 300_000 },
     );
     if (boot.status !== 0)
