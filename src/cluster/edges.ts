@@ -68,14 +68,14 @@ export class EdgeEmitter {
   /** The truth about a subject changed: `edge.present` is what holds now. */
   changed(edge: ClusterEdge): void {
     const key = keyOf(edge);
-    const owner = ownerKeyOf(edge.appId, edge.channel);
     if (edge.present) {
-      this.overdue.delete(key);
+      if (this.overdue.size !== 0) this.overdue.delete(key);
       // Back within the delay: the removal is cancelled and neither is reported.
-      if (this.pending.delete(key)) return;
-      if (this.mine(owner)) this.report(edge);
+      if (this.pending.size !== 0 && this.pending.delete(key)) return;
+      if (this.mine(ownerKeyOf(edge.appId, edge.channel))) this.report(edge);
       return;
     }
+    const owner = ownerKeyOf(edge.appId, edge.channel);
     if (this.settings.removalDelayMs <= 0) {
       if (this.mine(owner)) this.report(edge);
       return;

@@ -363,17 +363,25 @@ export class Core {
     },
   };
 
-  /** A cluster-wide edge this node reports: the app is looked up (it may come from a database). */
+  /**
+   * A cluster-wide edge this node reports: the app is looked up (it may come from a database;
+   * one known without waiting, as every static app, is answered at once and costs no promise).
+   */
   private reportEdge(edge: ClusterEdge): void {
-    const event: WebhookEvent =
-      edge.kind === 'channel'
-        ? { name: edge.present ? 'channel_occupied' : 'channel_vacated', channel: edge.channel }
-        : { name: edge.present ? 'member_added' : 'member_removed', channel: edge.channel, user_id: edge.userId };
-    this.deps.apps.findById(edge.appId).then(
-      (app) => {
-        if (app && wantsWebhook(app, event.name)) this.webhooks.emit(app, event);
-      },
-      (err: Error) => this.deps.log.warn({ app_id: edge.appId, err: err.message }, 'app lookup for a webhook failed'),
-    );
+    const name: WebhookEvent['name'] =
+      edge.kind === 'channel' ? (edge.present ? 'channel_occupied' : 'channel_vacated') : edge.present ? 'member_added' : 'member_removed';
+    const send = (app: App | null) => {
+      if (!app || !wantsWebhook(app, name)) return;
+      const event: WebhookEvent =
+        edge.kind === 'channel'
+          ? { name: name as 'channel_occupied' | 'channel_vacated', channel: edge.channel }
+          : { name: name as 'member_added' | 'member_removed', channel: edge.channel, user_id: edge.userId };
+      this.webhooks.emit(app, event);
+    };
+    const known = this.deps.apps.peekById(edge.appId);
+    if (known !== undefined) return send(known);
+    this.deps.apps
+      .findById(edge.appId)
+      .then(send, (err: Error) => this.deps.log.warn({ app_id: edge.appId, err: err.message }, 'app lookup for a webhook failed'));
   }
 }
