@@ -246,6 +246,22 @@ describe('workers: a box of 3 on the local adapter is one node', () => {
       const seated = await subscribe(third, channel, 'three');
       assert.equal(seated.event, 'pusher_internal:subscription_succeeded', `round ${round}: a freed seat is taken`);
     }
+    // Unsubscribed while its join waits for the hold: the subscription does not stand, and no seat is taken.
+    const ghostChannel = 'presence-ghost';
+    const ghost = socks[0];
+    ghost.sock.send({
+      event: 'pusher:subscribe',
+      data: { channel: ghostChannel, ...sdk.authorizeChannel(ghost.socketId, ghostChannel, { user_id: 'ghost' }) },
+    });
+    ghost.sock.send({ event: 'pusher:unsubscribe', data: { channel: ghostChannel } });
+    ghost.sock.send({ event: 'pusher:ping', data: {} });
+    await ghost.sock.next((f) => f.event === 'pusher:pong');
+    await sleep(300);
+    const ghostUsers = (await (await sdk.get({ path: `/channels/${ghostChannel}/users` })).json()) as { users: unknown[] };
+    assert.deepEqual(ghostUsers.users, [], 'no member left behind');
+    assert.equal((await subscribe(socks[1], ghostChannel, 'one')).event, 'pusher_internal:subscription_succeeded');
+    assert.equal((await subscribe(socks[2], ghostChannel, 'two')).event, 'pusher_internal:subscription_succeeded');
+
     // Six users at once, over the workers, for two seats: exactly two get in, as on one node.
     const crowd = [...socks];
     for (let i = 0; i < 3; i++) crowd.push(await connectRawOn(box, `/app/${limited.key}?protocol=7&client=js&version=8.4.0`));
