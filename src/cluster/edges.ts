@@ -69,9 +69,9 @@ export class EdgeEmitter {
   changed(edge: ClusterEdge): void {
     const key = keyOf(edge);
     if (edge.present) {
-      if (this.overdue.size !== 0) this.overdue.delete(key);
+      this.overdue.delete(key);
       // Back within the delay: the removal is cancelled and neither is reported.
-      if (this.pending.size !== 0 && this.pending.delete(key)) return;
+      if (this.pending.delete(key)) return;
       if (this.mine(ownerKeyOf(edge.appId, edge.channel))) this.report(edge);
       return;
     }

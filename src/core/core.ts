@@ -368,15 +368,12 @@ export class Core {
    * one known without waiting, as every static app, is answered at once and costs no promise).
    */
   private reportEdge(edge: ClusterEdge): void {
-    const name: WebhookEvent['name'] =
-      edge.kind === 'channel' ? (edge.present ? 'channel_occupied' : 'channel_vacated') : edge.present ? 'member_added' : 'member_removed';
+    const event: WebhookEvent =
+      edge.kind === 'channel'
+        ? { name: edge.present ? 'channel_occupied' : 'channel_vacated', channel: edge.channel }
+        : { name: edge.present ? 'member_added' : 'member_removed', channel: edge.channel, user_id: edge.userId };
     const send = (app: App | null) => {
-      if (!app || !wantsWebhook(app, name)) return;
-      const event: WebhookEvent =
-        edge.kind === 'channel'
-          ? { name: name as 'channel_occupied' | 'channel_vacated', channel: edge.channel }
-          : { name: name as 'member_added' | 'member_removed', channel: edge.channel, user_id: edge.userId };
-      this.webhooks.emit(app, event);
+      if (app && wantsWebhook(app, event.name)) this.webhooks.emit(app, event);
     };
     const known = this.deps.apps.peekById(edge.appId);
     if (known !== undefined) return send(known);

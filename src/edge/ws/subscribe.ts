@@ -135,7 +135,8 @@ const settlingOf = new WeakMap<Connection, Set<string>>();
  */
 function holdForLimit(d: WsDeps, conn: Connection, channel: string): Promise<CountHold | null> | undefined {
   const limit = conn.app.max_presence_members_per_channel;
-  if (limit === null || channelInfo(channel).kind !== 'presence') return undefined;
+  // A prefix test, not channelInfo: this runs for every subscribe, and channelInfo allocates.
+  if (limit === null || !channel.startsWith('presence-')) return undefined;
   let pending = settlingOf.get(conn);
   if (pending?.has(channel)) return Promise.resolve(null); // a repeat while the first waits: ignored, as once subscribed
   const holding = d.core.presenceHoldNear(conn.app.id, channel, limit);
