@@ -32,7 +32,8 @@ export class CachedAppStore implements AppStore {
 
   private lookup(cache: Map<string, Entry>, flightKey: string, key: string, load: () => Promise<App | null>): Promise<App | null> {
     const hit = cache.get(key);
-    if (hit && Date.now() - hit.fetchedAt < this.ttlMs) return Promise.resolve(hit.app);
+    const fresh = this.freshApp(hit);
+    if (fresh !== undefined) return Promise.resolve(fresh);
     const pending = this.inFlight.get(flightKey);
     if (pending) return pending;
     const p = load()
@@ -67,12 +68,15 @@ export class CachedAppStore implements AppStore {
   }
 
   peekById(id: string): App | null | undefined {
-    const hit = this.byId.get(id);
-    return hit && Date.now() - hit.fetchedAt < this.ttlMs ? hit.app : undefined;
+    return this.freshApp(this.byId.get(id));
   }
 
   peekByKey(key: string): App | null | undefined {
-    const hit = this.byKey.get(key);
+    return this.freshApp(this.byKey.get(key));
+  }
+
+  /** A cached answer while it is within its TTL (null: known absent), else undefined. */
+  private freshApp(hit: Entry | undefined): App | null | undefined {
     return hit && Date.now() - hit.fetchedAt < this.ttlMs ? hit.app : undefined;
   }
 
