@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { existsSync } from 'node:fs';
 import type { AppStore } from './apps/store.js';
 import { createCluster, type BoxSeat } from './compose/cluster.js';
-import { BoxAddressCap } from './compose/box-address-cap.js';
+import { BoxCounts } from './compose/box-counts.js';
 import { BoxSessionDirectory } from './compose/box-directory.js';
 import { coreSettings, fallbackSettings, httpSettings, partKeyPrefix, partRedisSettings, wsSettings } from './compose/settings.js';
 import { createAppStore, createRateLimiter } from './compose/stores.js';
@@ -165,6 +165,16 @@ export async function startServer(config: Config, log: Logger, box: BoxSeat | nu
   // uWS's topics hold the WebSockets; HTTP fallback sessions have their own, asked only while they hold any.
   const sessionTopics = new SessionTopics();
   const publishToEngine = (topic: string, frame: string) => void uws.publish(topic, frame, false, false);
+  const ws = wsSettings(config);
+  const fallback = fallbackSettings(config);
+  // The workers of a box count the node's caps once, in the primary's hub (the box is one node).
+  const capped = {
+    connections: config.max_connections !== null,
+    addresses: ws.ipLimits?.maxConnections != null,
+    sessions: fallback.enabled && fallback.maxSessionsPerIp !== null,
+  };
+  const boxCounts =
+    box && (capped.connections || capped.addresses || capped.sessions) ? new BoxCounts(box.hubPath, `worker ${box.index}`) : null;
   const core = new Core(coreSettings(config), {
     topics: {
       publish: (topic, frame) => {
@@ -182,17 +192,15 @@ export async function startServer(config: Config, log: Logger, box: BoxSeat | nu
     onPeerLost: (nodeId) => void webhooks.recoverNode(nodeId),
     tap,
     report: (kind) => reporter.report(kind),
+    seats: boxCounts && capped.connections ? boxCounts.seats() : null,
   });
   metrics.watchCluster(() => cluster.membership.members().length);
 
-  const ws = wsSettings(config);
-  // The workers of a box hold one count per address, in the primary's hub.
-  const addressCap = box && ws.ipLimits?.maxConnections != null ? new BoxAddressCap(box.hubPath, `worker ${box.index}`) : null;
+  const addressCap = boxCounts && capped.addresses ? boxCounts.addressCap() : null;
   const wsDeps = { settings: ws, core, apps, metrics, ipGate: new IpGate(ws.ipLimits, rateLimiter, addressCap), sessionTopics, log };
   uws.ws('/*', websocketBehavior(wsDeps));
   const bodyBudget = new BodyBudget({ nodeBytes: 64 * 1024 * 1024, ipBytes: 16 * 1024 * 1024, perIpAbove: 256 * 1024 });
   const httpPart = httpSettings(config);
-  const fallback = fallbackSettings(config);
   const sessions = new FallbackSessions(fallback.timing);
   // A box's workers pass fallback requests for each other's sessions over private loopback ports.
   const directory = box && fallback.enabled ? new BoxSessionDirectory(box.hubPath, `worker ${box.index}`) : null;
@@ -206,6 +214,7 @@ export async function startServer(config: Config, log: Logger, box: BoxSeat | nu
       publishToEngine,
       isDraining: () => core.isDraining,
       directory,
+      sessionCap: boxCounts && capped.sessions ? boxCounts.sessionCap() : null,
     },
     uws,
   );
@@ -305,7 +314,7 @@ export async function startServer(config: Config, log: Logger, box: BoxSeat | nu
       await webhooks.sink.flush(Math.max(0, deadline - Date.now()));
       await webhooks.sink.close();
       await rateLimiter.close();
-      addressCap?.close();
+      boxCounts?.close();
       await apps.close();
       metricsServer?.close();
       reporter.stop();

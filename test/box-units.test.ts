@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BoxHub } from '../src/transports/box-hub.js';
 import { BoxTransport } from '../src/transports/box.js';
-import { BoxAddressCap } from '../src/compose/box-address-cap.js';
+import { BoxCounts } from '../src/compose/box-counts.js';
 import { BoxRateLimiter } from '../src/compose/box-limiter.js';
 import { LocalRateLimiter } from '../src/rate-limit/limiter.js';
 import { helloFrame, opFrame, BOX_WIRE_VERSION } from '../src/transports/box-wire.js';
@@ -99,12 +99,14 @@ describe('box hub: shared limits and bad frames', () => {
   });
 
   it('an address cap is one count for the box; a worker gives back only its own holds, and all of them when it dies', async () => {
-    const one = new BoxAddressCap(path, 'w0');
-    const two = new BoxAddressCap(path, 'w1');
+    const w0 = new BoxCounts(path, 'w0');
+    const w1 = new BoxCounts(path, 'w1');
+    const [one, two] = [w0.addressCap(), w1.addressCap()];
     assert.equal(await one.take('10.0.0.1', 2), true);
     assert.equal(await two.take('10.0.0.1', 2), true);
     assert.equal(await one.take('10.0.0.1', 2), false, 'the box holds two');
     assert.equal(await two.take('10.0.0.2', 2), true, 'another address has its own count');
+    assert.equal(await w0.sessionCap().take('10.0.0.1', 1), true, 'sessions of an address are a count of their own');
     two.release('10.0.0.9'); // never held here: nothing given back
     one.release('10.0.0.1');
     assert.equal(await two.take('10.0.0.1', 2), true, "one's hold came back");
@@ -112,12 +114,29 @@ describe('box hub: shared limits and bad frames', () => {
     one.release('10.0.0.1'); // one holds none now: the box still holds two (both two's)
     assert.equal(await one.take('10.0.0.1', 2), false);
     // two dies: its holds go with its link.
-    two.close();
-    const three = new BoxAddressCap(path, 'w2');
+    w1.close();
+    const w2 = new BoxCounts(path, 'w2');
+    const three = w2.addressCap();
     await until(async () => (await three.take('10.0.0.1', 2)) && (await three.take('10.0.0.1', 2)), 2000, 'two holds free again');
     assert.equal(await three.take('10.0.0.1', 2), false);
-    one.close();
-    three.close();
+    w0.close();
+    w2.close();
+  });
+
+  it("the node-wide cap is one count of the box's connections, whichever worker holds them", async () => {
+    const w0 = new BoxCounts(path, 'w0');
+    const w1 = new BoxCounts(path, 'w1');
+    const [a, b] = [w0.seats(), w1.seats()];
+    const taken = [await a.take(3), await b.take(3), await b.take(3), await a.take(3), await b.take(3)];
+    assert.deepEqual(taken, [true, true, true, false, false]);
+    a.release();
+    a.release(); // a held one: the second gives back nothing of b's
+    assert.equal(await b.take(3), true);
+    assert.equal(await a.take(3), false);
+    w1.close();
+    await until(async () => (await a.take(3)) && (await a.take(3)) && (await a.take(3)), 2000, "b's seats free once it is gone");
+    assert.equal(await a.take(3), false);
+    w0.close();
   });
 
   it('garbage, unknown ops and bad arguments are refused or dropped; the link and the hub go on', async () => {

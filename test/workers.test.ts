@@ -5,7 +5,8 @@
 // Covered: fan-out, presence and client events across workers, webhooks exactly once,
 // metrics added up, a SIGKILLed worker restarted with its presence cleaned at once (well
 // inside node_timeout_ms), SIGHUP reloading apps in every worker, SIGTERM draining all
-// with 4200, rate limits counted once for the box, and a box joining nodes on Redis.
+// with 4200, rate limits and connection caps counted once for the box, and a box joining
+// nodes on Redis.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
@@ -370,31 +371,66 @@ describe('workers: shared limits and a broker', () => {
     }
   });
 
-  it('max_connections_per_ip counts once for the box, whichever worker holds the sockets', async () => {
-    const box = await startNode({ config: { max_connections_per_ip: 3, workers: 3 }, timeoutMs: 20_000 });
-    const opened: RawSocket[] = [];
+  it('the caps count once for the box: max_connections_per_ip, max_connections and fallback sessions per address', async () => {
+    const box = await startNode({
+      config: {
+        workers: 3,
+        max_connections_per_ip: 3,
+        max_connections: 5,
+        http_fallback: { max_sessions_per_ip: 2 },
+        rate_limiter: { websocket_rate_limit: { trust_hops: 1 } },
+      },
+      timeoutMs: 20_000,
+    });
+    const opened = new Map<string, RawSocket[]>();
     try {
-      const attempt = async (): Promise<boolean> => {
-        const sock = await rawSocket(box);
+      /** A socket from `ip` (as the proxy says): the refusal's message when it is refused. */
+      const attempt = async (ip: string): Promise<true | string> => {
+        const sock = await rawSocket(box, undefined, { 'X-Forwarded-For': ip });
         const first = await sock.next();
         if (first.event === 'pusher:connection_established') {
-          opened.push(sock);
+          opened.set(ip, [...(opened.get(ip) ?? []), sock]);
           return true;
         }
         assert.equal((await sock.closed).code, 4100);
-        return false;
+        return dataOf<{ message: string }>(first).message;
       };
-      const results: boolean[] = [];
-      for (let i = 0; i < 6; i++) results.push(await attempt());
-      assert.deepEqual(results, [true, true, true, false, false, false], 'three for the box (each worker alone would take three)');
+      const results: Array<true | string> = [];
+      for (let i = 0; i < 5; i++) results.push(await attempt('10.0.0.1'));
+      const perIp = 'Too many connections from this address, retry later';
+      assert.deepEqual(results, [true, true, true, perIp, perIp], 'three for the box (each worker alone would take three)');
       const held = [...(await perWorker(box)).values()].filter((n) => n > 0).length;
-      // Closing one frees one slot of the box, on whichever worker the next lands.
-      opened.shift()!.close();
-      await until(attempt, 3000, 'a slot back');
-      assert.equal(await attempt(), false);
-      console.log(`# the three sockets were spread over ${held} worker(s)`);
+      // Closing one frees one place of the address, on whichever worker the next lands.
+      opened.get('10.0.0.1')!.shift()!.close();
+      await until(async () => (await attempt('10.0.0.1')) === true, 3000, 'a place back');
+      assert.equal(await attempt('10.0.0.1'), perIp);
+      console.log(`# the three sockets of one address were spread over ${held} worker(s)`);
+
+      // Five for the box across addresses (each worker alone would have taken five).
+      const full = 'Node is over capacity';
+      assert.deepEqual([await attempt('10.0.0.2'), await attempt('10.0.0.2'), await attempt('10.0.0.3')], [true, true, full]);
+      assert.equal(sumOf(await scrape(box), 'chorus_box_worker_connections'), 5);
+      opened.get('10.0.0.2')!.shift()!.close();
+      await until(async () => (await attempt('10.0.0.3')) === true, 3000, 'a place of the box back');
+      assert.equal(await attempt('10.0.0.4'), full);
+
+      // Fallback sessions of one address: two for the box, each on a new TCP connection (any worker).
+      for (const socks of opened.values()) for (const sock of socks.splice(0)) sock.close();
+      await until(async () => sumOf(await scrape(box), 'chorus_box_worker_connections') === 0, 5000, 'the sockets gone');
+      const sessions: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const answer = await call(box.port, `${sessionBase(`7/cap${process.pid}${i}`)}/xhr${Q}`, '', { 'X-Forwarded-For': '10.0.0.5' });
+        assert.equal(answer.status, 200);
+        const frame = parseLines(answer.body).frames[0];
+        sessions.push(frame.event === 'pusher:error' ? dataOf<{ message: string }>(frame).message : frame.event);
+      }
+      assert.deepEqual(sessions, [
+        'pusher:connection_established',
+        'pusher:connection_established',
+        'Too many sessions from this address, retry later',
+      ]);
     } finally {
-      for (const s of opened) s.close();
+      for (const socks of opened.values()) for (const s of socks) s.close();
       await box.stop();
     }
   });

@@ -35,16 +35,14 @@ export function workerPlace(env: NodeJS.ProcessEnv = process.env): WorkerPlace |
 }
 
 /**
- * The box's config as this worker serves it: the shared port, metrics only on loopback for the
- * primary, and its share of the box's connection cap (the kernel spreads connections evenly).
+ * The box's config as this worker serves it: the shared port and metrics only on loopback for
+ * the primary (the caps, max_connections among them, are counted for the box in its hub).
  */
 export function workerConfig(config: Config, place: WorkerPlace): Config {
   const processId = config.instance.process_id;
-  const cap = config.max_connections;
   return {
     ...config,
     port: place.port,
-    max_connections: cap === null ? null : Math.ceil(cap / place.count),
     workers: 1,
     metrics: { ...config.metrics, host: '127.0.0.1', port: 0 },
     instance: { ...config.instance, process_id: processId ? `${processId}-w${place.index}` : undefined },

@@ -49,6 +49,20 @@ export interface AdmitVerdict {
 export const MEMBER_LIMIT_SLACK = 16;
 
 const ADMITTED_WITHOUT_QUOTA: AdmitVerdict = Object.freeze({ refusal: null, quota: false });
+const OVER_CAPACITY: AdmitVerdict = Object.freeze({
+  refusal: protocolError(CloseCode.OVER_CAPACITY, 'Node is over capacity', true),
+  quota: false,
+});
+
+/**
+ * Where the node-wide cap is counted when this process is one worker of a box (the box is one
+ * node): a hold per connection, taken when the box holds fewer than `max`.
+ */
+export interface ConnectionSeats {
+  take(max: number): Promise<boolean>;
+  /** Gives back one hold taken by this process. */
+  release(): void;
+}
 
 export interface CoreSettings {
   /** node-wide connection cap across apps (null: none) */
@@ -71,6 +85,8 @@ export interface CoreDeps {
   tap: ConsoleTap;
   /** this node's figures for the console, as a peer asks for them */
   report(kind: ReportKind): Promise<unknown>;
+  /** the box-wide count of maxConnections (a worker of a box); else this registry's count */
+  seats?: ConnectionSeats | null;
 }
 
 export class Core {
@@ -136,35 +152,48 @@ export class Core {
 
   // connections
 
-  /** Whether a new connection of the app may open here; takes a quota slot when it may. */
+  /**
+   * Whether a new connection of the app may open here; takes a quota slot (and the box's seat)
+   * when it may. An admission that does not become a connection is given back with `withdraw`.
+   */
   async admit(app: App): Promise<AdmitVerdict> {
     const now = this.admitNow(app);
     if (now) return now;
-    if (await this.cluster.quotas.reserve(app.id, app.max_connections!)) return { refusal: null, quota: true };
+    const seats = this.deps.seats;
+    if (seats && !(await seats.take(this.settings.maxConnections!))) return OVER_CAPACITY;
+    if (app.max_connections === null) return ADMITTED_WITHOUT_QUOTA;
+    if (await this.cluster.quotas.reserve(app.id, app.max_connections)) return { refusal: null, quota: true };
+    seats?.release();
     return { refusal: protocolError(CloseCode.APP_OVER_QUOTA, 'App is over its connection quota', true), quota: false };
   }
 
-  /** The verdict when it needs no waiting, or null when a quota slot must be reserved (`admit`). */
+  /** The verdict when it needs no waiting, or null when a quota slot or a seat must be taken (`admit`). */
   admitNow(app: App): AdmitVerdict | null {
     if (this.draining) return { refusal: protocolError(CloseCode.RECONNECT, 'Server is shutting down', true), quota: false };
     // 4100: pusher-js backs off and retries (4200 would make it retry at once, in a loop).
     if (!this.serving)
       return { refusal: protocolError(CloseCode.OVER_CAPACITY, 'Server is starting: its broker is not ready', true), quota: false };
     const cap = this.settings.maxConnections;
-    if (cap !== null && this.registry.totalConnections() >= cap) {
-      return { refusal: protocolError(CloseCode.OVER_CAPACITY, 'Node is over capacity', true), quota: false };
+    if (cap !== null) {
+      if (this.deps.seats) return null;
+      if (this.registry.totalConnections() >= cap) return OVER_CAPACITY;
     }
     return app.max_connections === null ? ADMITTED_WITHOUT_QUOTA : null;
+  }
+
+  /** An admission whose client went away before its connection opened: its quota slot and seat go back. */
+  withdraw(appId: string, quota: boolean): void {
+    if (quota) this.cluster.quotas.release(appId);
+    this.releaseSeat();
+  }
+
+  private releaseSeat(): void {
+    if (this.settings.maxConnections !== null) this.deps.seats?.release();
   }
 
   /** An admitted upgrade: counted before its connection opens. */
   reserve(appId: string): void {
     this.registry.reserve(appId);
-  }
-
-  /** An admission whose client went away before its upgrade. */
-  releaseQuota(appId: string): void {
-    this.cluster.quotas.release(appId);
   }
 
   opened(conn: Connection): void {
@@ -177,6 +206,7 @@ export class Core {
     this.users.signOut(conn);
     this.registry.remove(conn);
     if (conn.quota) this.cluster.quotas.release(conn.app.id);
+    this.releaseSeat();
   }
 
   // channels

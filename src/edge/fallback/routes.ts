@@ -64,6 +64,7 @@ export function registerFallbackRoutes(d: FallbackDeps, uws: TemplatedApp): void
     closed: (conn, code, reason) => connectionClosed(d, conn, conn.gated ? conn.ip : '', code, () => reason),
     drop: (conn) => {
       d.sessions.remove(conn, conn.ip);
+      if (d.fallback.maxSessionsPerIp !== null) d.sessionCap?.release(conn.ip);
       d.directory?.release(conn.sessionKey);
     },
   };
@@ -81,6 +82,10 @@ export function registerFallbackRoutes(d: FallbackDeps, uws: TemplatedApp): void
     });
   };
 
+  /** Whether the address may open one more session (counted for the box when this is a worker of one). */
+  const sessionPlace = async (ip: string, cap: number): Promise<boolean> =>
+    d.sessionCap ? d.sessionCap.take(ip, cap) : d.sessions.ofIp(ip) < cap;
+
   interface Opening {
     key: string;
     sessionKey: string;
@@ -96,7 +101,7 @@ export function registerFallbackRoutes(d: FallbackDeps, uws: TemplatedApp): void
     const badProtocol = protocolProblem(o.protocol);
     if (badProtocol) return refuse(pending, o.origin, badProtocol, null);
     const cap = d.fallback.maxSessionsPerIp;
-    if (cap !== null && d.sessions.ofIp(o.ip) >= cap) {
+    if (cap !== null && !(await sessionPlace(o.ip, cap))) {
       d.metrics.rateLimit('unknown', 'websocket_ip');
       return refuse(
         pending,
@@ -109,6 +114,7 @@ export function registerFallbackRoutes(d: FallbackDeps, uws: TemplatedApp): void
     const gated = d.settings.ipLimits !== null;
     const admission = await admitConnection(d, o.key, o.origin, gated ? o.ip : '', () => pending.gone);
     if (!admission.ok) {
+      if (cap !== null) d.sessionCap?.release(o.ip);
       if (admission.rate429 && !pending.gone) {
         pending.gone = true;
         return plain(pending.res, 429, 'Too many connection attempts from this address, retry later', o.origin);
@@ -120,7 +126,8 @@ export function registerFallbackRoutes(d: FallbackDeps, uws: TemplatedApp): void
     const raced = d.sessions.get(o.sessionKey);
     if (raced) {
       if (gated) d.ipGate.closed(o.ip);
-      if (quota) d.core.releaseQuota(app.id);
+      d.core.withdraw(app.id, quota);
+      if (cap !== null) d.sessionCap?.release(o.ip);
       return raced.attach(pending, o.streaming, o.origin, false);
     }
     d.core.reserve(app.id);

@@ -44,7 +44,7 @@ export async function admitConnection(d: WsDeps, key: string, origin: string, ip
   }
   if (gone()) {
     d.ipGate.closed(ip);
-    if (admission.quota) d.core.releaseQuota(app.id);
+    d.core.withdraw(app.id, admission.quota);
     return refused(protocolError(CloseCode.RECONNECT, 'Client went away', true), app.id);
   }
   return { ok: true, app, quota: admission.quota };

@@ -23,7 +23,6 @@ export interface AddressCap {
   take(ip: string, max: number): Promise<boolean>;
   /** Gives back one hold taken by this process. */
   release(ip: string): void;
-  close(): void;
 }
 
 /** Why an address may not open one more connection now. */
