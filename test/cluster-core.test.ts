@@ -7,6 +7,8 @@ import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ClusterEdge, WebhookEvent } from '../src/cluster/ports.js';
 import { Fences } from '../src/cluster/horizontal/fences.js';
+import { DueList } from '../src/cluster/due-list.js';
+import { EdgeEmitter } from '../src/cluster/edges.js';
 import { SimCluster, type SimNode } from './helpers/sim-cluster.js';
 import { mulberry32 as rng } from '../src/transports/rng.js';
 import { sleep, until } from './helpers/wait.js';
@@ -289,6 +291,71 @@ describe('cluster core: exactly-once edges', () => {
     await sleep(100);
     assert.deepEqual(channelEdges(survivors(), channel), [false]);
     owner.stopped = true;
+  });
+});
+
+describe('cluster core: removals waiting out their delay (DueList)', () => {
+  it('a sweep takes the due entries in order and reads only one entry past them while in order', () => {
+    let reads = 0;
+    const list = new DueList<{ due: number }>((e) => (reads++, e.due));
+    for (let i = 0; i < 10_000; i++) list.set(`k${i}`, { due: i });
+    list.set('k3', { due: 10_000 }); // set again: moved to the end, due last
+    reads = 0;
+    const taken: string[] = [];
+    assert.equal(
+      list.sweep(4, (k) => taken.push(k)),
+      5,
+    );
+    assert.deepEqual(taken, ['k0', 'k1', 'k2', 'k4']);
+    assert.equal(reads, 5, 'four due entries and the first one not due: not the whole list');
+    assert.equal(list.earliest(), 5);
+    assert.equal(list.size, 9_996);
+  });
+
+  it('an entry due before the ones already waiting is still taken on time (the whole list read until it empties)', () => {
+    const list = new DueList<{ due: number }>((e) => e.due);
+    list.set('late', { due: 100 });
+    list.set('early', { due: 10 });
+    assert.equal(list.earliest(), 10);
+    const taken: string[] = [];
+    assert.equal(
+      list.sweep(10, (k) => taken.push(k)),
+      100,
+    );
+    assert.deepEqual(taken, ['early']);
+    assert.equal(
+      list.sweep(100, (k) => taken.push(k)),
+      Infinity,
+    );
+    assert.deepEqual(taken, ['early', 'late']);
+    // Empty again: in order, so a sweep stops early once more.
+    let reads = 0;
+    const again = new DueList<{ due: number }>((e) => (reads++, e.due));
+    again.set('x', { due: 5 });
+    again.set('y', { due: 1 });
+    again.sweep(10, () => undefined);
+    again.set('a', { due: 20 });
+    again.set('b', { due: 30 });
+    reads = 0;
+    again.sweep(0, () => undefined);
+    assert.equal(reads, 1);
+  });
+
+  it("the emitter reports an adopted removal due before its own on the adopted one's time", async () => {
+    const reported: string[] = [];
+    const emitter = new EdgeEmitter({ removalDelayMs: 400 }, { ownerOf: () => 'me', selfId: 'me' }, (e) =>
+      reported.push(`${e.kind === 'channel' ? e.channel : ''}:${e.present}`),
+    );
+    try {
+      emitter.changed({ kind: 'channel', appId: 'a', channel: 'own', present: false });
+      emitter.adoptPending([{ edge: { kind: 'channel', appId: 'a', channel: 'adopted', present: false }, remainingMs: 30 }]);
+      await until(() => reported.length === 1, 300, 'the adopted removal, well before the own one');
+      assert.deepEqual(reported, ['adopted:false']);
+      await until(() => reported.length === 2, 1000, 'the own removal after its delay');
+      assert.deepEqual(reported, ['adopted:false', 'own:false']);
+    } finally {
+      emitter.close();
+    }
   });
 });
 

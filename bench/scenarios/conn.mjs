@@ -56,7 +56,22 @@ export async function conn(cfg, emit) {
             m.machineBusy,
           ),
         });
+        // A mass disconnect: every socket closes at once; the node's CPU until its channels'
+        // vacated delay (webhooks.vacated_delay_ms, 3 s by default) has run out and been swept.
+        const closing = cpuMeter([node.pid]);
         await Promise.all(workers.map((w) => w.call('closeAll')));
+        const t0 = Date.now();
+        while ((await metricValue(node, 'chorus_connected')) > 0 && Date.now() - t0 < 20_000) await sleep(100);
+        await sleep(Math.max(0, 4000 - (Date.now() - t0)));
+        const closed = closing();
+        emit({
+          scenario: 'conn-close',
+          connections: n,
+          channels: channels === 'shared' ? 'one shared public channel' : 'one public channel per connection',
+          node_cpu_s: round(closed.cpu[0], 2),
+          node_cpu_ms_per_1k_disconnects: round((closed.cpu[0] * 1000) / (opened.ok / 1000), 1),
+          window_s: round((Date.now() - t0) / 1000, 1),
+        });
       });
     }
   }

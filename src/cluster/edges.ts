@@ -10,6 +10,7 @@
 // owner was already dead but not yet declared so is kept a little longer: when that
 // owner is declared lost, the next owner reports it unless the dead node was seen
 // alive after the removal was due (it reported it then).
+import { DueList } from './due-list.js';
 import type { ClusterEdge } from './ports.js';
 
 export interface EdgeSettings {
@@ -48,10 +49,10 @@ export interface PendingRemoval {
 }
 
 export class EdgeEmitter {
-  /** removals within their delay, mostly in due order (insertion order: the delay is constant) */
-  private readonly pending = new Map<string, Pending>();
+  /** removals within their delay */
+  private readonly pending = new DueList<Pending>((p) => p.dueAt);
   /** removals that fell due owned by another node, kept until that node is known alive or lost */
-  private readonly overdue = new Map<string, Overdue>();
+  private readonly overdue = new DueList<Overdue>((o) => o.keepUntil);
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
 
@@ -80,9 +81,9 @@ export class EdgeEmitter {
       if (this.mine(owner)) this.report(edge);
       return;
     }
-    this.pending.delete(key);
-    this.pending.set(key, { edge, owner, dueAt: Date.now() + this.settings.removalDelayMs });
-    this.arm();
+    const dueAt = Date.now() + this.settings.removalDelayMs;
+    this.pending.set(key, { edge, owner, dueAt });
+    this.schedule(dueAt);
   }
 
   /** Removals still waiting (a peer's snapshot carries them to a node that joins). */
@@ -120,15 +121,12 @@ export class EdgeEmitter {
    * wait for it.
    */
   private arm(): void {
-    if (this.pending.size === 0 && this.overdue.size === 0) return;
-    let next = Infinity;
-    for (const p of this.pending.values()) next = Math.min(next, p.dueAt);
-    for (const o of this.overdue.values()) next = Math.min(next, o.keepUntil);
-    this.schedule(next);
+    this.schedule(Math.min(this.pending.earliest(), this.overdue.earliest()));
   }
 
+  /** While anything waits, a timer is set no later than its time (every insertion schedules its own). */
   private schedule(at: number): void {
-    if (this.timer && this.timerAt <= at) return;
+    if (at === Infinity || (this.timer && this.timerAt <= at)) return;
     if (this.timer) clearTimeout(this.timer);
     this.timerAt = at;
     this.timer = setTimeout(() => this.sweep(), Math.max(1, at - Date.now()));
@@ -138,25 +136,16 @@ export class EdgeEmitter {
   private sweep(): void {
     this.timer = null;
     const now = Date.now();
-    let nextDue = Infinity;
-    for (const [key, p] of this.pending) {
-      if (p.dueAt > now) {
-        nextDue = Math.min(nextDue, p.dueAt);
-        continue;
-      }
-      this.pending.delete(key);
+    const nextPending = this.pending.sweep(now, (key, p) => {
       const dueOwner = this.ownership.ownerOf(p.owner);
       if (dueOwner === this.ownership.selfId) this.report(p.edge);
       else {
         const keepUntil = now + (this.settings.overdueGraceMs ?? 0);
         if (keepUntil > now) this.overdue.set(key, { ...p, dueOwner, keepUntil });
       }
-    }
-    for (const [key, o] of this.overdue) {
-      if (o.keepUntil <= now) this.overdue.delete(key);
-      else nextDue = Math.min(nextDue, o.keepUntil);
-    }
-    if (nextDue !== Infinity) this.schedule(nextDue);
+    });
+    const nextOverdue = this.overdue.sweep(now, () => undefined);
+    this.schedule(Math.min(nextPending, nextOverdue));
   }
 
   /** Reports every waiting removal now (a node that nobody takes over from is stopping). */
