@@ -10,6 +10,7 @@ import { reloadApps } from './core/reload.js';
 import { APPS_HELP, runApps, runMigrate } from './commands/apps.js';
 import { runPrimary, workerCount } from './box/primary.js';
 import { answerPrimary, workerConfig, workerPlace } from './box/worker.js';
+import { holdYoungGeneration } from './box/young-generation.js';
 
 const HELP = `Chorus ${VERSION}: a Pusher-compatible WebSocket server
 
@@ -154,6 +155,8 @@ async function main(): Promise<void> {
     process.exit(1);
   };
   process.once('beforeExit', stalled);
+  // A node holding many idle sockets would otherwise keep a 32 MB young generation resident.
+  holdYoungGeneration();
   let server;
   try {
     server = await startServer(loaded.config, log, place);
