@@ -3,7 +3,7 @@
 // on a large machine, and never gives the touched pages back while the process is idle. A
 // burst of connections is exactly that pattern (each socket's state outlives its first
 // scavenges), so 19 500 idle connections cost ~0.6 KB of RSS each more than their state
-// (bench/README.md, "The young generation"). Past 8 MB a bigger young generation buys the
+// (bench/README.md, "The young generation held"). Past 8 MB a bigger young generation buys the
 // HTTP and fan-out paths nothing measurable (GC per API call within 0.2 µs).
 //
 // `--max-semi-space-size` is read only when the heap is made, so it cannot be set from
@@ -30,8 +30,8 @@ export function operatorChoseSemiSpace(
   execArgv: readonly string[] = process.execArgv,
   nodeOptions = process.env.NODE_OPTIONS ?? '',
 ): boolean {
-  const chose = (arg: string) =>
-    /^--(max-semi-space-size|semi-space-growth-factor|max_semi_space_size|semi_space_growth_factor)(=|$)/.test(arg);
+  // V8 takes `_` and `-` alike in its flags' names.
+  const chose = (arg: string) => /^--(max-semi-space-size|semi-space-growth-factor)(=|$)/.test(arg.replace(/_/g, '-'));
   return execArgv.some(chose) || nodeOptions.split(/\s+/).some(chose);
 }
 
