@@ -69,8 +69,11 @@ export interface LocalView {
 export interface ChannelBus {
   /** Sends a frame to the channel's subscribers on other nodes (local delivery is the caller's). */
   broadcast(appId: string, channel: string, frame: string, exceptSocketId?: string): void;
-  /** This node gained its first local subscriber: resolves once events published anywhere reach it. */
-  watch(appId: string, channel: string): Promise<void>;
+  /**
+   * This node gained its first local subscriber: undefined when events published anywhere
+   * already reach it (one node, or a topic still held), else a promise that resolves once they do.
+   */
+  watch(appId: string, channel: string): Promise<void> | undefined;
   /**
    * Another local subscriber: undefined when events published anywhere already reach this node,
    * else the pending watch's confirmation (a subscriber that joins while it is pending waits too).

@@ -211,7 +211,7 @@ export class Core {
 
   // channels
 
-  subscribe(conn: Connection, channel: string, presence: PresenceJoin | null): Promise<boolean> {
+  subscribe(conn: Connection, channel: string, presence: PresenceJoin | null): boolean | Promise<boolean> {
     return this.subscriptions.subscribe(conn, channel, presence);
   }
 

@@ -49,40 +49,74 @@ export class Subscriptions {
   /**
    * Subscribes a connection to a channel it does not hold yet, then tells it (succeeded,
    * the cache or a cache miss) and the others (member_added, subscription_count).
-   * Resolves false when the connection closed or unsubscribed meanwhile.
+   * False when the connection closed or unsubscribed meanwhile. Synchronous unless something
+   * waits (the cluster confirming the channel's topic, a cache read): a connect that joins a
+   * channel makes no promise on one node.
    */
-  async subscribe(conn: Connection, channel: string, presence: PresenceJoin | null): Promise<boolean> {
+  subscribe(conn: Connection, channel: string, presence: PresenceJoin | null): boolean | Promise<boolean> {
     const sub: Subscription = { userId: presence?.userId ?? null, ready: false };
     const app = conn.app;
-    let resume: Resume | null;
+    let newMember: boolean;
+    let waiting: Promise<void> | undefined;
     conn.channels.set(channel, sub);
     try {
       const first = this.registry.addSubscriber(app.id, channel);
-      const newMember = presence ? this.cluster.presence.join(app.id, channel, presence.userId, presence.info) : false;
+      newMember = presence ? this.cluster.presence.join(app.id, channel, presence.userId, presence.info) : false;
       this.metrics.app(app.id).subscriptions.inc();
-      if (first) await this.cluster.channels.watch(app.id, channel);
-      else {
-        // The first subscriber's watch may still be pending: nobody is told it succeeded (nor resumes) before it holds.
-        const pending = this.cluster.channels.ready(app.id, channel);
-        if (pending) await pending;
-      }
-      if (conn.closed || conn.channels.get(channel) !== sub) return false;
+      // A later subscriber waits for a first one's pending watch: nobody is told it succeeded (nor resumes) before it holds.
+      waiting = first ? this.cluster.channels.watch(app.id, channel) : this.cluster.channels.ready(app.id, channel);
+    } catch (err) {
+      this.undoJoin(conn, channel, sub);
+      throw err;
+    }
+    if (!waiting) return this.joined(conn, channel, sub, presence, newMember);
+    return waiting.then(
+      () => this.joined(conn, channel, sub, presence, newMember),
+      (err: unknown) => {
+        this.undoJoin(conn, channel, sub);
+        throw err;
+      },
+    );
+  }
+
+  /** Never leave a half-joined connection behind (counted, but never told it succeeded). */
+  private undoJoin(conn: Connection, channel: string, sub: Subscription): void {
+    if (conn.channels.get(channel) === sub) this.unsubscribe(conn, channel);
+  }
+
+  /** The channel's events reach this node: the connection joins the fan-out and is told. */
+  private joined(
+    conn: Connection,
+    channel: string,
+    sub: Subscription,
+    presence: PresenceJoin | null,
+    newMember: boolean,
+  ): boolean | Promise<boolean> {
+    if (conn.closed || conn.channels.get(channel) !== sub) return false;
+    const app = conn.app;
+    let resume: Resume | null;
+    try {
       sub.ready = true;
       resume = this.resumeFor(conn, sub, channel);
       this.fanout.join(conn, channel, resume);
       const data = presence ? presenceSucceededData(this.cluster.presence.members(app.id, channel)) : undefined;
       conn.send(subscriptionSucceededFrame(channel, data));
       if (newMember && presence) this.fanout.relay(conn, channel, memberAddedFrame(channel, presence.userId, presence.info));
-      // Last in the try: the catch below recognises its own subscription by identity.
+      // Last in the try: undoJoin recognises its own subscription by identity.
       if (!resume && sub.userId === null && sub.numbered === undefined) conn.channels.set(channel, READY_PLAIN);
     } catch (err) {
-      // Never leave a half-joined connection behind (counted, but never told it succeeded).
-      if (conn.channels.get(channel) === sub) this.unsubscribe(conn, channel);
+      this.undoJoin(conn, channel, sub);
       throw err;
     }
     if (resume) void resume.run();
-    if (channelInfo(channel).cache) await this.replayCache(conn, app, channel);
-    this.counts.changed(app, channel, this.registry.subscriberCount(app.id, channel));
+    if (channelInfo(channel).cache) {
+      return this.replayCache(conn, app, channel).then(() => this.countChanged(app, channel));
+    }
+    return this.countChanged(app, channel);
+  }
+
+  private countChanged(app: App, channel: string): true {
+    if (this.counts.wanted(app)) this.counts.changed(app, channel, this.registry.subscriberCount(app.id, channel));
     return true;
   }
 
@@ -123,7 +157,7 @@ export class Subscriptions {
       this.fanout.toAll(app.id, channel, memberRemovedFrame(channel, sub.userId));
     }
     if (last) this.cluster.channels.unwatch(app.id, channel);
-    if (sub.ready) this.counts.changed(app, channel, this.registry.subscriberCount(app.id, channel));
+    if (sub.ready) this.countChanged(app, channel);
   }
 
   /** Everything a closing connection held. */

@@ -66,7 +66,7 @@ export class HorizontalChannelBus implements ChannelBus {
     this.transport.publish(topic, encodeChannelPayload(this.nodeId, exceptSocketId, frame));
   }
 
-  watch(appId: string, channel: string): Promise<void> {
+  watch(appId: string, channel: string): Promise<void> | undefined {
     this.interest(appId, channel, true);
     const key = JSON.stringify([appId, channel]);
     const held = this.byChannel.get(key);
@@ -76,7 +76,7 @@ export class HorizontalChannelBus implements ChannelBus {
         this.lingering.delete(key);
         this.toUnsubscribe.delete(held.topic);
       }
-      return held.ready;
+      return held.confirmed ? undefined : held.ready;
     }
     const topic = this.topicOf(appId, channel);
     const entry: Held = { topic, appId, channel, ready: Promise.resolve(), confirmed: false, lingerUntil: 0 };

@@ -43,7 +43,9 @@ export class LocalCluster implements Cluster {
 
   constructor(settings: LocalClusterSettings) {
     this.nodeId = settings.nodeId ?? randomUUID();
-    this.edges = new EdgeEmitter(settings, { selfId: this.nodeId, ownerOf: () => this.nodeId }, (edge) => this.node?.edge(edge));
+    this.edges = new EdgeEmitter(settings, { selfId: this.nodeId, ownerOf: () => this.nodeId, ownsAll: true }, (edge) =>
+      this.node?.edge(edge),
+    );
   }
 
   /** One node: no peer reports, nobody else to send events to, no broker. */
@@ -71,7 +73,10 @@ export class LocalCluster implements Cluster {
 
   readonly channels: ChannelBus = {
     broadcast: () => undefined,
-    watch: async (appId, channel) => this.edges.changed({ kind: 'channel', appId, channel, present: true }),
+    watch: (appId, channel) => {
+      this.edges.changed({ kind: 'channel', appId, channel, present: true });
+      return undefined;
+    },
     ready: () => undefined,
     unwatch: (appId, channel) => this.edges.changed({ kind: 'channel', appId, channel, present: false }),
   };

@@ -50,16 +50,27 @@ function dispatch(d: WsDeps, conn: Connection, frame: ClientFrame, size: number)
         );
         return;
       }
-      if (event === 'pusher:subscribe') {
-        handleSubscribe(d, conn, frame.data).catch((err: Error) => {
-          d.log.error({ err: err.message, socket_id: conn.socketId }, 'subscribe failed');
-          conn.send(errorFrame(null, 'Subscription failed, try again'));
-        });
-      } else if (event === 'pusher:unsubscribe') handleUnsubscribe(d, conn, frame.data);
+      if (event === 'pusher:subscribe') subscribe(d, conn, frame.data);
+      else if (event === 'pusher:unsubscribe') handleUnsubscribe(d, conn, frame.data);
       else if (event === 'chorus:recovery') handleRecovery(conn, frame.data);
       else handleSignin(d, conn, frame.data);
       return;
     default:
       conn.send(errorFrame(null, `Unknown event: ${event.slice(0, 100)}`));
   }
+}
+
+/** A subscribe that fails (now or after a wait) is logged and answered, never thrown at uWS. */
+function subscribe(d: WsDeps, conn: Connection, data: unknown): void {
+  const failed = (err: Error) => {
+    d.log.error({ err: err.message, socket_id: conn.socketId }, 'subscribe failed');
+    conn.send(errorFrame(null, 'Subscription failed, try again'));
+  };
+  let joining: void | Promise<void>;
+  try {
+    joining = handleSubscribe(d, conn, data);
+  } catch (err) {
+    return failed(err as Error);
+  }
+  joining?.catch(failed);
 }

@@ -80,7 +80,8 @@ function authorize(d: WsDeps, conn: Connection, channel: string, data: Record<st
   return member;
 }
 
-export async function handleSubscribe(d: WsDeps, conn: Connection, rawData: unknown): Promise<void> {
+/** Synchronous unless the join waits (a member-count hold, the cluster, a cache read). */
+export function handleSubscribe(d: WsDeps, conn: Connection, rawData: unknown): void | Promise<void> {
   const data = dataAsObject(rawData);
   const channel = data?.channel;
   const problem = channelNameProblem(channel, conn.app.max_channel_name_length);
@@ -94,13 +95,12 @@ export async function handleSubscribe(d: WsDeps, conn: Connection, rawData: unkn
   if (conn.channels.has(channel)) return;
   const holding = holdForLimit(d, conn, channel);
   if (!holding) return join(d, conn, channel, data, null);
-  const hold = await holding;
-  if (hold) return join(d, conn, channel, data, hold);
+  return holding.then((hold) => (hold ? join(d, conn, channel, data, hold) : undefined));
 }
 
 /** Authorizes and joins; a hold on the member count is let go once the join is out (or refused). */
-async function join(d: WsDeps, conn: Connection, channel: string, data: Record<string, unknown>, hold: CountHold | null): Promise<void> {
-  let joining: Promise<boolean>;
+function join(d: WsDeps, conn: Connection, channel: string, data: Record<string, unknown>, hold: CountHold | null): void | Promise<void> {
+  let joining: boolean | Promise<boolean>;
   let verdict: Refusal | PresenceJoin | null;
   try {
     verdict = authorize(d, conn, channel, data);
@@ -112,15 +112,19 @@ async function join(d: WsDeps, conn: Connection, channel: string, data: Record<s
   } finally {
     hold?.release();
   }
-  const joined = await joining;
-  if (joined && d.core.tap.wants(conn.app.id)) {
-    d.core.tap.record(conn.app.id, {
-      type: 'subscribed',
-      socket_id: conn.socketId,
-      channel,
-      ...(verdict ? { user_id: verdict.userId } : {}),
-    });
-  }
+  const member = verdict;
+  if (typeof joining === 'boolean') return tapJoined(d, conn, channel, member, joining);
+  return joining.then((joined) => tapJoined(d, conn, channel, member, joined));
+}
+
+function tapJoined(d: WsDeps, conn: Connection, channel: string, member: PresenceJoin | null, joined: boolean): void {
+  if (!joined || !d.core.tap.wants(conn.app.id)) return;
+  d.core.tap.record(conn.app.id, {
+    type: 'subscribed',
+    socket_id: conn.socketId,
+    channel,
+    ...(member ? { user_id: member.userId } : {}),
+  });
 }
 
 /** Subscriptions waiting for a hold on the member count, per connection (an unsubscribe meanwhile cancels one). */
