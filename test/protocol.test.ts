@@ -28,7 +28,9 @@ import {
   PING,
   PONG,
   subscriptionError,
+  subscriptionSucceededFrame,
 } from '../src/protocol/frames.js';
+import { appKeyOf, newSocketId } from '../src/edge/ws/upgrade.js';
 import { originAllowed } from '../src/edge/origins.js';
 import { PresenceBook } from '../src/cluster/presence-book.js';
 import { appSchema } from '../src/config/schema.js';
@@ -489,6 +491,42 @@ describe('frames: encoders as pusher-js parses them', () => {
       channel: undefined,
       data: { socket_id: '123.456', activity_timeout: 120 },
     });
+  });
+
+  it('the concatenated frames of a connect are byte for byte what JSON encoding makes', () => {
+    const taken = new Set<string>();
+    for (let i = 0; i < 2000; i++) {
+      const id = newSocketId(taken);
+      assert.match(id, /^[1-9]\d*\.[1-9]\d*$/);
+      assert.ok(!taken.has(id), 'ids are unique');
+      taken.add(id);
+      const json = JSON.stringify({
+        event: 'pusher:connection_established',
+        data: JSON.stringify({ socket_id: id, activity_timeout: 120 }),
+      });
+      assert.equal(connectionEstablished(id, 120), json);
+    }
+    for (const channel of ['a', 'cache-x', 'private-p', '#server-to-user-u1', '-_=@,.;']) {
+      const json = JSON.stringify({ event: 'pusher_internal:subscription_succeeded', channel, data: '{}' });
+      assert.equal(subscriptionSucceededFrame(channel), json);
+      const presence = '{"presence":{"ids":["1"],"hash":{"1":null},"count":1}}';
+      assert.deepEqual(JSON.parse(subscriptionSucceededFrame(channel, presence)), {
+        event: 'pusher_internal:subscription_succeeded',
+        channel,
+        data: presence,
+      });
+    }
+  });
+
+  it('the app key of an upgrade path: decoded when percent-encoded, refused when malformed', () => {
+    assert.equal(appKeyOf('/app/plain-key', ''), 'plain-key');
+    assert.equal(appKeyOf('/ws/app/plain-key', '/ws'), 'plain-key');
+    assert.equal(appKeyOf('/app/my%20key', ''), 'my key');
+    assert.equal(appKeyOf('/app/%E0%A4%A', ''), null, 'malformed percent-encoding');
+    assert.equal(appKeyOf('/app/a%2Fb', ''), null, 'a slash once decoded');
+    assert.equal(appKeyOf('/app/a/b', ''), null);
+    assert.equal(appKeyOf('/app/', ''), null);
+    assert.equal(appKeyOf('/other/key', ''), null);
   });
 
   it('channel events carry data as a string that pusher-js parses back', () => {

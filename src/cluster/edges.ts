@@ -22,6 +22,8 @@ export interface Ownership {
   /** the node that owns a key now */
   ownerOf(ownerKey: string): string;
   readonly selfId: string;
+  /** true when this node owns every key (one node): no key is made to ask */
+  readonly ownsAll?: boolean;
 }
 
 interface Pending {
@@ -63,24 +65,32 @@ export class EdgeEmitter {
   ) {}
 
   private mine(ownerKey: string): boolean {
-    return this.ownership.ownerOf(ownerKey) === this.ownership.selfId;
+    return this.ownership.ownsAll === true || this.ownership.ownerOf(ownerKey) === this.ownership.selfId;
+  }
+
+  private mineEdge(edge: ClusterEdge): boolean {
+    return this.ownership.ownsAll === true || this.mine(ownerKeyOf(edge.appId, edge.channel));
   }
 
   /** The truth about a subject changed: `edge.present` is what holds now. */
   changed(edge: ClusterEdge): void {
-    const key = keyOf(edge);
     if (edge.present) {
-      this.overdue.delete(key);
-      // Back within the delay: the removal is cancelled and neither is reported.
-      if (this.pending.delete(key)) return;
-      if (this.mine(ownerKeyOf(edge.appId, edge.channel))) this.report(edge);
+      // Nothing waits (a channel's first subscriber on a quiet node): no key to look up.
+      if (this.pending.size !== 0 || this.overdue.size !== 0) {
+        const key = keyOf(edge);
+        this.overdue.delete(key);
+        // Back within the delay: the removal is cancelled and neither is reported.
+        if (this.pending.delete(key)) return;
+      }
+      if (this.mineEdge(edge)) this.report(edge);
       return;
     }
-    const owner = ownerKeyOf(edge.appId, edge.channel);
     if (this.settings.removalDelayMs <= 0) {
-      if (this.mine(owner)) this.report(edge);
+      if (this.mineEdge(edge)) this.report(edge);
       return;
     }
+    const key = keyOf(edge);
+    const owner = ownerKeyOf(edge.appId, edge.channel);
     const dueAt = Date.now() + this.settings.removalDelayMs;
     this.pending.set(key, { edge, owner, dueAt });
     this.schedule(dueAt);

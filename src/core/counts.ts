@@ -21,12 +21,17 @@ export class SubscriptionCounts {
     private readonly fail: (err: Error) => void,
   ) {}
 
+  /** Whether the app asks for counts at all (most do not: the caller then skips counting). */
+  wanted(app: App): boolean {
+    return app.enable_subscription_count || wantsWebhook(app, 'subscription_count');
+  }
+
   changed(app: App, channel: string, localCount: number): void {
-    const kind = channelInfo(channel).kind;
-    if (kind === 'presence' || kind === 'user') return;
     const wantsEvent = app.enable_subscription_count;
     const wantsHook = wantsWebhook(app, 'subscription_count');
     if (!wantsEvent && !wantsHook) return;
+    const kind = channelInfo(channel).kind;
+    if (kind === 'presence' || kind === 'user') return;
     const key = JSON.stringify([app.id, channel]);
     if (this.timers.has(key)) return;
     const since = Date.now() - (this.lastSent.get(key) ?? 0);

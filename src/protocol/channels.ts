@@ -3,23 +3,32 @@
 export type ChannelKind = 'public' | 'private' | 'encrypted' | 'presence' | 'user';
 
 export interface ChannelInfo {
-  kind: ChannelKind;
+  readonly kind: ChannelKind;
   /** Cache channels keep their last event for new subscribers. */
-  cache: boolean;
+  readonly cache: boolean;
 }
 
 const NAME = /^[-a-zA-Z0-9_=@,.;]+$/;
 export const SERVER_TO_USER_PREFIX = '#server-to-user-';
 
-/** Classifies a syntactically valid channel name. */
+const info = (kind: ChannelKind, cache: boolean): ChannelInfo => Object.freeze({ kind, cache });
+const PUBLIC = info('public', false);
+const PUBLIC_CACHE = info('public', true);
+const PRIVATE = info('private', false);
+const PRIVATE_CACHE = info('private', true);
+const ENCRYPTED = info('encrypted', false);
+const ENCRYPTED_CACHE = info('encrypted', true);
+const PRESENCE = info('presence', false);
+const PRESENCE_CACHE = info('presence', true);
+const USER = info('user', false);
+
+/** Classifies a syntactically valid channel name (one shared answer per class: it runs on every subscribe). */
 export function channelInfo(name: string): ChannelInfo {
-  if (name.startsWith('private-encrypted-')) {
-    return { kind: 'encrypted', cache: name.startsWith('private-encrypted-cache-') };
-  }
-  if (name.startsWith('private-')) return { kind: 'private', cache: name.startsWith('private-cache-') };
-  if (name.startsWith('presence-')) return { kind: 'presence', cache: name.startsWith('presence-cache-') };
-  if (name.startsWith(SERVER_TO_USER_PREFIX)) return { kind: 'user', cache: false };
-  return { kind: 'public', cache: name.startsWith('cache-') };
+  if (name.startsWith('private-encrypted-')) return name.startsWith('private-encrypted-cache-') ? ENCRYPTED_CACHE : ENCRYPTED;
+  if (name.startsWith('private-')) return name.startsWith('private-cache-') ? PRIVATE_CACHE : PRIVATE;
+  if (name.startsWith('presence-')) return name.startsWith('presence-cache-') ? PRESENCE_CACHE : PRESENCE;
+  if (name.startsWith(SERVER_TO_USER_PREFIX)) return USER;
+  return name.startsWith('cache-') ? PUBLIC_CACHE : PUBLIC;
 }
 
 /** Returns why a channel name is not acceptable, or null when it is. */
