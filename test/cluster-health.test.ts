@@ -191,7 +191,12 @@ function healthSuite(setup: AdapterSetup): void {
         ['a', 'b', 'c'].map((id) =>
           startNode({
             config: {
-              app_manager: { array: { apps: [APP] } },
+              // Each node posts to its own path: a failure can say which node reported an edge.
+              app_manager: {
+                array: {
+                  apps: [{ ...APP, webhooks: (APP.webhooks as Array<{ url: string }>).map((w) => ({ ...w, url: `${w.url}/${id}` })) }],
+                },
+              },
               webhooks: { batching: { enabled: false }, vacated_delay_ms: 0 },
             },
             env: { ...broker.env, ...healthEnv(nodeTimeoutMs), ...prefixes, INSTANCE_PROCESS_ID: `${setup.name}-${id}-${++seq}` },
@@ -340,8 +345,12 @@ function healthSuite(setup: AdapterSetup): void {
       socks[2].send({ event: 'pusher:unsubscribe', data: { channel: sequential } });
       await rx.waitFor(() => hooks('channel_vacated', sequential).length >= 2, 5000);
       await sleep(QUIET_MS);
-      assert.equal(hooks('channel_occupied', sequential).length, 2);
-      assert.equal(hooks('channel_vacated', sequential).length, 2);
+      const reported = rx.deliveries
+        .filter((d) => d.status === 200 && d.body)
+        .flatMap((d) => d.body!.events.map((e) => `${e.name} ${e.channel} by ${d.path} at ${d.body!.time_ms}`))
+        .filter((line) => line.includes(sequential) || line.includes(concurrent));
+      assert.equal(hooks('channel_occupied', sequential).length, 2, reported.join('\n'));
+      assert.equal(hooks('channel_vacated', sequential).length, 2, reported.join('\n'));
       const concurrentOrder = rx
         .events()
         .filter((e) => e.channel === concurrent)
