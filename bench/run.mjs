@@ -68,8 +68,9 @@ function config(args) {
     receivers: 2,
     fixedDeliveriesPerS: small ? 3000 : 30_000,
     conn: {
-      sizes: small ? [200, 600] : [5000, 19_500],
-      channelModes: small ? ['own', 'shared'] : ['own', 'shared'],
+      // BENCH_CONN_SIZES=19500 BENCH_CONN_MODES=own: one configuration, for alternating before/after runs
+      sizes: process.env.BENCH_CONN_SIZES ? process.env.BENCH_CONN_SIZES.split(',').map(Number) : small ? [200, 600] : [5000, 19_500],
+      channelModes: process.env.BENCH_CONN_MODES ? process.env.BENCH_CONN_MODES.split(',') : ['own', 'shared'],
       workers: 2,
       concurrencyPerWorker: 250,
       idleMs: small ? 1000 : 5000,
