@@ -211,6 +211,29 @@ describe('cluster core: exactly-once edges', () => {
     for (const u of users) assertAlternates(memberEdges(sim.allEdges(), 'presence-m', u), u);
   });
 
+  it("a hand-over between nodes is one lifetime even when the joiner's messages reach the broker late", async () => {
+    // b holds the channel; c joins (its topic still lingers from before, so nothing else waits);
+    // the client told so leaves b. c's announcement is stuck in its connection's send buffer
+    // meanwhile (a broker that reads it late): unless c's join waits for its announcement to be
+    // routed, the owner sees b leave before c joins, a vacated/occupied pair that never was.
+    sim = await SimCluster.of(3);
+    const [, b, c] = sim.nodes;
+    for (const n of [b, c]) await n.subscribe('app', 'handover');
+    for (const n of [b, c]) n.unsubscribe('app', 'handover');
+    await until(() => channelEdges(sim!.allEdges(), 'handover').length === 2, 1000, 'the first lifetime');
+    await b.subscribe('app', 'handover');
+    sim.broker.setFaults({ sendDelayMs: [60, 60] }, c.transport);
+    const joined = Date.now();
+    await c.subscribe('app', 'handover');
+    assert.ok(Date.now() - joined >= 50, 'the join waited for its announcement to reach the broker');
+    sim.broker.setFaults({ sendDelayMs: [0, 0] }, c.transport);
+    b.unsubscribe('app', 'handover');
+    await sleep(150);
+    c.unsubscribe('app', 'handover');
+    await sleep(150);
+    assert.deepEqual(channelEdges(sim.allEdges(), 'handover'), [true, false, true, false]);
+  });
+
   it('a removal followed by the addition within the delay reports neither', async () => {
     sim = await SimCluster.of(2, {}, { removalDelayMs: 150 });
     const [a, b] = sim.nodes;

@@ -23,9 +23,14 @@ export interface Faults {
   reorder: boolean;
   /** Each key-value operation, confirmation and ping waits a random time in [min, max] ms. */
   opDelayMs: readonly [number, number];
+  /**
+   * What a link publishes reaches the broker after a random time in [min, max] ms, in order
+   * (a broker that reads that connection late): its messages fall behind other links' later ones.
+   */
+  sendDelayMs: readonly [number, number];
 }
 
-export const NO_FAULTS: Faults = { loss: 0, duplicate: 0, delayMs: [0, 0], reorder: false, opDelayMs: [0, 0] };
+export const NO_FAULTS: Faults = { loss: 0, duplicate: 0, delayMs: [0, 0], reorder: false, opDelayMs: [0, 0], sendDelayMs: [0, 0] };
 
 export interface MemoryBrokerOptions {
   /** Seed of the broker's random numbers (default 1): the same seed, the same faults. */
@@ -71,6 +76,9 @@ export class Link {
   /** in-order deliveries: due times never decrease */
   readonly queue: Array<{ due: number; run: () => void }> = [];
   queueTimer: NodeJS.Timeout | null = null;
+  /** publishes held by sendDelayMs, in order */
+  readonly sending: Array<{ due: number; run: () => void }> = [];
+  sendingTimer: NodeJS.Timeout | null = null;
   readonly delivered = new Map<string, number>();
   faults: Partial<Faults> = {};
   constructor(readonly label: string) {}
@@ -149,8 +157,36 @@ export class BrokerCore {
   }
 
   publish(link: Link, topic: string, payload: string): void {
-    if (link.paused) link.outbox.push(() => this.route(link, topic, payload));
-    else this.route(link, topic, payload);
+    const send = () => this.route(link, topic, payload);
+    const sendDelay = this.faultsFor(link).sendDelayMs;
+    // Drawn only when set: the seeded patterns of the other faults stay as they were.
+    const late = sendDelay[1] > 0 ? this.draw(sendDelay) : 0;
+    const held = late > 0 || link.sending.length > 0 ? () => this.sendLate(link, late, send) : send;
+    if (link.paused) link.outbox.push(held);
+    else held();
+  }
+
+  /** In order behind the link's earlier late publishes. */
+  private sendLate(link: Link, late: number, send: () => void): void {
+    const last = link.sending.length > 0 ? link.sending[link.sending.length - 1].due : 0;
+    link.sending.push({ due: Math.max(Date.now() + late, last), run: send });
+    if (!link.sendingTimer) this.drainSending(link);
+  }
+
+  private drainSending(link: Link): void {
+    const head = link.sending[0];
+    if (!head) return;
+    const t = setTimeout(
+      () => {
+        this.timers.delete(t);
+        link.sendingTimer = null;
+        while (link.sending.length > 0 && link.sending[0].due <= Date.now()) link.sending.shift()!.run();
+        this.drainSending(link);
+      },
+      Math.max(0, head.due - Date.now()),
+    );
+    this.timers.add(t);
+    link.sendingTimer = t;
   }
 
   private route(from: Link, topic: string, payload: string): void {
@@ -290,6 +326,9 @@ export class BrokerCore {
     link.queue.length = 0;
     if (link.queueTimer) clearTimeout(link.queueTimer);
     link.queueTimer = null;
+    link.sending.length = 0;
+    if (link.sendingTimer) clearTimeout(link.sendingTimer);
+    link.sendingTimer = null;
     for (const fail of [...link.pending]) this.timer(0, () => fail(new ConnectionLost(link.label, why)));
   }
 

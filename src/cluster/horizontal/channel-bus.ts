@@ -19,7 +19,11 @@ interface Held {
   confirmed: boolean;
   /** set while the topic lingers without local subscribers */
   lingerUntil: number;
+  /** this node's new hold on its way through the broker (a fence), until it is routed */
+  announcing: Promise<void> | null;
 }
+
+const NOTHING = (): void => undefined;
 
 export interface ChannelBusObserver {
   /** a payload from the bus (a node without interest in a channel sees none of its traffic) */
@@ -44,8 +48,11 @@ export class HorizontalChannelBus implements ChannelBus {
     private readonly transport: Transport,
     private readonly prefix: string,
     private readonly nodeId: string,
-    /** the interest the rest of the cluster sees (occupancy), told on every local 0 <-> 1 change */
-    private readonly interest: (appId: string, channel: string, held: boolean) => void,
+    /**
+     * The interest the rest of the cluster sees (occupancy), told on every local 0 <-> 1 change;
+     * for a new hold, what to wait for until the broker has routed it (undefined: nothing).
+     */
+    private readonly interest: (appId: string, channel: string, held: boolean) => Promise<void> | undefined,
     private readonly observer: ChannelBusObserver,
     private readonly log: Logger,
     /** every numbered payload seen (the history keeps the highest serial, to notice lost writes) */
@@ -67,36 +74,50 @@ export class HorizontalChannelBus implements ChannelBus {
   }
 
   watch(appId: string, channel: string): Promise<void> | undefined {
-    this.interest(appId, channel, true);
+    const announced = this.interest(appId, channel, true);
     const key = JSON.stringify([appId, channel]);
-    const held = this.byChannel.get(key);
+    let held = this.byChannel.get(key);
     if (held) {
       if (held.lingerUntil !== 0) {
         held.lingerUntil = 0;
         this.lingering.delete(key);
         this.toUnsubscribe.delete(held.topic);
       }
-      return held.confirmed ? undefined : held.ready;
+    } else {
+      const topic = this.topicOf(appId, channel);
+      const entry: Held = { topic, appId, channel, ready: Promise.resolve(), confirmed: false, lingerUntil: 0, announcing: null };
+      entry.ready = new Promise<void>((resolve) => this.toSubscribe.push({ held: entry, resolve })).then(() => {
+        entry.confirmed = true;
+      });
+      this.byChannel.set(key, (held = entry));
+      this.byTopic.set(topic, entry);
+      this.toUnsubscribe.delete(topic);
+      this.scheduleFlush();
     }
-    const topic = this.topicOf(appId, channel);
-    const entry: Held = { topic, appId, channel, ready: Promise.resolve(), confirmed: false, lingerUntil: 0 };
-    entry.ready = new Promise<void>((resolve) => this.toSubscribe.push({ held: entry, resolve })).then(() => {
-      entry.confirmed = true;
-    });
-    this.byChannel.set(key, entry);
-    this.byTopic.set(topic, entry);
-    this.toUnsubscribe.delete(topic);
-    this.scheduleFlush();
-    return entry.ready;
+    if (announced) {
+      const entry = held;
+      const routed = announced.then(() => {
+        if (entry.announcing === routed) entry.announcing = null;
+      });
+      entry.announcing = routed;
+    }
+    return this.pendingOf(held);
   }
 
   ready(appId: string, channel: string): Promise<void> | undefined {
     const held = this.byChannel.get(JSON.stringify([appId, channel]));
-    return held && !held.confirmed ? held.ready : undefined;
+    return held ? this.pendingOf(held) : undefined;
+  }
+
+  /** What a subscriber waits for: the topic's confirmation and this node's hold being routed. */
+  private pendingOf(held: Held): Promise<void> | undefined {
+    if (held.announcing === null) return held.confirmed ? undefined : held.ready;
+    if (held.confirmed) return held.announcing;
+    return Promise.all([held.ready, held.announcing]).then(NOTHING);
   }
 
   unwatch(appId: string, channel: string): void {
-    this.interest(appId, channel, false);
+    void this.interest(appId, channel, false); // a removal: nothing to wait for
     const key = JSON.stringify([appId, channel]);
     const held = this.byChannel.get(key);
     if (!held || held.lingerUntil !== 0) return;

@@ -133,7 +133,9 @@ export class HorizontalCluster implements Cluster {
       transport,
       settings.prefix,
       this.nodeId,
-      (appId, channel, held) => this.replica.setInterest(appId, channel, held),
+      // A new hold is routed before anyone here is told they joined: a client told so may make
+      // another node change next, and every owner must see the two in that order.
+      (appId, channel, held) => (this.replica.setInterest(appId, channel, held) ? this.fences.settle() : undefined),
       { received: (n) => observer.message('channel', n), invalid: () => observer.invalid('channel', 'invalid') },
       log,
       (topic, numbered) => this.history.noted(topic, numbered),

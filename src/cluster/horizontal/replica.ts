@@ -114,16 +114,22 @@ export class Replica {
     return true;
   }
 
-  setInterest(appId: string, channel: string, held: boolean): void {
+  /** True when a batch announcing a new hold went out now (its sender may wait for it to be routed). */
+  setInterest(appId: string, channel: string, held: boolean): boolean {
     const before = this.interest.holds(this.selfId, appId, channel);
     this.own = true;
     const changed = this.interest.set(this.selfId, appId, channel, held);
     this.own = false;
-    if (!changed) return;
+    if (!changed) return false;
     const key = JSON.stringify([appId, channel]);
     if (!this.dirtyInterest.has(key)) this.dirtyInterest.set(key, { appId, channel, announced: before });
-    if (held) this.flush();
-    else this.schedule();
+    if (!held) {
+      this.schedule();
+      return false;
+    }
+    const sent = this.seq;
+    this.flush();
+    return this.seq !== sent;
   }
 
   /** Online as this node reports it: a sign-out of this node not reported yet still counts online. */
