@@ -60,6 +60,47 @@ class ConnectionLost extends Error {
   }
 }
 
+/** Runs what is pushed in order, each no earlier than its time: one stream, as a connection. */
+class OrderedQueue {
+  private readonly items: Array<{ due: number; run: () => void }> = [];
+  private timer: NodeJS.Timeout | null = null;
+
+  /** `timers`: the broker's, so closing it clears this queue's too */
+  constructor(private readonly timers: Set<NodeJS.Timeout>) {}
+
+  get length(): number {
+    return this.items.length;
+  }
+
+  push(delayMs: number, run: () => void): void {
+    const last = this.items.length > 0 ? this.items[this.items.length - 1].due : 0;
+    this.items.push({ due: Math.max(Date.now() + delayMs, last), run });
+    if (!this.timer) this.drainLater();
+  }
+
+  clear(): void {
+    this.items.length = 0;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private drainLater(): void {
+    const head = this.items[0];
+    if (!head) return;
+    const t = setTimeout(
+      () => {
+        this.timers.delete(t);
+        this.timer = null;
+        while (this.items.length > 0 && this.items[0].due <= Date.now()) this.items.shift()!.run();
+        this.drainLater();
+      },
+      Math.max(0, head.due - Date.now()),
+    );
+    this.timers.add(t);
+    this.timer = t;
+  }
+}
+
 /** One transport's connection. */
 export class Link {
   state: LinkState = 'new';
@@ -73,15 +114,19 @@ export class Link {
   readonly waitingUp: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
   /** operations in flight, rejected if the link goes down first */
   readonly pending = new Set<(err: Error) => void>();
-  /** in-order deliveries: due times never decrease */
-  readonly queue: Array<{ due: number; run: () => void }> = [];
-  queueTimer: NodeJS.Timeout | null = null;
-  /** publishes held by sendDelayMs, in order */
-  readonly sending: Array<{ due: number; run: () => void }> = [];
-  sendingTimer: NodeJS.Timeout | null = null;
+  /** in-order deliveries to it */
+  readonly queue: OrderedQueue;
+  /** its publishes held by sendDelayMs, in order */
+  readonly sending: OrderedQueue;
   readonly delivered = new Map<string, number>();
   faults: Partial<Faults> = {};
-  constructor(readonly label: string) {}
+  constructor(
+    readonly label: string,
+    timers: Set<NodeJS.Timeout>,
+  ) {
+    this.queue = new OrderedQueue(timers);
+    this.sending = new OrderedQueue(timers);
+  }
 }
 
 export class BrokerCore {
@@ -139,7 +184,7 @@ export class BrokerCore {
   }
 
   protected register(label: string): Link {
-    const link = new Link(label);
+    const link = new Link(label, this.timers);
     this.links.add(link);
     return link;
   }
@@ -161,32 +206,9 @@ export class BrokerCore {
     const sendDelay = this.faultsFor(link).sendDelayMs;
     // Drawn only when set: the seeded patterns of the other faults stay as they were.
     const late = sendDelay[1] > 0 ? this.draw(sendDelay) : 0;
-    const held = late > 0 || link.sending.length > 0 ? () => this.sendLate(link, late, send) : send;
+    const held = late > 0 || link.sending.length > 0 ? () => link.sending.push(late, send) : send;
     if (link.paused) link.outbox.push(held);
     else held();
-  }
-
-  /** In order behind the link's earlier late publishes. */
-  private sendLate(link: Link, late: number, send: () => void): void {
-    const last = link.sending.length > 0 ? link.sending[link.sending.length - 1].due : 0;
-    link.sending.push({ due: Math.max(Date.now() + late, last), run: send });
-    if (!link.sendingTimer) this.drainSending(link);
-  }
-
-  private drainSending(link: Link): void {
-    const head = link.sending[0];
-    if (!head) return;
-    const t = setTimeout(
-      () => {
-        this.timers.delete(t);
-        link.sendingTimer = null;
-        while (link.sending.length > 0 && link.sending[0].due <= Date.now()) link.sending.shift()!.run();
-        this.drainSending(link);
-      },
-      Math.max(0, head.due - Date.now()),
-    );
-    this.timers.add(t);
-    link.sendingTimer = t;
   }
 
   private route(from: Link, topic: string, payload: string): void {
@@ -213,25 +235,7 @@ export class BrokerCore {
 
   private schedule(link: Link, delay: number, ordered: boolean, run: () => void): void {
     if (!ordered) return this.timer(delay, run);
-    const last = link.queue.length > 0 ? link.queue[link.queue.length - 1].due : 0;
-    link.queue.push({ due: Math.max(Date.now() + delay, last), run });
-    if (!link.queueTimer) this.drainLater(link);
-  }
-
-  private drainLater(link: Link): void {
-    const head = link.queue[0];
-    if (!head) return;
-    const t = setTimeout(
-      () => {
-        this.timers.delete(t);
-        link.queueTimer = null;
-        while (link.queue.length > 0 && link.queue[0].due <= Date.now()) link.queue.shift()!.run();
-        this.drainLater(link);
-      },
-      Math.max(0, head.due - Date.now()),
-    );
-    this.timers.add(t);
-    link.queueTimer = t;
+    link.queue.push(delay, run);
   }
 
   private arrive(link: Link, topic: string, payload: string): void {
@@ -323,12 +327,8 @@ export class BrokerCore {
     for (const t of link.topics) this.removeSubscriber(t, link);
     link.inbox.length = 0;
     link.outbox.length = 0;
-    link.queue.length = 0;
-    if (link.queueTimer) clearTimeout(link.queueTimer);
-    link.queueTimer = null;
-    link.sending.length = 0;
-    if (link.sendingTimer) clearTimeout(link.sendingTimer);
-    link.sendingTimer = null;
+    link.queue.clear();
+    link.sending.clear();
     for (const fail of [...link.pending]) this.timer(0, () => fail(new ConnectionLost(link.label, why)));
   }
 
