@@ -333,7 +333,7 @@ function healthSuite(setup: AdapterSetup): void {
       for (const [i, n] of [a, b, c].entries()) await rawSubscribe(n, socks[i], sequential);
       for (const s of socks) s.send({ event: 'pusher:unsubscribe', data: { channel: sequential } });
       await rx.waitFor(() => hooks('channel_vacated', sequential).length >= 1, 5000);
-      // Concurrent joins and leaves on all three: the broker's set still sees one edge each way.
+      // Concurrent joins and leaves on all three: the replicated interest still gives one edge each way.
       const concurrent = fresh('conc');
       await Promise.all([a, b, c].map((n, i) => rawSubscribe(n, socks[i], concurrent)));
       await Promise.all(socks.map(async (s) => s.send({ event: 'pusher:unsubscribe', data: { channel: concurrent } })));
