@@ -76,7 +76,8 @@ function config(args) {
       idleMs: small ? 1000 : 5000,
     },
     fanout: {
-      subs: small ? [100, 300] : [1000, 10_000],
+      // BENCH_FANOUT_SUBS=10000: one size, for alternating before/after runs
+      subs: process.env.BENCH_FANOUT_SUBS ? process.env.BENCH_FANOUT_SUBS.split(',').map(Number) : small ? [100, 300] : [1000, 10_000],
       // events in flight: ~40k deliveries (the credit loop reacts in ~10-20 ms), a few KB queued per socket
       window: (subs) => Math.max(4, Math.min(1000, Math.ceil(40_000 / subs))),
     },

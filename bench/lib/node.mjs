@@ -2,7 +2,7 @@
 // does, in plain JS) and stops them by pid. BENCH_CPU_PROF=<dir> starts them
 // under `node --cpu-prof` so a profile lands in <dir> when they exit.
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -66,6 +66,7 @@ export async function startNode(options = {}) {
   const ready = new Promise((res, rej) => {
     const timer = setTimeout(() => rej(new Error(`node did not start in time:\n${logs.join('\n')}`)), options.timeoutMs ?? 15_000);
     const onLine = (line) => {
+      if (process.env.BENCH_NODE_LOG) appendFileSync(process.env.BENCH_NODE_LOG, `${Date.now()} ${line}\n`);
       if (logs.length < 2000) logs.push(line);
       if (!line.includes('chorus listening')) return;
       try {
