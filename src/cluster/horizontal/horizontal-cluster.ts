@@ -22,6 +22,7 @@ import type {
 import { HorizontalChannelBus } from './channel-bus.js';
 import { HorizontalHistory } from './history.js';
 import { ControlBus } from './control-bus.js';
+import { onPeerControl, type ControlParts } from './control-router.js';
 import { CountHolds } from './count-holds.js';
 import { Fences } from './fences.js';
 import { Membership, type LossReason, type Peer } from './membership.js';
@@ -32,7 +33,6 @@ import { RequestTracker } from './requests.js';
 import { brokerState, nodeLocalState, type SharedState } from './shared-state.js';
 import { StateSync } from './state-sync.js';
 import { HorizontalWebhookRelay } from './webhook-relay.js';
-import type { Message } from './wire.js';
 
 export interface BusObserver {
   /** a payload arrived (a node without interest in a channel sees none of its traffic) */
@@ -76,6 +76,7 @@ export class HorizontalCluster implements Cluster {
   private readonly fences: Fences;
   private readonly countHolds: CountHolds;
   private readonly sync: StateSync;
+  private readonly controlParts: ControlParts;
   readonly webhooks: HorizontalWebhookRelay;
   private state: SharedState | null = null;
   private timers: NodeJS.Timeout[] = [];
@@ -171,6 +172,17 @@ export class HorizontalCluster implements Cluster {
       broker: () => ({ state: this.brokerUp ? 'up' : 'down', rttMs: this.sync.lastRttMs }),
       log: this.log,
     });
+    this.controlParts = {
+      selfId: this.nodeId,
+      control: this.control,
+      membership: this.membershipTable,
+      sync: this.sync,
+      replica: this.replica,
+      requests: this.requests,
+      operator: this.operatorPort,
+      queries: this.queryPort,
+      node: () => this.node,
+    };
   }
 
   get sharedState(): boolean {
@@ -317,7 +329,7 @@ export class HorizontalCluster implements Cluster {
       this.observer.message('control', payload.length);
       const message = this.control.decode(payload);
       if (!message) return;
-      if (message.n !== this.nodeId) this.onControl(message);
+      if (message.n !== this.nodeId) onPeerControl(message, this.controlParts);
       // Our own batch back from the broker: its removals now reach the emitter, in broker order.
       else if (message.t === 'd') this.replica.echoed(message.s);
       else if (message.t === 'f') this.fences.echoed(message.id);
@@ -325,59 +337,6 @@ export class HorizontalCluster implements Cluster {
       // Nothing a peer sends may throw into the broker client's callback.
       this.observer.invalid('handler', 'threw');
       this.log.error({ err: (err as Error).message, topic: topic.slice(0, 200) }, 'handling a bus message failed');
-    }
-  }
-
-  private onControl(m: Message): void {
-    switch (m.t) {
-      case 'bye':
-        this.membershipTable.left(m.n);
-        return;
-      case 'hb':
-        return this.sync.onHeartbeat(m);
-      case 'hello':
-        this.membershipTable.seen(m.n, m.p, undefined);
-        this.sync.sendSnapshot(m.n);
-        // A heartbeat at once: the newcomer learns who is here within a round trip, not an interval.
-        this.sync.sendHeartbeat();
-        return;
-      case 'dead':
-        if (m.id !== this.nodeId) this.membershipTable.declareDead(m.id);
-        return;
-      case 'snap':
-        return this.sync.onSnapshot(m);
-      case 'res':
-        this.requests.answer(m.id, m.n, m.val);
-        return;
-      case 'snapreq':
-        // Our own state, to the asker's topic: answered even before we know the asker again.
-        this.sync.sendSnapshot(m.n);
-        return;
-      case 'f':
-        return; // the sender's own fence, passing by
-    }
-    // Anything else only from a peer we know (its heartbeat comes first).
-    if (!this.membershipTable.touch(m.n)) return;
-    switch (m.t) {
-      case 'd':
-        this.replica.applyDelta(m);
-        return;
-      case 'disc':
-        this.node?.disconnectUser(m.a, m.u, m.code, m.msg);
-        return;
-      case 'req':
-        if (m.k === 'node' || m.k === 'apps') this.operatorPort.answer(m.k, m.id, m.n, this.node);
-        else this.control.send({ t: 'res', id: m.id, val: this.queryPort.answer(m.k, m.a, m.c) }, m.n);
-        return;
-      case 'cw':
-        this.operatorPort.watched(m.a, m.n);
-        return;
-      case 'cev':
-        this.node?.consoleEvents(m.a, { events: m.ev, skipped: m.sk });
-        return;
-      case 'wh':
-        this.node?.webhooksRelayed(m.a, m.ev);
-        return;
     }
   }
 
