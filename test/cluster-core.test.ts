@@ -234,6 +234,34 @@ describe('cluster core: exactly-once edges', () => {
     assert.deepEqual(channelEdges(sim.allEdges(), 'handover'), [true, false, true, false]);
   });
 
+  it("a member moving between nodes is one membership even when the joiner's messages reach the broker late", async () => {
+    // The user is on b; a second tab joins on c, and the client told so closes the tab on b.
+    // c's join is stuck in its connection's send buffer meanwhile: unless the join waits for
+    // it to be routed (presence.routed), the owner — a, on neither side — applies b's leave
+    // first and reports member_removed, then member_added, for a user who never left.
+    sim = await SimCluster.of(3);
+    const [a, b, c] = sim.nodes;
+    let channel = '';
+    for (let i = 0; i < 500 && !channel; i++)
+      if (a.cluster.membership.owns(JSON.stringify(['app', `presence-move-${i}`]))) channel = `presence-move-${i}`;
+    assert.ok(channel, 'a channel a owns');
+    b.cluster.presence.join('app', channel, 'mover', { tab: 1 });
+    await until(() => memberEdges(sim!.allEdges(), channel, 'mover').length === 1, 1000, 'the member added');
+    sim.broker.setFaults({ sendDelayMs: [60, 60] }, c.transport);
+    const joined = Date.now();
+    c.cluster.presence.join('app', channel, 'mover', { tab: 2 });
+    await c.cluster.presence.routed();
+    assert.ok(Date.now() - joined >= 50, 'the join waited for its own message to reach the broker');
+    sim.broker.setFaults({ sendDelayMs: [0, 0] }, c.transport);
+    assert.equal(b.cluster.presence.leave('app', channel, 'mover'), false, 'b knows the user is still on c');
+    await sleep(150);
+    assert.deepEqual(memberEdges(sim.allEdges(), channel, 'mover'), [true], 'no removal while the user is on c');
+    assert.equal(c.cluster.presence.leave('app', channel, 'mover'), true);
+    await until(() => memberEdges(sim!.allEdges(), channel, 'mover').length === 2, 1000, 'the member removed');
+    assert.deepEqual(memberEdges(sim.allEdges(), channel, 'mover'), [true, false]);
+    assert.equal(a.cluster.presence.routed() instanceof Promise, true, 'a node with peers waits');
+  });
+
   it('a removal followed by the addition within the delay reports neither', async () => {
     sim = await SimCluster.of(2, {}, { removalDelayMs: 150 });
     const [a, b] = sim.nodes;

@@ -43,10 +43,16 @@ class TestConnection extends Connection {
   }
 }
 
-/** A core on a local cluster whose channel bus the test may replace. */
-function coreWith(channels?: Partial<Cluster['channels']>) {
+/** A core on a local cluster whose channel bus and presence directory the test may replace. */
+function coreWith(channels?: Partial<Cluster['channels']>, presence?: Partial<Cluster['presence']>) {
   const local = new LocalCluster({ removalDelayMs: 0 });
-  const cluster = channels ? (Object.assign(Object.create(local), { channels: { ...local.channels, ...channels } }) as Cluster) : local;
+  const cluster =
+    channels || presence
+      ? (Object.assign(Object.create(local), {
+          channels: { ...local.channels, ...channels },
+          presence: { ...local.presence, ...presence },
+        }) as Cluster)
+      : local;
   const registry = new LocalRegistry();
   const core = new Core(
     { maxConnections: null },
@@ -106,6 +112,27 @@ describe('core subscribe', () => {
     confirm();
     assert.deepEqual(await Promise.all([a, b]), [true, true]);
     assert.equal(succeeded(first, 'slow') + succeeded(second, 'slow'), 2);
+  });
+
+  it('a presence member is told it joined once its join is routed to the peers; one node waits for nothing', async () => {
+    const solo = coreWith().core.subscribe(new TestConnection(), 'presence-solo', { userId: 'u0', info: null });
+    assert.equal(solo, true, 'a presence channel on one node joins synchronously');
+
+    let asked = 0;
+    let confirm!: () => void;
+    const pending = new Promise<void>((resolve) => (confirm = resolve));
+    const { core, registry } = coreWith(undefined, { routed: () => (asked++, pending) });
+    const member = new TestConnection();
+    const joining = core.subscribe(member, 'presence-room', { userId: 'u1', info: { n: 1 } });
+    assert.ok(joining instanceof Promise, 'the join waits for its routing');
+    await new Promise((r) => setImmediate(r));
+    assert.equal(succeeded(member, 'presence-room'), 0, 'not told before its join is routed');
+    assert.equal(registry.subscriberCount(app.id, 'presence-room'), 1, 'counted meanwhile, as any join in flight');
+    confirm();
+    assert.equal(await joining, true);
+    assert.equal(succeeded(member, 'presence-room'), 1);
+    assert.equal(core.subscribe(new TestConnection(), 'plain-room', null), true, 'a channel without members asks nothing');
+    assert.equal(asked, 1);
   });
 
   it('a connection that leaves during the wait is not told, and holds nothing', async () => {

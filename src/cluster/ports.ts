@@ -103,6 +103,13 @@ export interface PresenceDirectory {
    * (each bounded in time: past it, the count held here decides). Release after the join.
    */
   holdCount(appId: string, channel: string): Promise<CountHold> | undefined;
+  /**
+   * After a join: resolves, never rejecting, once this node's joins so far are routed to every
+   * peer (bounded in time), so a client told it joined cannot make another node's change (its
+   * other tab leaving there) reach an owner first; undefined when nothing can be in between (a
+   * single node, no peers, the broker down).
+   */
+  routed(): Promise<void> | undefined;
 }
 
 export interface CountHold {

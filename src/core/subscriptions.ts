@@ -35,6 +35,12 @@ export interface PresenceJoin {
   info: unknown;
 }
 
+/** Both waits, or the one there is. */
+function bothOf(a: Promise<void> | undefined, b: Promise<void> | undefined): Promise<void> | undefined {
+  if (!a || !b) return a ?? b;
+  return Promise.all([a, b]).then(() => undefined);
+}
+
 export class Subscriptions {
   constructor(
     private readonly registry: LocalRegistry,
@@ -65,6 +71,8 @@ export class Subscriptions {
       this.metrics.app(app.id).subscriptions.inc();
       // A later subscriber waits for a first one's pending watch: nobody is told it succeeded (nor resumes) before it holds.
       waiting = first ? this.cluster.channels.watch(app.id, channel) : this.cluster.channels.ready(app.id, channel);
+      // A member's join is routed before it is told: its other tab leaving another node next must reach the owner after it.
+      if (presence) waiting = bothOf(waiting, this.cluster.presence.routed());
     } catch (err) {
       this.undoJoin(conn, channel, sub);
       throw err;

@@ -271,6 +271,7 @@ export class HorizontalCluster implements Cluster {
     memberCount: (appId, channel) => this.replica.book.memberCount(appId, channel),
     has: (appId, channel, userId) => this.replica.book.has(appId, channel, userId),
     holdCount: (appId, channel) => this.countHolds.hold(appId, channel),
+    routed: () => this.fences.settle(),
   };
 
   readonly users: UserDirectory = {

@@ -102,6 +102,7 @@ export class LocalCluster implements Cluster {
     memberCount: (appId, channel) => this.book.memberCount(appId, channel),
     has: (appId, channel, userId) => this.book.has(appId, channel, userId),
     holdCount: () => undefined,
+    routed: () => undefined,
   };
 
   readonly users: UserDirectory = {
