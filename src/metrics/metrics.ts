@@ -7,7 +7,7 @@ type AppCounter = Counter<'app_id'>;
 
 /**
  * How often the event-loop lag histogram samples. prom-client's 10 ms wakes the loop 100 times a
- * second, ~3.5 ms of a core a second here (an idle node's whole cost, the bare uWS server's is 0);
+ * second, ~3.5 ms of a core a second here (most of an idle node's cost; the bare uWS server's is 0);
  * 50 ms still gives 300 samples per 15-second scrape for nodejs_eventloop_lag_p99_seconds.
  */
 const EVENT_LOOP_SAMPLE_MS = 50;
