@@ -65,6 +65,14 @@ export interface LocalView {
 
 // ---- downward: the ports the core calls ----
 
+const NOTHING = (): void => undefined;
+
+/** The ports answer a wait as a promise, or undefined when nothing waits: two such waits as one. */
+export function bothWaits(a: Promise<void> | undefined, b: Promise<void> | undefined): Promise<void> | undefined {
+  if (!a || !b) return a ?? b;
+  return Promise.all([a, b]).then(NOTHING);
+}
+
 /** Channel events between nodes, routed by interest. */
 export interface ChannelBus {
   /** Sends a frame to the channel's subscribers on other nodes (local delivery is the caller's). */

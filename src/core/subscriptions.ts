@@ -3,7 +3,7 @@
 // cluster confirms cross-node delivery before the connection is told it succeeded,
 // so it receives every event published after it saw success.
 import type { App } from '../apps/app.js';
-import type { Cluster } from '../cluster/ports.js';
+import { bothWaits, type Cluster } from '../cluster/ports.js';
 import type { Connection, Subscription } from '../conn/connection.js';
 import type { LocalRegistry } from '../conn/registry.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -33,12 +33,6 @@ const READY_PLAIN: Subscription = Object.freeze({ userId: null, ready: true });
 export interface PresenceJoin {
   userId: string;
   info: unknown;
-}
-
-/** Both waits, or the one there is. */
-function bothOf(a: Promise<void> | undefined, b: Promise<void> | undefined): Promise<void> | undefined {
-  if (!a || !b) return a ?? b;
-  return Promise.all([a, b]).then(() => undefined);
 }
 
 export class Subscriptions {
@@ -72,7 +66,7 @@ export class Subscriptions {
       // A later subscriber waits for a first one's pending watch: nobody is told it succeeded (nor resumes) before it holds.
       waiting = first ? this.cluster.channels.watch(app.id, channel) : this.cluster.channels.ready(app.id, channel);
       // A member's join is routed before it is told: its other tab leaving another node next must reach the owner after it.
-      if (presence) waiting = bothOf(waiting, this.cluster.presence.routed());
+      if (presence) waiting = bothWaits(waiting, this.cluster.presence.routed());
     } catch (err) {
       this.undoJoin(conn, channel, sub);
       throw err;

@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import { SUBSCRIBE_WAIT_MS, TOPIC_LINGER_MS } from '../../config/limits.js';
 import type { Transport } from '../../transports/transport.js';
-import type { ChannelBus, ClusterNode } from '../ports.js';
+import { bothWaits, type ChannelBus, type ClusterNode } from '../ports.js';
 import { decodeChannelPayload, decodeNumberedPayload, encodeChannelPayload, type NumberedPayload } from './wire.js';
 
 interface Held {
@@ -22,8 +22,6 @@ interface Held {
   /** this node's new hold on its way through the broker (a fence), until it is routed */
   announcing: Promise<void> | null;
 }
-
-const NOTHING = (): void => undefined;
 
 export interface ChannelBusObserver {
   /** a payload from the bus (a node without interest in a channel sees none of its traffic) */
@@ -111,9 +109,7 @@ export class HorizontalChannelBus implements ChannelBus {
 
   /** What a subscriber waits for: the topic's confirmation and this node's hold being routed. */
   private pendingOf(held: Held): Promise<void> | undefined {
-    if (held.announcing === null) return held.confirmed ? undefined : held.ready;
-    if (held.confirmed) return held.announcing;
-    return Promise.all([held.ready, held.announcing]).then(NOTHING);
+    return bothWaits(held.confirmed ? undefined : held.ready, held.announcing ?? undefined);
   }
 
   unwatch(appId: string, channel: string): void {
