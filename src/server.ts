@@ -270,7 +270,7 @@ export async function startServer(config: Config, log: Logger, box: BoxSeat | nu
   boundPort = port;
   const privateSocket = directory ? await listen(uws, '127.0.0.1', 0, false) : null;
   if (directory && privateSocket) directory.self = `127.0.0.1:${uWS.us_socket_local_port(privateSocket)}`;
-  const stopLiveness = startLiveness(registry, ws);
+  const stopLiveness = startLiveness(registry, ws, metrics.loopLag);
   const metricsServer = config.metrics.enabled
     ? await startMetricsServer(
         {

@@ -105,4 +105,22 @@ describe('body deadlines: one shared timer', () => {
     assert.deepEqual(fired, ['first', 'added']);
     assert.equal(bodyDeadlines.pending, 0);
   });
+
+  it('starts no timer for a body done within the turn that began it, and one for a body still arriving', async () => {
+    const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+    await sleep(300); // the earlier tests' timer has stopped
+    assert.equal(bodyDeadlines.ticking, false);
+    const whole = bodyDeadlines.add(5000, () => assert.fail('a cancelled deadline fired'));
+    bodyDeadlines.cancel(whole);
+    await turn();
+    assert.equal(bodyDeadlines.ticking, false, 'a timer for a body that came whole');
+    const fired: string[] = [];
+    bodyDeadlines.add(10, () => fired.push('slow'));
+    await turn();
+    assert.equal(bodyDeadlines.ticking, true, 'no timer for a pending body');
+    for (let i = 0; i < 40 && fired.length < 1; i++) await sleep(50);
+    assert.deepEqual(fired, ['slow']);
+    for (let i = 0; i < 20 && bodyDeadlines.ticking; i++) await sleep(50);
+    assert.equal(bodyDeadlines.ticking, false, 'the timer outlived the last deadline');
+  });
 });

@@ -1,19 +1,15 @@
 // Prometheus metrics with the names soketi's and Sockudo's dashboards know,
 // under a configurable prefix. Labels are bounded: app ids, endpoints, statuses.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
+import { LoopLag, PROM_LAG_SAMPLER_OFF_MS } from './loop-lag.js';
 import { Tallies, type Tally } from './tally.js';
 
 type AppCounter = Counter<'app_id'>;
 
-/**
- * How often the event-loop lag histogram samples. prom-client's 10 ms wakes the loop 100 times a
- * second, ~3.5 ms of a core a second here (most of an idle node's cost; the bare uWS server's is 0);
- * 50 ms still gives 300 samples per 15-second scrape for nodejs_eventloop_lag_p99_seconds.
- */
-const EVENT_LOOP_SAMPLE_MS = 50;
-
 export class Metrics {
   readonly registry = new Registry();
+  /** the event-loop lag gauges, fed by a timer the node runs anyway (loop-lag.ts) */
+  readonly loopLag: LoopLag;
   private readonly connected: Gauge<'app_id'>;
   private readonly newConnections: AppCounter;
   private readonly disconnections: AppCounter;
@@ -72,7 +68,8 @@ export class Metrics {
       labelNames: ['app_id', 'transport'],
       registers: r,
     });
-    collectDefaultMetrics({ register: this.registry, prefix, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
+    collectDefaultMetrics({ register: this.registry, prefix, eventLoopMonitoringPrecision: PROM_LAG_SAMPLER_OFF_MS });
+    this.loopLag = new LoopLag(this.registry, prefix);
   }
 
   /** The cluster bus: payloads and bytes received by kind, dropped messages, broker reconnects and round-trip time. */

@@ -28,6 +28,7 @@ class DeadlineWheel {
   private readonly ends = new Sentinel();
   private count = 0;
   private timer: NodeJS.Timeout | null = null;
+  private arming = false;
 
   /** `fire` runs once, at or up to TICK_MS after `afterMs`, unless cancelled first. */
   add(afterMs: number, fire: () => void): Deadline {
@@ -45,11 +46,29 @@ class DeadlineWheel {
     last.nextDeadline = d;
     this.ends.prevDeadline = d;
     this.count++;
-    if (this.timer === null) {
-      this.timer = setInterval(() => this.tick(), TICK_MS);
-      // Pending bodies alone do not keep the process alive (as the per-request timers did not stop a drain).
-      this.timer.unref();
+    if (this.timer === null && !this.arming) {
+      this.arming = true;
+      setImmediate(this.arm);
     }
+  }
+
+  /**
+   * Started after the turn that added a deadline, and only if one is still pending: most bodies
+   * come whole in the packet with their headers and are done within it. Started at once, the
+   * timer would wake an otherwise idle loop 250 ms after each lone request, and a node woken
+   * between publishes fans out later (metrics/loop-lag.ts says why).
+   */
+  private readonly arm = (): void => {
+    this.arming = false;
+    if (this.count === 0 || this.timer !== null) return;
+    this.timer = setInterval(() => this.tick(), TICK_MS);
+    // Pending bodies alone do not keep the process alive (as the per-request timers did not stop a drain).
+    this.timer.unref();
+  };
+
+  /** whether the wheel's timer runs (tests) */
+  get ticking(): boolean {
+    return this.timer !== null;
   }
 
   cancel(d: Deadline): void {

@@ -6,13 +6,15 @@ import type { LocalRegistry } from '../../conn/registry.js';
 import { CloseCode } from '../../protocol/codes.js';
 import { errorFrame, PING } from '../../protocol/frames.js';
 import { clockMs } from '../../conn/clock.js';
+import type { TickObserver } from '../../metrics/loop-lag.js';
 
 export interface LivenessSettings {
   activityTimeoutSeconds: number;
   userAuthenticationTimeoutSeconds: number;
 }
 
-export function startLiveness(registry: LocalRegistry, settings: LivenessSettings): () => void {
+/** `ticks` learns of every sweep (the event-loop lag is how late they come: metrics/loop-lag.ts). */
+export function startLiveness(registry: LocalRegistry, settings: LivenessSettings, ticks?: TickObserver): () => void {
   const activityMs = settings.activityTimeoutSeconds * 1000;
   // Pusher waits 30 s for a pong; shorter activity timeouts (tests) wait as long as the timeout.
   const pongWaitMs = Math.min(30_000, activityMs);
@@ -21,6 +23,7 @@ export function startLiveness(registry: LocalRegistry, settings: LivenessSetting
   // At least once a second: a reader past the backpressure limit misses messages until it is closed.
   const everyMs = Math.max(250, Math.min(1000, Math.floor(activityMs / 4), Math.floor(authMs / 4)));
   const timer = setInterval(() => {
+    ticks?.ticked(everyMs);
     const now = clockMs();
     registry.forEach((conn) => {
       if (conn.closed) return;
