@@ -317,7 +317,6 @@ export async function startServer(config: Config, log: Logger, box: BoxSeat | nu
       boxCounts?.close();
       await apps.close();
       metricsServer?.close();
-      reporter.stop();
       log.info('stopped');
     })());
 

@@ -1,6 +1,7 @@
 // The event-loop lag gauges: fed by the ticks of a timer the node runs anyway, reported under
 // prom-client's names as how late each tick came (not the interval), one scrape's seven
-// figures from the same samples, and prom-client's own sampler replaced, not doubled.
+// figures from the same samples, the console's mean apart from them, and prom-client's own
+// sampler replaced, not doubled.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
@@ -49,6 +50,21 @@ describe('event-loop lag from the ticks of a timer', () => {
       assert.ok(Math.abs(v - 0.01) < 0.0001, `${name} ${v}`);
     }
     assert.equal(value('nodejs_eventloop_lag_stddev_seconds'), 0);
+  });
+
+  it("gives the operator console its own mean, apart from the scrapes'", async () => {
+    const registry = new Registry();
+    const lag = new LoopLag(registry, '');
+    assert.equal(lag.meanSinceLastReportMs(), 0);
+    lag.ticked(1000, 1_000);
+    lag.ticked(1000, 2_004); // 4 ms late
+    lag.ticked(1000, 3_010); // 6 ms late
+    await registry.metrics(); // a scrape takes nothing from the console's reading
+    assert.ok(Math.abs(lag.meanSinceLastReportMs() - 5) < 0.001);
+    // No tick since: the last mean again, not 0 (the console may ask more often than once a second).
+    assert.ok(Math.abs(lag.meanSinceLastReportMs() - 5) < 0.001);
+    lag.ticked(1000, 4_009.5); // a fraction early: on time
+    assert.equal(lag.meanSinceLastReportMs(), 0);
   });
 
   it("replaces prom-client's gauges in a node's metrics: each name once, and idle lag is not the sampling interval", async () => {

@@ -37,6 +37,10 @@ export interface TickObserver {
 export class LoopLag implements TickObserver {
   private readonly histogram = createHistogram();
   private lastTickMs = 0;
+  /** the operator console's reading, apart from the scrapes' (each reader resets its own) */
+  private reportSumMs = 0;
+  private reportCount = 0;
+  private reportMeanMs = 0;
 
   /** Replaces prom-client's lag gauges in `registry` (registered by collectDefaultMetrics under `prefix`). */
   constructor(registry: Registry, prefix: string) {
@@ -74,7 +78,19 @@ export class LoopLag implements TickObserver {
       const lateNs = Math.round((nowMs - this.lastTickMs - intervalMs) * 1e6);
       // The loop's clock is in whole ms, so a tick can seem a fraction early; histograms take >= 1.
       this.histogram.record(lateNs >= 1 ? lateNs : 1);
+      this.reportSumMs += lateNs > 0 ? lateNs / 1e6 : 0;
+      this.reportCount++;
     }
     this.lastTickMs = nowMs;
+  }
+
+  /** The mean lag (ms) since the previous call; the previous mean when no tick came in between. */
+  meanSinceLastReportMs(): number {
+    if (this.reportCount > 0) {
+      this.reportMeanMs = this.reportSumMs / this.reportCount;
+      this.reportSumMs = 0;
+      this.reportCount = 0;
+    }
+    return this.reportMeanMs;
   }
 }

@@ -2,7 +2,6 @@
 // page: its process, its broker link and its per-app totals. Plain JSON, read by
 // the console's views (edge/admin/console/views.ts), which check it where it enters.
 import { hostname } from 'node:os';
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { AppTotals, Metrics } from './metrics.js';
 
 /** The broker link as the cluster sees it (the cluster's BrokerLink has this shape). */
@@ -17,7 +16,7 @@ export interface NodeReport {
   version: string;
   uptime_s: number;
   connections: number;
-  /** mean event-loop delay since the previous report (ms) */
+  /** mean event-loop delay since the previous report (ms): how late the liveness ticks came */
   event_loop_lag_ms: number;
   rss_bytes: number;
   heap_used_bytes: number;
@@ -39,7 +38,6 @@ export interface ReporterDeps {
 
 export class NodeReporter {
   private readonly startedAt = Date.now();
-  private lag: IntervalHistogram | null = null;
 
   constructor(private readonly d: ReporterDeps) {}
 
@@ -48,13 +46,9 @@ export class NodeReporter {
   }
 
   node(): NodeReport {
-    // Started by the first report: a node nobody looks at runs no extra timer.
-    if (!this.lag) {
-      this.lag = monitorEventLoopDelay({ resolution: 20 });
-      this.lag.enable();
-    }
-    const lagMs = this.lag.count > 0 ? this.lag.mean / 1e6 : 0;
-    this.lag.reset();
+    // From the liveness ticks (loop-lag.ts): a sampler of its own would wake the loop between
+    // publishes for as long as the node runs, and its figures would include its own interval.
+    const lagMs = this.d.metrics.loopLag.meanSinceLastReportMs();
     const memory = process.memoryUsage();
     const broker = this.d.broker();
     return {
@@ -72,10 +66,5 @@ export class NodeReporter {
 
   async apps(): Promise<AppsReport> {
     return { apps: [...(await this.d.metrics.appTotals())] };
-  }
-
-  stop(): void {
-    this.lag?.disable();
-    this.lag = null;
   }
 }
