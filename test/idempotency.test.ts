@@ -419,6 +419,35 @@ describe('idempotency: the edge when the ledger is slow or fails', () => {
     assert.equal((await ledger.begin(app.id, 'event', 'free', 1000)).kind, 'first');
   });
 
+  it('two nodes claiming the same batch keys, each first to a different one, do not wait each other out', async () => {
+    // One ledger, seen from two nodes whose round trips differ per key (as over two broker
+    // connections): claimed together, node A would get k1 and node B k2, and each would wait for
+    // the other's until the deadline (both 503, nothing published).
+    const ledger = new MemoryLedger();
+    const slowFor = (slowKey: string): PublishLedger => ({
+      ...failing(ledger, {}),
+      begin: async (...a) => {
+        if (a[2] === slowKey) await sleep(40);
+        return ledger.begin(...a);
+      },
+    });
+    const [a, b] = [deps(slowFor('k2')), deps(slowFor('k1'))];
+    const t0 = Date.now();
+    const replies = await Promise.all([
+      idempotentBatch(a.d, app, { batch: [body('k1'), body('k2')] }, ''),
+      idempotentBatch(b.d, app, { batch: [body('k2'), body('k1')] }, ''),
+    ]);
+    const took = Date.now() - t0;
+    assert.deepEqual(
+      replies.map((r) => r.status),
+      [200, 200],
+      replies.map((r) => r.body).join(' '),
+    );
+    // Each item is one core publish: one node published both, the other replayed them.
+    assert.deepEqual([a.published(), b.published()].sort(), [0, 2]);
+    assert.ok(took < IDEMPOTENCY_WAIT_MS, `answered in ${took} ms, not after the wait`);
+  });
+
   it('a batch header in flight: 503 "Idempotent batch publish is still in progress"', async () => {
     const ledger = new MemoryLedger();
     const { d } = deps(ledger);

@@ -50,9 +50,15 @@ const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 const succeeded = (reply: Reply): boolean => reply.status >= 200 && reply.status < 300;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Claims the key, or finds its answer; while another caller has it in flight, looks again for a bounded while. */
-async function begin(d: HttpDeps, appId: string, scope: LedgerScope, key: string, windowMs: number): Promise<LedgerBegin> {
-  const deadline = Date.now() + IDEMPOTENCY_WAIT_MS;
+/** Claims the key, or finds its answer; while another caller has it in flight, looks again until the deadline. */
+async function begin(
+  d: HttpDeps,
+  appId: string,
+  scope: LedgerScope,
+  key: string,
+  windowMs: number,
+  deadline = Date.now() + IDEMPOTENCY_WAIT_MS,
+): Promise<LedgerBegin> {
   for (;;) {
     const found = await d.core.idempotencyBegin(appId, scope, key, windowMs);
     if (found.kind !== 'busy' || Date.now() + IDEMPOTENCY_POLL_MS > deadline) return found;
@@ -156,8 +162,11 @@ export function idempotentBatch(d: HttpDeps, app: App, body: unknown, header: st
 /**
  * A batch with item keys: items whose key was used (or that repeat an earlier item's key in this
  * batch) are skipped — their result is `{}` — and the rest go through triggerBatch as one batch.
- * The items' claims are taken together; if any is still in flight elsewhere after the wait, the
- * whole batch is refused (503) and nothing is published.
+ * The items' keys are claimed one at a time in sorted order, under one deadline: a caller waiting
+ * for a key holds only keys that sort before it, so two batches sharing keys cannot each hold one
+ * the other waits for (claimed together, two nodes' batches of the same keys could, and both
+ * waited out the deadline). If a key is still in flight elsewhere at the deadline, the whole batch
+ * is refused (503) and nothing is published.
  */
 async function itemsOnce(
   d: HttpDeps,
@@ -173,28 +182,21 @@ async function itemsOnce(
   if (checked.some((c) => !c.ok)) return triggerBatch(d, app, body);
   const withInfo = checked.some((c) => c.ok && c.event.info.length > 0);
 
-  const firstOf = new Map<string, number>();
-  const claims = keys.map((key, i): Promise<LedgerBegin | 'free' | 'repeat'> => {
-    if (key === null) return Promise.resolve('free');
-    if (firstOf.has(key)) return Promise.resolve('repeat');
-    firstOf.set(key, i);
-    return begin(d, app.id, 'event', key, policy.windowMs);
-  });
-  const settled = await Promise.allSettled(claims);
-  const outcomes = settled.map((s) => (s.status === 'fulfilled' ? s.value : null));
-  const isKind = (o: (typeof outcomes)[number], kind: LedgerBegin['kind']) => typeof o === 'object' && o !== null && o.kind === kind;
-  const mine = keys.filter((key, i): key is string => isKind(outcomes[i], 'first'));
+  const claimed = await claimInOrder(d, app.id, keys, policy.windowMs);
+  const mine = [...claimed.found].flatMap(([key, found]) => (found.kind === 'first' ? [key] : []));
   const releaseMine = () => Promise.all(mine.map((key) => release(d, app.id, 'event', key)));
-  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-  if (failed) {
+  if (claimed.failure !== null) {
     await releaseMine();
-    return unavailable(d, app.id, failed.reason);
+    return claimed.failure === 'busy' ? EVENT_IN_PROGRESS : unavailable(d, app.id, claimed.failure.error);
   }
-  if (outcomes.some((o) => isKind(o, 'busy'))) {
-    await releaseMine();
-    return EVENT_IN_PROGRESS;
-  }
-  const fresh = outcomes.flatMap((o, i) => (o === 'free' || isKind(o, 'first') ? [i] : []));
+  // An item is published when it has no key, or when this call claimed its key (its first item only).
+  const firstOf = new Map<string, number>();
+  const fresh = keys.flatMap((key, i) => {
+    if (key === null) return [i];
+    if (firstOf.has(key) || claimed.found.get(key)?.kind !== 'first') return [];
+    firstOf.set(key, i);
+    return [i];
+  });
 
   let reply: Reply;
   if (fresh.length === 0) {
@@ -219,4 +221,29 @@ async function itemsOnce(
   const results: unknown[] = items.map(() => ({}));
   fresh.forEach((index, j) => (results[index] = published?.[j] ?? {}));
   return { ...reply, body: JSON.stringify({ batch: results }) };
+}
+
+interface Claimed {
+  /** Each key asked so far, and what the ledger said of it. */
+  found: Map<string, LedgerBegin>;
+  /** Why claiming stopped early: a key still in flight at the deadline, or a ledger that could not answer. */
+  failure: null | 'busy' | { error: unknown };
+}
+
+/** Claims a batch's distinct item keys one at a time in sorted order (see itemsOnce), under one deadline. */
+async function claimInOrder(d: HttpDeps, appId: string, keys: Array<string | null>, windowMs: number): Promise<Claimed> {
+  const distinct = [...new Set(keys.filter((k): k is string => k !== null))].sort();
+  const found = new Map<string, LedgerBegin>();
+  const deadline = Date.now() + IDEMPOTENCY_WAIT_MS;
+  for (const key of distinct) {
+    let outcome: LedgerBegin;
+    try {
+      outcome = await begin(d, appId, 'event', key, windowMs, deadline);
+    } catch (error) {
+      return { found, failure: { error } };
+    }
+    found.set(key, outcome);
+    if (outcome.kind === 'busy') return { found, failure: 'busy' };
+  }
+  return { found, failure: null };
 }
