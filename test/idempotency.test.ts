@@ -432,12 +432,11 @@ describe('idempotency: the edge when the ledger is slow or fails', () => {
       },
     });
     const [a, b] = [deps(slowFor('k2')), deps(slowFor('k1'))];
-    const t0 = Date.now();
     const replies = await Promise.all([
       idempotentBatch(a.d, app, { batch: [body('k1'), body('k2')] }, ''),
       idempotentBatch(b.d, app, { batch: [body('k2'), body('k1')] }, ''),
     ]);
-    const took = Date.now() - t0;
+    // Waited out, both would be 503.
     assert.deepEqual(
       replies.map((r) => r.status),
       [200, 200],
@@ -445,7 +444,6 @@ describe('idempotency: the edge when the ledger is slow or fails', () => {
     );
     // Each item is one core publish: one node published both, the other replayed them.
     assert.deepEqual([a.published(), b.published()].sort(), [0, 2]);
-    assert.ok(took < IDEMPOTENCY_WAIT_MS, `answered in ${took} ms, not after the wait`);
   });
 
   it('a batch header in flight: 503 "Idempotent batch publish is still in progress"', async () => {

@@ -190,11 +190,11 @@ async function itemsOnce(
     return claimed.failure === 'busy' ? EVENT_IN_PROGRESS : unavailable(d, app.id, claimed.failure.error);
   }
   // An item is published when it has no key, or when this call claimed its key (its first item only).
-  const firstOf = new Map<string, number>();
+  const seen = new Set<string>();
   const fresh = keys.flatMap((key, i) => {
     if (key === null) return [i];
-    if (firstOf.has(key) || claimed.found.get(key)?.kind !== 'first') return [];
-    firstOf.set(key, i);
+    if (seen.has(key) || claimed.found.get(key)?.kind !== 'first') return [];
+    seen.add(key);
     return [i];
   });
 
